@@ -1,0 +1,124 @@
+"""Harbor's environments, their URLs, overrides, and tower-ID resolution."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from harbor_secrets.errors import ConfigError
+
+TOKEN_PATH = "/realms/harbor/protocol/openid-connect/token"
+TEST_TOKEN_PATH = "/api/v1/login/test-token"
+
+SCOPES = ("service_provider", "tower_access")
+
+DEFAULT_URLS: dict[str, tuple[str, str]] = {
+    "production": ("https://accounts.harborlockers.com", "https://api.harborlockers.com"),
+    "sandbox": (
+        "https://accounts.sandbox.harborlockers.com",
+        "https://api.sandbox.harborlockers.com",
+    ),
+}
+
+TOWER_PREFIXES = {"10": "production", "01": "sandbox"}
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One Harbor environment: where to get tokens and where to test them."""
+
+    name: str
+    accounts_url: str
+    api_url: str
+
+    @property
+    def token_url(self) -> str:
+        return self.accounts_url + TOKEN_PATH
+
+    @property
+    def test_token_url(self) -> str:
+        return self.api_url + TEST_TOKEN_PATH
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, *, source: str | None, key: str) -> str:
+    """Accept ``https://`` anywhere and ``http://`` only on loopback; return it without ``/``."""
+    parts = urlsplit(url)
+    fix = "use an https:// URL (http:// is allowed only for 127.0.0.1, ::1 or localhost)"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{url!r} is not an http(s) URL", source=source, key=key, fix=fix)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigError(
+            f"plain http:// to {parts.hostname} would send the client secret unencrypted",
+            source=source,
+            key=key,
+            fix=fix,
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError("a base URL takes no query or fragment", source=source, key=key, fix=fix)
+    return url.rstrip("/")
+
+
+def resolve_environment(
+    name: str,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    source: str | None = None,
+) -> Environment:
+    """Harbor's documented URLs, then the config file's overrides, then the environment's.
+
+    ``HARBOR_<ENV>_ACCOUNTS_URL`` / ``HARBOR_<ENV>_API_URL`` win over the file so one config
+    can be pointed elsewhere by a deployment without editing it.
+    """
+    env = os.environ if environ is None else environ
+    overrides = overrides or {}
+    defaults = DEFAULT_URLS.get(name)
+    prefix = f"HARBOR_{name.upper()}_"
+    urls: dict[str, str] = {}
+    for index, field_name in enumerate(("accounts_url", "api_url")):
+        env_name = prefix + field_name.upper()
+        if env.get(env_name):
+            urls[field_name] = check_base_url(env[env_name], source="environment", key=env_name)
+        elif overrides.get(field_name):
+            urls[field_name] = check_base_url(
+                overrides[field_name], source=source, key=f"environments.{name}.{field_name}"
+            )
+        elif defaults:
+            urls[field_name] = defaults[index]
+        else:
+            raise ConfigError(
+                f"environment {name!r} has no {field_name}",
+                source=source,
+                key=f"environments.{name}.{field_name}",
+                fix=f"set it, or use one of Harbor's environments: {', '.join(DEFAULT_URLS)}",
+            )
+    return Environment(name=name, accounts_url=urls["accounts_url"], api_url=urls["api_url"])
+
+
+def environment_for_tower(tower_id: str) -> str:
+    """A tower ID's first two digits name its environment: ``10`` production, ``01`` sandbox."""
+    text = str(tower_id).strip()
+    if not text.isdigit() or len(text) < 3:
+        raise ConfigError(
+            f"tower ID {text!r} is not a Harbor tower ID",
+            fix="give the full numeric tower ID, e.g. 0100000123 (sandbox) or 1000000123",
+        )
+    environment = TOWER_PREFIXES.get(text[:2])
+    if environment is None:
+        raise ConfigError(
+            f"tower ID {text!r} starts with {text[:2]!r}, which names no Harbor environment",
+            fix="Harbor tower IDs start with 10 (production) or 01 (sandbox)",
+        )
+    return environment

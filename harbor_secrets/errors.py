@@ -1,0 +1,112 @@
+"""The one family of expected errors, and the exit code each maps to.
+
+Everything the tool anticipates (bad configuration, a rejecting issuer, a failing store)
+raises a subclass of :class:`HarborSecretsError`. The CLI has a single handler that turns
+these into a message and an exit code; anything else is a bug and is reported as one.
+Messages never carry secret values: constructors take only names, paths and status codes.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class HarborSecretsError(Exception):
+    """Base of every error the tool expects; ``exit_code`` decides the process status."""
+
+    exit_code: int = EXIT_FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class ConfigError(HarborSecretsError):
+    """Invalid usage or configuration, always detected before any network call."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        key: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        where = ": ".join(part for part in (source, key) if part)
+        text = f"{where}: {message}" if where else message
+        super().__init__(text, hint=f"fix: {fix}" if fix else None)
+        self.source = source
+        self.key = key
+        self.fix = fix
+
+
+class SecretReferenceError(HarborSecretsError):
+    """A secret reference (``env:``, ``file:``, ``vault:`` ...) could not be resolved."""
+
+
+class IssuerError(HarborSecretsError):
+    """The token endpoint failed or answered with something unusable."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.error_code = error_code
+
+
+class InvalidClientError(IssuerError):
+    """The issuer rejected the client id or secret (401, or 400 invalid_client)."""
+
+
+class UnauthorizedClientError(IssuerError):
+    """The client exists but may not use this grant or scope (unauthorized_client)."""
+
+
+class InvalidScopeError(IssuerError):
+    """The scope was unknown, or the issuer granted a token without it."""
+
+
+class InvalidGrantError(IssuerError):
+    """A refresh token was rejected (expired or revoked)."""
+
+
+class NotFoundError(IssuerError):
+    """404, including Keycloak's "Realm does not exist": the URL is wrong."""
+
+
+class IssuerUnavailableError(IssuerError):
+    """Connection errors, timeouts, 429/5xx that outlasted the retry budget."""
+
+
+class MalformedResponseError(IssuerError):
+    """The issuer answered 2xx (or an error) with a body that is not a usable token."""
+
+
+class StoreError(HarborSecretsError):
+    """A secret store failed to read or write; the record there is left as it was."""
+
+    def __init__(self, message: str, *, hint: str | None = None, reason: str = "error") -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+class ProviderUnavailableError(HarborSecretsError):
+    """A provider is configured but its distribution (or a dependency) is not installed."""
+
+    exit_code = EXIT_USAGE

@@ -1,0 +1,105 @@
+"""Typed access to one configuration table, with errors that name the key and the fix.
+
+Providers read their sink's options through :class:`Options` so every provider reports
+mistakes the same way and unknown keys are never silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harbor_secrets.durations import parse_duration
+from harbor_secrets.errors import ConfigError
+
+
+class Options:
+    """A TOML table being validated. ``prefix`` is its dotted path, e.g. ``sinks.vault``."""
+
+    def __init__(self, table: Mapping[str, Any], *, prefix: str, source: str | None) -> None:
+        self._table = dict(table)
+        self._seen: set[str] = set()
+        self.prefix = prefix
+        self.source = source
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str, message: str, fix: str) -> ConfigError:
+        return ConfigError(message, source=self.source, key=self.key(name), fix=fix)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._table
+
+    def raw(self, name: str, default: Any = None) -> Any:
+        self._seen.add(name)
+        return self._table.get(name, default)
+
+    def string(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            if required:
+                raise self.error(name, "is required", f'set {name} = "…"')
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(name, "must be a non-empty string", f'set {name} = "…"')
+        return value
+
+    def required_str(self, name: str) -> str:
+        value = self.string(name, required=True)
+        assert value is not None
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.string(name, default)
+        assert value is not None
+        if value not in choices:
+            raise self.error(
+                name, f"{value!r} is not allowed", f"use one of {', '.join(map(repr, choices))}"
+            )
+        return value
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self.raw(name, default)
+        if not isinstance(value, bool):
+            raise self.error(name, "must be true or false", f"set {name} = true or false")
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int | None = None) -> int:
+        value = self.raw(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(name, "must be a whole number", f"set {name} = {default}")
+        if minimum is not None and value < minimum:
+            raise self.error(name, f"must be at least {minimum}", f"set {name} = {default}")
+        return value
+
+    def duration(self, name: str, default: float) -> float:
+        value = self.raw(name, default)
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.error(name, str(exc), f'set {name} = "{int(default)}s"') from None
+
+    def str_list(self, name: str, default: list[str] | None = None) -> list[str]:
+        value = self.raw(name, default if default is not None else [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.error(name, "must be a list of strings", f'set {name} = ["…"]')
+        return list(value)
+
+    def table(self, name: str) -> Options:
+        value = self.raw(name, {})
+        if not isinstance(value, Mapping):
+            raise self.error(name, "must be a table", f"write it as [{self.key(name)}]")
+        return Options(value, prefix=self.key(name), source=self.source)
+
+    def unknown(self) -> list[str]:
+        return sorted(set(self._table) - self._seen)
+
+    def finish(self) -> None:
+        """Raise on the first key nobody asked for (likely a typo)."""
+        for name in self.unknown():
+            raise self.error(
+                name,
+                "is not a known option",
+                "check the spelling against the documentation, or remove it",
+            )

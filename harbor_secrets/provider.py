@@ -1,0 +1,127 @@
+"""The provider contract: what a secret store must do for harbor-secrets.
+
+A provider is a class registered on the entry-point group ``harbor_secrets.providers``.
+The core builds one instance per configured sink with :meth:`Provider.from_options` (which
+validates and must not touch the network), then calls :meth:`Provider.read` to decide
+whether the stored token is due and :meth:`Provider.write` to store a fresh one.
+
+``write`` owns the monotonic guarantee because only the store can make read-compare-write
+atomic (a file lock, Vault's check-and-set, ...): it must never replace a record whose
+``expires_at`` is the same or later than the new one, and it reports which happened.
+Every provider's tests subclass :class:`harbor_secrets.testing.ProviderContract`.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from harbor_secrets.errors import SecretReferenceError
+from harbor_secrets.options import Options
+from harbor_secrets.record import TokenRecord
+from harbor_secrets.secrets import Secret
+
+ENTRY_POINT_GROUP = "harbor_secrets.providers"
+
+
+class WriteOutcome(enum.Enum):
+    """What :meth:`Provider.write` did."""
+
+    WRITTEN = "written"
+    KEPT_NEWER = "kept-newer"  # the store already held a record expiring at or after ours
+
+
+@dataclass(frozen=True)
+class RefreshPolicy:
+    """The timing facts a provider may need to warn about (e.g. write frequency)."""
+
+    refresh_before: float = 150.0
+    schedule_period: float = 60.0
+    token_lifetime: float = 300.0
+
+    @property
+    def write_interval(self) -> float:
+        """Roughly how often one record is rewritten under this policy, in seconds."""
+        useful = max(self.token_lifetime - self.refresh_before, 0.0)
+        periods = max(1, -(-int(useful) // max(int(self.schedule_period), 1)))
+        return periods * self.schedule_period
+
+
+def _no_references(reference: str) -> Secret:
+    raise SecretReferenceError(f"cannot resolve secret reference {reference.split(':', 1)[0]}:…")
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What the core hands a provider when building it from a sink's options."""
+
+    sink_name: str
+    source: str | None = None  # the configuration file, for error messages
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    resolve_reference: Callable[[str], Secret] = _no_references
+
+    def key(self, option: str) -> str:
+        """The dotted configuration key of one of this sink's options."""
+        return f"sinks.{self.sink_name}.{option}"
+
+
+class Provider(ABC):
+    """Base class of every secret store. Subclasses set the class attributes below."""
+
+    #: Entry-point name, used as ``provider = "<name>"`` in a sink.
+    name: ClassVar[str]
+    #: The distribution that ships it, for install hints.
+    distribution: ClassVar[str] = "harbor-secrets"
+    #: One line for ``harbor-secrets providers``.
+    summary: ClassVar[str] = ""
+    #: The sink option holding the key template, and its default.
+    key_option: ClassVar[str] = "key"
+    default_key_template: ClassVar[str] = "harbor/{environment}/{scope}"
+    #: Secret-reference schemes this provider resolves, e.g. ``("vault",)``.
+    reference_schemes: ClassVar[tuple[str, ...]] = ()
+    #: True when ``read`` returns every field ``write`` was given (not just token + expiry).
+    stores_full_record: ClassVar[bool] = True
+
+    @classmethod
+    @abstractmethod
+    def from_options(cls, options: Options, context: ProviderContext) -> Provider:
+        """Validate the sink's options and build the provider. No network calls here.
+
+        Read options through ``options`` (it names the key in errors) and call
+        ``options.finish()`` at the end so unknown keys are reported.
+        """
+
+    def render_key(self, template: str, *, environment: str, scope: str, credentials: str) -> str:
+        """Turn a key template into this store's key. Override to normalise (e.g. upper case)."""
+        return template.format(environment=environment, scope=scope, credentials=credentials)
+
+    @abstractmethod
+    def read(self, key: str) -> TokenRecord | None:
+        """The stored record under ``key``, or ``None`` if there is none.
+
+        A record that exists but cannot be parsed is returned as ``None`` only if the
+        provider is sure it owns the key; otherwise raise :class:`StoreError`.
+        """
+
+    @abstractmethod
+    def write(self, key: str, record: TokenRecord) -> WriteOutcome:
+        """Store ``record`` unless the store holds one expiring at or after it (atomically)."""
+
+    def resolve_reference(self, reference: str) -> Secret:
+        """Resolve ``<scheme>:…`` for a scheme in :attr:`reference_schemes`."""
+        return _no_references(reference)
+
+    def describe(self) -> dict[str, Any]:
+        """Where this sink writes, for ``config check`` and ``status``. No secrets."""
+        return {"provider": self.name}
+
+    def warnings(self, policy: RefreshPolicy) -> list[str]:
+        """Offline advice about this sink under ``policy`` (shown by ``config check``/``sync``)."""
+        return []
+
+    def close(self) -> None:
+        """Release clients and credentials (e.g. revoke a Vault token the provider created)."""

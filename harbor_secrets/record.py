@@ -1,0 +1,169 @@
+"""The stored record (schema 1): the one JSON object every store holds per token.
+
+Readers depend on these field names; see DESIGN.md "Contracts". A record never carries a
+refresh token or the client secret.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from harbor_secrets.secrets import Secret
+
+SCHEMA_VERSION = 1
+MANAGED_BY = "harbor-secrets"
+
+FIELDS = (
+    "access_token",
+    "token_type",
+    "scope",
+    "environment",
+    "expires_at",
+    "issued_at",
+    "expires_in",
+    "client_id",
+    "issuer",
+    "managed_by",
+    "schema",
+)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z`` suffix and whole seconds, as stored."""
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp (``Z`` or offset); naive input is taken as UTC."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """One access token as stored. ``access_token`` is a :class:`Secret` so it never prints."""
+
+    access_token: Secret
+    expires_at: datetime
+    issued_at: datetime
+    scope: str
+    environment: str
+    token_type: str = "Bearer"
+    client_id: str = ""
+    issuer: str = ""
+    managed_by: str = MANAGED_BY
+    schema: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def issue(
+        cls,
+        *,
+        access_token: str,
+        issued_at: datetime,
+        expires_in: int,
+        scope: str,
+        environment: str,
+        client_id: str,
+        issuer: str,
+        token_type: str = "Bearer",
+    ) -> TokenRecord:
+        """Build a fresh record; ``issued_at`` is when the request was sent (conservative)."""
+        issued = issued_at.astimezone(UTC).replace(microsecond=0)
+        return cls(
+            access_token=Secret(access_token),
+            expires_at=issued + timedelta(seconds=expires_in),
+            issued_at=issued,
+            scope=scope,
+            environment=environment,
+            token_type=token_type,
+            client_id=client_id,
+            issuer=issuer,
+        )
+
+    @property
+    def expires_in(self) -> int:
+        """Lifetime granted at issue time, in seconds."""
+        return int((self.expires_at - self.issued_at).total_seconds())
+
+    def seconds_left(self, now: datetime) -> float:
+        return (self.expires_at - now).total_seconds()
+
+    def is_newer_than(self, other: TokenRecord | None) -> bool:
+        """True when this record may replace ``other`` (monotonic-write rule)."""
+        return other is None or self.expires_at > other.expires_at
+
+    def to_dict(self) -> dict[str, Any]:
+        """The schema-1 object, with the token revealed: only stores call this."""
+        return {
+            "access_token": self.access_token.reveal(),
+            "token_type": self.token_type,
+            "scope": self.scope,
+            "environment": self.environment,
+            "expires_at": format_time(self.expires_at),
+            "issued_at": format_time(self.issued_at),
+            "expires_in": self.expires_in,
+            "client_id": self.client_id,
+            "issuer": self.issuer,
+            "managed_by": self.managed_by,
+            "schema": self.schema,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def describe(self) -> dict[str, Any]:
+        """The record without its token: safe to print and log."""
+        data = self.to_dict()
+        data["access_token"] = str(self.access_token)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TokenRecord:
+        """Parse a stored object; raises ``ValueError`` naming the bad field (never its value)."""
+        if not isinstance(data, dict):
+            raise ValueError("stored record is not a JSON object")
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise ValueError("stored record has no access_token")
+        try:
+            expires_at = parse_time(str(data["expires_at"]))
+        except (KeyError, ValueError) as exc:
+            raise ValueError("stored record has no valid expires_at") from exc
+        try:
+            issued_at = parse_time(str(data["issued_at"])) if "issued_at" in data else expires_at
+        except ValueError as exc:
+            raise ValueError("stored record has an invalid issued_at") from exc
+        schema = data.get("schema", SCHEMA_VERSION)
+        if not isinstance(schema, int):
+            raise ValueError("stored record has a non-integer schema")
+        known = set(FIELDS)
+        return cls(
+            access_token=Secret(token),
+            expires_at=expires_at,
+            issued_at=issued_at,
+            scope=str(data.get("scope", "")),
+            environment=str(data.get("environment", "")),
+            token_type=str(data.get("token_type", "Bearer")),
+            client_id=str(data.get("client_id", "")),
+            issuer=str(data.get("issuer", "")),
+            managed_by=str(data.get("managed_by", "")),
+            schema=schema,
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> TokenRecord:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError("stored record is not valid JSON") from None
+        return cls.from_dict(data)
