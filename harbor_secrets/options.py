@@ -35,7 +35,9 @@ class Options:
         self._seen.add(name)
         return self._table.get(name, default)
 
-    def string(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+    def string(
+        self, name: str, default: str | None = None, *, required: bool = False
+    ) -> str | None:
         value = self.raw(name)
         if value is None:
             if required:
@@ -91,6 +93,11 @@ class Options:
         if not isinstance(value, Mapping):
             raise self.error(name, "must be a table", f"write it as [{self.key(name)}]")
         return Options(value, prefix=self.key(name), source=self.source)
+
+    def raw_table(self) -> dict[str, Any]:
+        """The whole table, handed on to someone who validates it (a provider, say)."""
+        self._seen.update(self._table)
+        return dict(self._table)
 
     def unknown(self) -> list[str]:
         return sorted(set(self._table) - self._seen)

@@ -123,5 +123,5 @@ class Provider(ABC):
         """Offline advice about this sink under ``policy`` (shown by ``config check``/``sync``)."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; most providers hold nothing
         """Release clients and credentials (e.g. revoke a Vault token the provider created)."""

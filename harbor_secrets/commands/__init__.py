@@ -1,0 +1,1 @@
+"""One plain function per CLI command; each returns the process exit code."""

@@ -1,0 +1,49 @@
+"""What several commands share: loading the configuration and choosing one token."""
+
+from __future__ import annotations
+
+from harbor_secrets.config import Config, CredentialsConfig, load_config
+from harbor_secrets.environments import environment_for_tower
+from harbor_secrets.errors import ConfigError
+
+
+def load(path: str | None) -> Config:
+    return load_config(path)
+
+
+def pick_credentials(config: Config, name: str | None) -> CredentialsConfig:
+    if name is None:
+        if len(config.credentials) == 1:
+            return next(iter(config.credentials.values()))
+        raise ConfigError(
+            "several credentials are configured",
+            key="--credentials",
+            fix=f"pass --credentials with one of: {', '.join(config.credentials) or 'none'}",
+        )
+    if name not in config.credentials:
+        raise ConfigError(
+            f"unknown credentials {name!r}",
+            key="--credentials",
+            fix=f"use one of: {', '.join(config.credentials) or 'none defined'}",
+        )
+    return config.credentials[name]
+
+
+def pick_environment(config: Config, environment: str | None, tower_id: str | None) -> str:
+    if environment and tower_id:
+        raise ConfigError(
+            "give --environment or --tower-id, not both", fix="drop one of the two options"
+        )
+    if tower_id:
+        environment = environment_for_tower(tower_id)
+    if not environment:
+        raise ConfigError(
+            "no environment given", fix="pass --environment sandbox (or production) or --tower-id"
+        )
+    if environment not in config.environments:
+        raise ConfigError(
+            f"unknown environment {environment!r}",
+            key="--environment",
+            fix=f"use one of: {', '.join(config.environments)}",
+        )
+    return environment

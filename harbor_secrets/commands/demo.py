@@ -1,0 +1,118 @@
+"""``harbor-secrets demo``: the whole job on this machine, against the stand-in issuer.
+
+It uses exactly the code path of a real run (config file, file: secret reference, the sync
+engine, the env-file provider); only the issuer is local.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import click
+
+from harbor_secrets.config import load_config
+from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK
+from harbor_secrets.output import sync_text
+from harbor_secrets.sync import run_sync
+
+DEMO_CLIENT_ID = "harbor-secrets-demo"
+
+CONFIG_TEMPLATE = """\
+# Written by `harbor-secrets demo`. The issuer here is a local stand-in; see the end of the
+# demo's output for the lines that point this file at real Harbor.
+[refresh]
+refresh_before = "150s"
+
+[environments.production]
+accounts_url = "{url}"
+api_url = "{url}"
+
+[environments.sandbox]
+accounts_url = "{url}"
+api_url = "{url}"
+
+[credentials.main]
+client_id = "{client_id}"
+client_secret = "file:client-secret"
+
+[sinks.local]
+provider = "envfile"
+path = "harbor.env"
+
+[[targets]]
+credentials = "main"
+environments = ["production", "sandbox"]
+scopes = ["service_provider", "tower_access"]
+sinks = ["local"]
+"""
+
+REAL_HARBOR = """\
+To run the same job against real Harbor:
+  1. delete the two [environments.*] tables from {config} (Harbor's own URLs are the default);
+  2. set client_id to your Harbor client id and keep the secret out of the file:
+       client_secret = "env:HARBOR_CLIENT_SECRET"
+  3. export HARBOR_CLIENT_SECRET=… and run, every minute (cron, CronJob, Lambda):
+       harbor-secrets -c {config} sync
+  Check it first with:
+       harbor-secrets -c {config} config check
+       harbor-secrets -c {config} verify -e sandbox
+"""
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+def _show_env_file(path: Path) -> str:
+    """The env file with token values elided: the demo shows names and expiry, not tokens."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.endswith("_ACCESS_TOKEN"):
+            value = f"'{value.strip(chr(39))[:12]}…' ({len(value)} characters, elided)"
+        lines.append(f"  {name}{sep}{value}")
+    return "\n".join(lines)
+
+
+def demo_command(directory: str) -> int:
+    from harbor_secrets.testing.issuer import StandInIssuer
+
+    target = Path(directory).resolve()
+    target.mkdir(parents=True, exist_ok=True)
+    client_secret = secrets.token_urlsafe(24)
+    _write_private(target / "client-secret", client_secret + "\n")
+    with StandInIssuer(clients={DEMO_CLIENT_ID: client_secret}, token_lifetime=300) as issuer:
+        config_path = target / "harbor-secrets.toml"
+        config_path.write_text(
+            CONFIG_TEMPLATE.format(url=issuer.url, client_id=DEMO_CLIENT_ID), encoding="utf-8"
+        )
+        click.echo(f"stand-in issuer listening on {issuer.url} (Keycloak realm 'harbor')")
+        click.echo(f"config written to {config_path}\n")
+
+        click.echo("== first sync: nothing stored yet, so every token is fetched and written")
+        first = run_sync(load_config(config_path))
+        click.echo(sync_text(first) + "\n")
+
+        env_file = target / "harbor.env"
+        click.echo(f"== {env_file} (mode {oct(env_file.stat().st_mode & 0o777)}):")
+        click.echo(_show_env_file(env_file) + "\n")
+
+        before = issuer.token_requests
+        click.echo("== second sync a moment later: every token is still fresh")
+        second = run_sync(load_config(config_path))
+        click.echo(sync_text(second))
+        click.echo(f"token requests sent by the second sync: {issuer.token_requests - before}\n")
+
+    click.echo("== how services read it")
+    click.echo(f"  set -a; . {env_file}; set +a")
+    click.echo(
+        '  curl -H "Authorization: Bearer $HARBOR_SANDBOX_SERVICE_PROVIDER_ACCESS_TOKEN" …\n'
+    )
+    click.echo(REAL_HARBOR.format(config=config_path))
+    ok = first.exit_code == EXIT_OK and second.exit_code == EXIT_OK
+    return EXIT_OK if ok else EXIT_FAILURE

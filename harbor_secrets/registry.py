@@ -1,0 +1,161 @@
+"""Find providers through the ``harbor_secrets.providers`` entry-point group.
+
+Loading is lazy: a provider's module (and its SDK: hvac, boto3) is imported only when a
+sink uses it. A provider whose distribution or dependency is missing is reported with the
+command that installs it, instead of an ImportError traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+
+from harbor_secrets.errors import ConfigError, ProviderUnavailableError
+from harbor_secrets.provider import ENTRY_POINT_GROUP, Provider
+
+#: First-party providers, so a missing one can be named with its install command.
+KNOWN_PROVIDERS: dict[str, tuple[str, str]] = {
+    "envfile": ("harbor-secrets-envfile", "harbor-secrets[envfile]"),
+    "vault": ("harbor-secrets-vault", "harbor-secrets[vault]"),
+    "aws-secretsmanager": ("harbor-secrets-aws", "harbor-secrets[aws]"),
+    "aws-ssm": ("harbor-secrets-aws", "harbor-secrets[aws]"),
+}
+
+#: Reference schemes of first-party providers, known without importing them.
+KNOWN_SCHEMES: dict[str, str] = {
+    "vault": "vault",
+    "aws-sm": "aws-secretsmanager",
+    "ssm": "aws-ssm",
+}
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """One line of ``harbor-secrets providers``."""
+
+    name: str
+    status: str  # "installed", "broken" (dependency missing) or "not installed"
+    distribution: str
+    version: str | None
+    summary: str
+    schemes: tuple[str, ...]
+    install: str | None
+    error: str | None = None
+
+
+def install_hint(name: str) -> str:
+    if name in KNOWN_PROVIDERS:
+        distribution, extra = KNOWN_PROVIDERS[name]
+        return f"pip install '{extra}' (or pip install {distribution})"
+    return "install the distribution that provides it"
+
+
+class Registry:
+    """Providers installed in this environment, plus any injected ones (used by tests)."""
+
+    def __init__(self, extra: Mapping[str, type[Provider]] | None = None) -> None:
+        self._extra = dict(extra or {})
+        self._entry_points: dict[str, metadata.EntryPoint] | None = None
+        self._loaded: dict[str, type[Provider]] = dict(self._extra)
+
+    def _points(self) -> dict[str, metadata.EntryPoint]:
+        if self._entry_points is None:
+            self._entry_points = {
+                ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)
+            }
+        return self._entry_points
+
+    def names(self) -> list[str]:
+        return sorted(set(self._points()) | set(self._extra))
+
+    def load(self, name: str) -> type[Provider]:
+        """The provider class for ``name``; raises with an install hint if unavailable."""
+        if name in self._loaded:
+            return self._loaded[name]
+        point = self._points().get(name)
+        if point is None:
+            if name in KNOWN_PROVIDERS:
+                raise ProviderUnavailableError(
+                    f"provider {name!r} is not installed", hint=f"fix: {install_hint(name)}"
+                )
+            raise ConfigError(
+                f"unknown provider {name!r}",
+                fix=f"use one of: {', '.join(self.names()) or 'none installed'}",
+            )
+        try:
+            cls = point.load()
+        except ImportError as exc:
+            raise ProviderUnavailableError(
+                f"provider {name!r} is installed but cannot be imported ({exc.name or exc})",
+                hint=f"fix: {install_hint(name)}",
+            ) from None
+        if not (isinstance(cls, type) and issubclass(cls, Provider)):
+            raise ProviderUnavailableError(
+                f"entry point {name!r} does not point at a harbor_secrets Provider class"
+            )
+        self._loaded[name] = cls
+        return cls
+
+    def scheme_owner(self, scheme: str) -> str | None:
+        """The provider that resolves ``scheme:`` references, without importing first-party ones."""
+        if scheme in KNOWN_SCHEMES and (KNOWN_SCHEMES[scheme] in self.names()):
+            return KNOWN_SCHEMES[scheme]
+        for name in self.names():
+            if name in KNOWN_PROVIDERS:
+                continue
+            try:
+                if scheme in self.load(name).reference_schemes:
+                    return name
+            except (ProviderUnavailableError, ConfigError):
+                continue
+        for name, cls in self._extra.items():
+            if scheme in cls.reference_schemes:
+                return name
+        return KNOWN_SCHEMES.get(scheme)
+
+    def describe(self) -> list[ProviderInfo]:
+        """Every installed provider and every first-party one that is missing."""
+        infos: list[ProviderInfo] = []
+        points = self._points()
+        for name in sorted(set(points) | set(KNOWN_PROVIDERS) | set(self._extra)):
+            point = points.get(name)
+            distribution = KNOWN_PROVIDERS.get(name, ("unknown", ""))[0]
+            version = None
+            if point is not None and point.dist is not None:
+                distribution, version = point.dist.name, point.dist.version
+            if point is None and name not in self._extra:
+                infos.append(
+                    ProviderInfo(
+                        name, "not installed", distribution, None, "", (), install_hint(name)
+                    )
+                )
+                continue
+            try:
+                cls = self.load(name)
+            except (ProviderUnavailableError, ConfigError) as exc:
+                infos.append(
+                    ProviderInfo(
+                        name,
+                        "broken",
+                        distribution,
+                        version,
+                        "",
+                        (),
+                        install_hint(name),
+                        error=exc.message,
+                    )
+                )
+                continue
+            infos.append(
+                ProviderInfo(
+                    name,
+                    "installed",
+                    distribution,
+                    version,
+                    cls.summary,
+                    cls.reference_schemes,
+                    None,
+                )
+            )
+        return infos

@@ -1,0 +1,359 @@
+"""The sync engine: refresh what is due, write it everywhere it goes, never go backwards.
+
+Per run and per (credentials, environment, scope) — a *job* — the engine reads each sink's
+stored record, decides which are due (``expires_at − refresh_before``), asks the issuer for
+at most one token, and writes it to every due sink. Stores enforce the monotonic rule in
+``Provider.write``. Jobs run concurrently on a bounded pool; one job's or one sink's failure
+is recorded and never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from harbor_secrets.config import Config, CredentialsConfig, Job
+from harbor_secrets.environments import Environment
+from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError
+from harbor_secrets.provider import WriteOutcome
+from harbor_secrets.record import TokenRecord, format_time
+from harbor_secrets.registry import Registry
+from harbor_secrets.runtime import Runtime, Sink
+from harbor_secrets.secrets import Secret
+
+if TYPE_CHECKING:
+    from harbor_secrets.token_client import IssuedToken
+
+log = logging.getLogger(__name__)
+
+# Actions a sink can end a run with.
+WRITTEN = "written"
+FRESH = "fresh"
+KEPT_NEWER = "kept-newer"
+WOULD_WRITE = "would-write"
+FAILED = "failed"
+
+
+class TokenSource(Protocol):
+    """What the engine needs from a token client (lets tests and benches inject one)."""
+
+    def fetch(self, scope: str) -> IssuedToken: ...
+
+    def close(self) -> None: ...
+
+
+ClientFactory = Callable[[Config, Environment, CredentialsConfig, Secret], TokenSource]
+
+
+def default_client_factory(
+    config: Config, environment: Environment, credentials: CredentialsConfig, secret: Secret
+) -> TokenSource:
+    from harbor_secrets.token_client import ClientCredentials, RetryPolicy, TokenClient
+
+    http = config.http
+    return TokenClient(
+        environment,
+        ClientCredentials(credentials.client_id, secret, credentials.auth_method),
+        retry=RetryPolicy(
+            connect_timeout=http.connect_timeout,
+            read_timeout=http.read_timeout,
+            total_budget=http.total_budget,
+            max_attempts=http.max_attempts,
+        ),
+        default_expires_in=int(config.refresh.token_lifetime),
+    )
+
+
+@dataclass
+class SinkResult:
+    sink: str
+    provider: str
+    key: str
+    action: str
+    reason: str = ""
+    expires_at: datetime | None = None
+    error: str | None = None
+
+    def to_dict(self, now: datetime) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "sink": self.sink,
+            "provider": self.provider,
+            "key": self.key,
+            "action": self.action,
+            "reason": self.reason,
+        }
+        if self.expires_at is not None:
+            data["expires_at"] = format_time(self.expires_at)
+            data["expires_in_seconds"] = int((self.expires_at - now).total_seconds())
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+@dataclass
+class JobResult:
+    job: Job
+    sinks: list[SinkResult] = field(default_factory=list)
+    fetched: bool = False
+    attempts: int = 0
+    error: str | None = None
+    error_type: str | None = None
+    duration: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(s.action == FAILED for s in self.sinks)
+
+    def to_dict(self, now: datetime) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "credentials": self.job.credentials,
+            "environment": self.job.environment,
+            "scope": self.job.scope,
+            "fetched": self.fetched,
+            "attempts": self.attempts,
+            "ok": not self.failed,
+            "duration_seconds": round(self.duration, 3),
+            "sinks": [s.to_dict(now) for s in self.sinks],
+        }
+        if self.error:
+            data["error"] = self.error
+            data["error_type"] = self.error_type
+        return data
+
+
+@dataclass
+class SyncReport:
+    results: list[JobResult]
+    started_at: datetime
+    finished_at: datetime
+    dry_run: bool = False
+    forced: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FAILURE if any(r.failed for r in self.results) else EXIT_OK
+
+    def count(self, action: str) -> int:
+        return sum(1 for r in self.results for s in r.sinks if s.action == action)
+
+    @property
+    def token_requests(self) -> int:
+        return sum(r.attempts for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        now = self.finished_at
+        return {
+            "ok": self.exit_code == EXIT_OK,
+            "exit_code": self.exit_code,
+            "dry_run": self.dry_run,
+            "forced": self.forced,
+            "started_at": format_time(self.started_at),
+            "duration_seconds": round((self.finished_at - self.started_at).total_seconds(), 3),
+            "counts": {
+                action: self.count(action)
+                for action in (WRITTEN, FRESH, KEPT_NEWER, WOULD_WRITE, FAILED)
+            },
+            "tokens_fetched": sum(1 for r in self.results if r.fetched),
+            "token_requests": self.token_requests,
+            "warnings": list(self.warnings),
+            "jobs": [r.to_dict(now) for r in self.results],
+        }
+
+
+def _describe_error(exc: BaseException) -> str:
+    if isinstance(exc, HarborSecretsError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__} (a bug; run with -vv for details)"
+
+
+def _traceback_wanted(exc: BaseException) -> bool:
+    """Tracebacks only for unexpected errors, and only at debug level (they are scrubbed)."""
+    return log.isEnabledFor(logging.DEBUG) and not isinstance(exc, HarborSecretsError)
+
+
+class SyncEngine:
+    """Runs one pass over every job of a configuration."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        client_factory: ClientFactory = default_client_factory,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.runtime = runtime
+        self.config = runtime.config
+        self.client_factory = client_factory
+        self.now = now
+
+    def run(
+        self,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        jobs: list[Job] | None = None,
+    ) -> SyncReport:
+        jobs = self.config.jobs() if jobs is None else jobs
+        started = self.now()
+        # Local references fail here, before any network call (ConfigError, exit 2).
+        local_secrets = self.runtime.resolve_local_secrets(jobs)
+        warnings = self.runtime.warnings()
+        for note in warnings:
+            log.warning("%s", note)
+        workers = max(1, min(self.config.refresh.max_workers, len(jobs)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
+            futures = [
+                pool.submit(self._run_job, job, local_secrets, force=force, dry_run=dry_run)
+                for job in jobs
+            ]
+            results = [future.result() for future in futures]
+        report = SyncReport(
+            results=results,
+            started_at=started,
+            finished_at=self.now(),
+            dry_run=dry_run,
+            forced=force,
+            warnings=warnings,
+        )
+        log.info(
+            "sync finished",
+            extra={"event": "sync.finished", **{"counts": report.to_dict()["counts"]}},
+        )
+        return report
+
+    def _run_job(
+        self, job: Job, local_secrets: Mapping[str, Secret], *, force: bool, dry_run: bool
+    ) -> JobResult:
+        began = time.monotonic()
+        result = JobResult(job=job)
+        try:
+            self._sync_job(job, result, local_secrets, force=force, dry_run=dry_run)
+        except Exception as exc:  # the job failed as a whole; other jobs carry on
+            result.error = _describe_error(exc)
+            result.error_type = type(exc).__name__
+            for sink_result in result.sinks:
+                if sink_result.action == WOULD_WRITE:
+                    sink_result.action = FAILED
+                    sink_result.reason = "token-request-failed"
+            log.error(
+                "%s: %s",
+                job.label,
+                result.error,
+                extra={"event": "job.failed", "job": job.label, "error_type": result.error_type},
+                exc_info=_traceback_wanted(exc),
+            )
+        result.duration = time.monotonic() - began
+        return result
+
+    def _sync_job(
+        self,
+        job: Job,
+        result: JobResult,
+        local_secrets: Mapping[str, Secret],
+        *,
+        force: bool,
+        dry_run: bool,
+    ) -> None:
+        now = self.now()
+        refresh_before = timedelta(seconds=self.config.refresh.refresh_before)
+        due: list[tuple[Sink, str, SinkResult]] = []
+        for sink_name in job.sinks:
+            sink = self.runtime.sinks[sink_name]
+            sink_result = SinkResult(sink=sink_name, provider=sink.provider.name, key="", action="")
+            result.sinks.append(sink_result)
+            try:
+                key = sink.key_for(job)
+                sink_result.key = key
+                stored = sink.provider.read(key)
+            except Exception as exc:
+                self._sink_failed(job, sink_result, "read-failed", exc)
+                continue
+            if stored is not None:
+                sink_result.expires_at = stored.expires_at
+            if stored is None:
+                sink_result.reason = "missing"
+            elif force:
+                sink_result.reason = "forced"
+            elif stored.expires_at - refresh_before <= now:
+                sink_result.reason = "due"
+            else:
+                sink_result.action = FRESH
+                sink_result.reason = "fresh"
+                continue
+            sink_result.action = WOULD_WRITE
+            due.append((sink, key, sink_result))
+        if not due or dry_run:
+            return
+        credentials = self.config.credentials[job.credentials]
+        secret = local_secrets.get(job.credentials) or self.runtime.client_secret(credentials)
+        environment = self.config.environments[job.environment]
+        client = self.client_factory(self.config, environment, credentials, secret)
+        try:
+            token = client.fetch(job.scope)
+        finally:
+            client.close()
+        result.fetched = True
+        result.attempts = token.attempts
+        record = TokenRecord.issue(
+            access_token=token.access_token.reveal(),
+            issued_at=token.issued_at,
+            expires_in=token.expires_in,
+            scope=job.scope,
+            environment=job.environment,
+            client_id=credentials.client_id,
+            issuer=environment.token_url,
+            token_type="Bearer",
+        )
+        for sink, key, sink_result in due:
+            try:
+                outcome = sink.provider.write(key, record)
+            except Exception as exc:
+                self._sink_failed(job, sink_result, "write-failed", exc)
+                continue
+            if outcome is WriteOutcome.WRITTEN:
+                sink_result.action = WRITTEN
+                sink_result.expires_at = record.expires_at
+            else:
+                sink_result.action = KEPT_NEWER
+                sink_result.reason = "store already holds a newer token"
+            log.info(
+                "%s -> %s: %s",
+                job.label,
+                sink.name,
+                sink_result.action,
+                extra={"event": "sink." + sink_result.action, "job": job.label, "sink": sink.name},
+            )
+
+    def _sink_failed(self, job: Job, sink_result: SinkResult, reason: str, exc: Exception) -> None:
+        sink_result.action = FAILED
+        specific = getattr(exc, "reason", None)
+        sink_result.reason = specific if specific and specific != "error" else reason
+        sink_result.error = _describe_error(exc)
+        log.error(
+            "%s -> %s: %s",
+            job.label,
+            sink_result.sink,
+            sink_result.error,
+            extra={"event": "sink.failed", "job": job.label, "sink": sink_result.sink},
+            exc_info=_traceback_wanted(exc),
+        )
+
+
+def run_sync(
+    config: Config,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    registry: Registry | None = None,
+    client_factory: ClientFactory = default_client_factory,
+    environ: Mapping[str, str] | None = None,
+) -> SyncReport:
+    """Build the runtime (offline checks, exit 2 on error), run one pass, release providers."""
+    with Runtime(config, registry=registry, environ=environ) as runtime:
+        return SyncEngine(runtime, client_factory=client_factory).run(force=force, dry_run=dry_run)

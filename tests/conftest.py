@@ -1,0 +1,106 @@
+"""Shared fixtures for the core's tests: the stand-in issuer, configs, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harbor_secrets.testing.issuer import StandInIssuer
+from harbor_secrets.testing.memory import reset_memory_stores
+
+CLIENT_ID = "harbor-test-client"
+# Canary values: tests assert these never appear in any output.
+CLIENT_SECRET = "canary-client-secret-7f3a9c"
+
+
+@pytest.fixture
+def issuer() -> Iterator[StandInIssuer]:
+    with StandInIssuer(clients={CLIENT_ID: CLIENT_SECRET}, token_lifetime=300) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memory_stores() -> Iterator[None]:
+    reset_memory_stores()
+    yield
+    reset_memory_stores()
+
+
+def envfile_config(
+    issuer_url: str,
+    *,
+    env_path: str = "harbor.env",
+    secret_ref: str = "env:HARBOR_CLIENT_SECRET",
+    environments: str = '["production", "sandbox"]',
+    extra: str = "",
+) -> str:
+    return f"""
+[refresh]
+refresh_before = "150s"
+
+[environments.production]
+accounts_url = "{issuer_url}"
+api_url = "{issuer_url}"
+
+[environments.sandbox]
+accounts_url = "{issuer_url}"
+api_url = "{issuer_url}"
+
+[credentials.main]
+client_id = "{CLIENT_ID}"
+client_secret = "{secret_ref}"
+
+[sinks.local]
+provider = "envfile"
+path = "{env_path}"
+
+[[targets]]
+credentials = "main"
+environments = {environments}
+scopes = ["service_provider", "tower_access"]
+sinks = ["local"]
+{extra}
+"""
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., Result]:
+    """Run ``python -m harbor_secrets`` as a real process, as cron would."""
+
+    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
+        environ = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("HARBOR_", "VAULT_", "AWS_"))
+        }
+        environ["HARBOR_CLIENT_SECRET"] = CLIENT_SECRET
+        environ.update(env or {})
+        completed = subprocess.run(
+            [sys.executable, "-m", "harbor_secrets", *args],
+            capture_output=True,
+            text=True,
+            env=environ,
+            cwd=cwd or tmp_path,
+            timeout=60,
+            check=False,
+        )
+        return Result(completed.returncode, completed.stdout, completed.stderr)
+
+    return run

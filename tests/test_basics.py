@@ -1,0 +1,156 @@
+"""Small pure pieces: durations, environments, the stored record, secrets and logging."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from harbor_secrets import logs
+from harbor_secrets.durations import format_duration, parse_duration
+from harbor_secrets.environments import environment_for_tower, resolve_environment
+from harbor_secrets.errors import ConfigError
+from harbor_secrets.record import TokenRecord, parse_time
+from harbor_secrets.secrets import Secret, scrub
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(150, 150.0), (1.5, 1.5), ("150s", 150.0), ("2m", 120.0), ("1h", 3600.0), (" 90 ", 90.0),
+     ("500ms", 0.5)],
+)
+def test_parse_duration(value: object, seconds: float) -> None:
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["soon", "-5s", -1, True, None, "5 minutes", [1]])
+def test_parse_duration_rejects(value: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(value)
+
+
+def test_format_duration() -> None:
+    assert format_duration(45) == "45s"
+    assert format_duration(250) == "4m 10s"
+    assert format_duration(-12) == "-12s"
+    assert format_duration(7300) == "2h 1m"
+
+
+@pytest.mark.parametrize(
+    ("tower", "environment"), [("1000000042", "production"), ("0100000123", "sandbox")]
+)
+def test_tower_ids(tower: str, environment: str) -> None:
+    assert environment_for_tower(tower) == environment
+
+
+@pytest.mark.parametrize("tower", ["2000000001", "", "01", "01abc", "11-2"])
+def test_bad_tower_ids(tower: str) -> None:
+    with pytest.raises(ConfigError):
+        environment_for_tower(tower)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8401", "http://localhost:1", "http://[::1]:80", "https://idp.example.com/"],
+)
+def test_allowed_urls(url: str) -> None:
+    env = resolve_environment("sandbox", {"accounts_url": url}, environ={})
+    assert env.accounts_url == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://10.0.0.1", "http://idp.example.com", "ftp://x", "https://x/?q=1", "x"]
+)
+def test_refused_urls(url: str) -> None:
+    with pytest.raises(ConfigError, match="environments.sandbox.accounts_url"):
+        resolve_environment("sandbox", {"accounts_url": url}, environ={})
+
+
+def test_record_round_trip_and_contract_fields() -> None:
+    issued = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    record = TokenRecord.issue(
+        access_token="abc.def.ghi",
+        issued_at=issued,
+        expires_in=300,
+        scope="tower_access",
+        environment="sandbox",
+        client_id="cid",
+        issuer="https://idp/token",
+    )
+    data = json.loads(record.to_json())
+    assert data == {
+        "access_token": "abc.def.ghi",
+        "token_type": "Bearer",
+        "scope": "tower_access",
+        "environment": "sandbox",
+        "expires_at": "2026-01-02T03:09:05Z",
+        "issued_at": "2026-01-02T03:04:05Z",
+        "expires_in": 300,
+        "client_id": "cid",
+        "issuer": "https://idp/token",
+        "managed_by": "harbor-secrets",
+        "schema": 1,
+    }
+    assert TokenRecord.from_json(record.to_json()) == record
+    assert "abc.def.ghi" not in repr(record) and "abc.def.ghi" not in str(record.describe())
+    older = TokenRecord.issue(
+        access_token="x",
+        issued_at=issued - timedelta(seconds=1),
+        expires_in=300,
+        scope="s",
+        environment="e",
+        client_id="c",
+        issuer="i",
+    )
+    assert record.is_newer_than(older) and not older.is_newer_than(record)
+    assert not record.is_newer_than(record)
+
+
+@pytest.mark.parametrize(
+    "text", ["{}", "[]", '{"access_token": "x"}', '{"access_token": "", "expires_at": "x"}', "nope"]
+)
+def test_record_rejects_garbage_without_echoing(text: str) -> None:
+    with pytest.raises(ValueError, match="stored record") as caught:
+        TokenRecord.from_json(text)
+    assert "nope" not in str(caught.value)
+
+
+def test_parse_time_forms() -> None:
+    assert parse_time("2026-01-02T03:04:05Z") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert parse_time("2026-01-02T04:04:05+01:00") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_secret_never_prints() -> None:
+    secret = Secret("canary-value-123456")
+    assert "canary" not in f"{secret} {secret!r} {[secret]}"
+    assert secret.reveal() == "canary-value-123456"
+    assert scrub("token=canary-value-123456;") == "token=***;"
+    with pytest.raises(TypeError):
+        import pickle
+
+        pickle.dumps(secret)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_logs_scrub_messages_arguments_extras_and_tracebacks(fmt: str) -> None:
+    Secret("canary-log-secret-998877")
+    stream = io.StringIO()
+    logs.configure(2, fmt, stream)
+    log = logging.getLogger("harbor_secrets.test")
+    log.debug("value %s", "canary-log-secret-998877", extra={"detail": "canary-log-secret-998877"})
+    try:
+        raise RuntimeError("boom canary-log-secret-998877")
+    except RuntimeError:
+        log.exception("failed")
+    logging.getLogger("urllib3").debug("canary-log-secret-998877 body")
+    output = stream.getvalue()
+    assert "canary-log-secret-998877" not in output
+    assert "value ***" in output and "boom ***" in output
+    assert "body" not in output  # SDK loggers stay at WARNING under -vv
+    if fmt == "json":
+        first = json.loads(output.splitlines()[0])
+        assert first["level"] == "debug" and first["detail"] == "***"
+    logs.configure(0, "text")

@@ -1,0 +1,211 @@
+"""Configuration: valid files parse; every mistake names the file, the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harbor_secrets.config import Config, load_config
+from harbor_secrets.errors import ConfigError
+from harbor_secrets.registry import Registry
+from harbor_secrets.runtime import Runtime
+from harbor_secrets.testing.memory import MemoryProvider
+
+BASE = """
+[credentials.main]
+client_id = "id"
+client_secret = "env:SECRET"
+
+[sinks.mem]
+provider = "memory"
+
+[[targets]]
+environments = ["sandbox"]
+"""
+
+REGISTRY = Registry(extra={"memory": MemoryProvider})
+
+
+def load(text: str, tmp_path: Path, environ: dict[str, str] | None = None) -> Config:
+    path = tmp_path / "harbor.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path, environ=environ or {})
+
+
+def error_for(text: str, tmp_path: Path, environ: dict[str, str] | None = None) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        config = load(text, tmp_path, environ)
+        Runtime(config, registry=REGISTRY, environ=environ or {}).close()
+    assert caught.value.exit_code == 2
+    return caught.value
+
+
+def test_minimal_config_expands_to_both_scopes(tmp_path: Path) -> None:
+    config = load_config(tmp_path / "x.toml", text=BASE, environ={})
+    jobs = config.jobs()
+    assert [(j.credentials, j.environment, j.scope) for j in jobs] == [
+        ("main", "sandbox", "service_provider"),
+        ("main", "sandbox", "tower_access"),
+    ]
+    assert jobs[0].sinks == ("mem",)
+    assert config.refresh.refresh_before == 150
+    assert config.environments["sandbox"].token_url == (
+        "https://accounts.sandbox.harborlockers.com/realms/harbor/protocol/openid-connect/token"
+    )
+    assert config.environments["production"].test_token_url == (
+        "https://api.harborlockers.com/api/v1/login/test-token"
+    )
+
+
+def test_durations_accept_strings_and_numbers(tmp_path: Path) -> None:
+    config = load_config(
+        text='[refresh]\nrefresh_before = "2m"\nschedule_period = 30\n' + BASE, environ={}
+    )
+    assert config.refresh.refresh_before == 120
+    assert config.refresh.schedule_period == 30
+
+
+def test_tower_ids_resolve_to_environments(tmp_path: Path) -> None:
+    text = BASE.replace('environments = ["sandbox"]', 'tower_ids = ["1000000042", "0100000123"]')
+    config = load_config(text=text, environ={})
+    assert {j.environment for j in config.jobs()} == {"production", "sandbox"}
+
+
+def test_environment_variables_override_urls(tmp_path: Path) -> None:
+    text = BASE + '\n[environments.sandbox]\naccounts_url = "https://idp.example.com"\n'
+    config = load_config(
+        text=text, environ={"HARBOR_SANDBOX_ACCOUNTS_URL": "http://127.0.0.1:9999/"}
+    )
+    assert config.environments["sandbox"].accounts_url == "http://127.0.0.1:9999"
+    assert config.environments["sandbox"].api_url == "https://api.sandbox.harborlockers.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fix_fragment"),
+    [
+        (BASE + "\n[refreshh]\n", "refreshh", "spelling"),
+        ('[refresh]\nrefresh_before = "soon"\n' + BASE, "refresh.refresh_before", "150s"),
+        (
+            BASE.replace('"env:SECRET"', '"hunter2-literal-value"'),
+            "credentials.main.client_secret",
+            "env:HARBOR_CLIENT_SECRET",
+        ),
+        (
+            BASE + '\n[environments.sandbox]\naccounts_url = "http://idp.example.com"\n',
+            "environments.sandbox.accounts_url",
+            "https://",
+        ),
+        (
+            BASE.replace('environments = ["sandbox"]', 'tower_ids = ["2000000001"]'),
+            "targets[0].tower_ids",
+            "10 (production) or 01 (sandbox)",
+        ),
+        (
+            BASE.replace('environments = ["sandbox"]', 'environments = ["staging"]'),
+            "targets[0].environments",
+            "[environments.staging]",
+        ),
+        (
+            BASE.replace('environments = ["sandbox"]', 'environments = ["sandbox"]\nsinks = ["x"]'),
+            "targets[0].sinks",
+            "[sinks.x]",
+        ),
+        (BASE.split("[[targets]]")[0], "targets", "[[targets]]"),
+        (
+            BASE.replace('provider = "memory"', 'provider = "memory"\nkey = "h/{env}"'),
+            "sinks.mem.key",
+            "{environment}",
+        ),
+        (
+            BASE.replace('provider = "memory"', 'provider = "memory"\nkey = "h/{scope}"').replace(
+                '["sandbox"]', '["sandbox", "production"]'
+            ),
+            "sinks.mem.key",
+            "placeholders",
+        ),
+        (BASE.replace('provider = "memory"', 'provider = "nosuch"'), "sinks.mem.provider", "use"),
+        (
+            BASE.replace("[[targets]]", '[credentials.main.extra]\n[[targets]]'),
+            "credentials.main.extra",
+            "spelling",
+        ),
+        (
+            BASE.replace('client_id = "id"', 'client_id = "id"\nauth_method = "jwt"'),
+            "credentials.main.auth_method",
+            "client_secret_basic",
+        ),
+    ],
+)
+def test_errors_name_file_key_and_fix(
+    tmp_path: Path, text: str, key: str, fix_fragment: str
+) -> None:
+    error = error_for(text, tmp_path)
+    message = str(error)
+    assert str(tmp_path / "harbor.toml") in message
+    assert error.key == key, message
+    assert fix_fragment in message
+
+
+def test_literal_secret_is_never_echoed(tmp_path: Path) -> None:
+    error = error_for(BASE.replace('"env:SECRET"', '"hunter2-literal-value"'), tmp_path)
+    assert "hunter2" not in str(error)
+
+
+def test_invalid_toml_points_at_the_line(tmp_path: Path) -> None:
+    error = error_for("[refresh\n", tmp_path)
+    assert "line 1" in str(error)
+
+
+def test_missing_file_and_no_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "absent.toml", environ={})
+    with pytest.raises(ConfigError, match="HARBOR_SECRETS_CONFIG"):
+        load_config(None, environ={})
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(BASE, encoding="utf-8")
+    config = load_config(None, environ={"HARBOR_SECRETS_CONFIG": str(path)})
+    assert config.source == str(path)
+
+
+def test_local_references_fail_before_any_network(tmp_path: Path) -> None:
+    config = load(BASE, tmp_path)
+    with Runtime(config, registry=REGISTRY, environ={}) as runtime:
+        with pytest.raises(ConfigError) as caught:
+            runtime.resolve_local_secrets()
+    assert caught.value.key == "credentials.main.client_secret"
+    assert "export SECRET" in str(caught.value)
+
+
+def test_file_reference_is_relative_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_text("s3cret-from-file\n", encoding="utf-8")
+    config = load(BASE.replace("env:SECRET", "file:secret.txt"), tmp_path)
+    with Runtime(config, registry=REGISTRY, environ={}) as runtime:
+        secrets = runtime.resolve_local_secrets()
+    assert secrets["main"].reveal() == "s3cret-from-file"
+
+
+def test_policy_warnings(tmp_path: Path) -> None:
+    text = '[refresh]\nrefresh_before = "30s"\n' + BASE
+    with Runtime(load(text, tmp_path), registry=REGISTRY, environ={}) as runtime:
+        assert any("schedule period" in note for note in runtime.warnings())
+    text = '[refresh]\nrefresh_before = "300s"\n' + BASE
+    with Runtime(load(text, tmp_path), registry=REGISTRY, environ={}) as runtime:
+        assert any("every run rewrites every token" in note for note in runtime.warnings())
+    with Runtime(load(BASE, tmp_path), registry=REGISTRY, environ={}) as runtime:
+        assert runtime.warnings() == []
+
+
+def test_shipped_example_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "config.example.toml"
+    config = load_config(example, environ={"HARBOR_CLIENT_SECRET": "x-secret"})
+    with Runtime(config, environ={"HARBOR_CLIENT_SECRET": "x-secret"}) as runtime:
+        assert runtime.resolve_local_secrets()["main"].reveal() == "x-secret"
+        assert runtime.warnings() == []
+        assert [s.key_for(j) for j in config.jobs() for s in runtime.sinks.values()] == [
+            "HARBOR_SANDBOX_SERVICE_PROVIDER",
+            "HARBOR_SANDBOX_TOWER_ACCESS",
+        ]

@@ -1,0 +1,44 @@
+"""Pin the public API: providers and users may rely on exactly these names."""
+
+from __future__ import annotations
+
+import harbor_secrets
+import harbor_secrets.testing
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(harbor_secrets.__all__) == sorted(
+        [
+            "ENTRY_POINT_GROUP",
+            "MANAGED_BY",
+            "SCHEMA_VERSION",
+            "ConfigError",
+            "HarborSecretsError",
+            "IssuerError",
+            "Options",
+            "Provider",
+            "ProviderContext",
+            "RefreshPolicy",
+            "Secret",
+            "SecretReferenceError",
+            "StoreError",
+            "TokenRecord",
+            "WriteOutcome",
+            "__version__",
+            "format_time",
+            "parse_time",
+        ]
+    )
+    for name in harbor_secrets.__all__:
+        assert hasattr(harbor_secrets, name), name
+    assert harbor_secrets.ENTRY_POINT_GROUP == "harbor_secrets.providers"
+
+
+def test_testing_api_is_pinned() -> None:
+    assert sorted(harbor_secrets.testing.__all__) == [
+        "MemoryProvider",
+        "MemoryStore",
+        "ProviderContract",
+        "reset_memory_stores",
+    ]
+    assert harbor_secrets.testing.ProviderContract.__name__ == "ProviderContract"
