@@ -20,7 +20,9 @@ from pathlib import Path
 from harbor_secrets.testing.issuer import StandInIssuer
 
 CREDENTIALS = 500
-FILES = 10  # credential sets are spread over this many env files (50 each, 100 tokens/file)
+# Credential sets are spread over this many env files (default 10: 100 tokens per file);
+# `python bench/sync_envfile.py 1` puts all 1,000 tokens in one file.
+FILES = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 BIN = Path(sys.executable).parent
 
 

@@ -19,8 +19,15 @@ from harbor_secrets.secrets import Secret, scrub
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(150, 150.0), (1.5, 1.5), ("150s", 150.0), ("2m", 120.0), ("1h", 3600.0), (" 90 ", 90.0),
-     ("500ms", 0.5)],
+    [
+        (150, 150.0),
+        (1.5, 1.5),
+        ("150s", 150.0),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        (" 90 ", 90.0),
+        ("500ms", 0.5),
+    ],
 )
 def test_parse_duration(value: object, seconds: float) -> None:
     assert parse_duration(value) == seconds

@@ -46,9 +46,7 @@ def test_sync_writes_both_scopes_then_a_second_run_sends_nothing(
     env_file = tmp_path / "harbor.env"
     values = dotenv_values(env_file)
     assert sorted(values) == sorted(NAMES)
-    assert set(issuer.issued) == {
-        values[n] for n in NAMES if n.endswith("ACCESS_TOKEN")
-    }
+    assert set(issuer.issued) == {values[n] for n in NAMES if n.endswith("ACCESS_TOKEN")}
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert "4 written" in first.stdout
     assert_no_secrets(issuer, first.stdout, first.stderr)
@@ -123,7 +121,9 @@ def test_unreachable_issuer_exits_1(tmp_path: Path, run_cli: Run) -> None:
     assert not (tmp_path / "harbor.env").exists()
 
 
-def test_unrelated_lines_survive_a_sync(tmp_path: Path, issuer: StandInIssuer, run_cli: Run) -> None:
+def test_unrelated_lines_survive_a_sync(
+    tmp_path: Path, issuer: StandInIssuer, run_cli: Run
+) -> None:
     env_file = tmp_path / "harbor.env"
     env_file.write_text("# keep me\nDATABASE_URL='postgres://x'\n", encoding="utf-8")
     config = write_config(tmp_path, envfile_config(issuer.url))
@@ -151,14 +151,18 @@ def test_status_reports_each_token(tmp_path: Path, issuer: StandInIssuer, run_cl
 
 def test_token_prints_only_the_token(tmp_path: Path, issuer: StandInIssuer, run_cli: Run) -> None:
     config = write_config(tmp_path, envfile_config(issuer.url))
-    result = run_cli("-c", str(config), "token", "--tower-id", "0100000123", "--scope", "tower_access")
+    result = run_cli(
+        "-c", str(config), "token", "--tower-id", "0100000123", "--scope", "tower_access"
+    )
     assert result.code == 0, result.output
     assert result.stdout.strip() in issuer.issued
     assert result.stdout.count("\n") == 1
     assert issuer.requests[-1].scope == "tower_access"
 
 
-def test_verify_fresh_and_stored_tokens(tmp_path: Path, issuer: StandInIssuer, run_cli: Run) -> None:
+def test_verify_fresh_and_stored_tokens(
+    tmp_path: Path, issuer: StandInIssuer, run_cli: Run
+) -> None:
     config = write_config(tmp_path, envfile_config(issuer.url))
     ok = run_cli("-c", str(config), "verify", "-e", "sandbox")
     assert ok.code == 0, ok.output
@@ -181,7 +185,9 @@ def test_verify_fresh_and_stored_tokens(tmp_path: Path, issuer: StandInIssuer, r
     assert "401" in rejected.stderr and "credentials and environment" in rejected.stderr
 
 
-def test_config_check_redacts_and_warns(tmp_path: Path, issuer: StandInIssuer, run_cli: Run) -> None:
+def test_config_check_redacts_and_warns(
+    tmp_path: Path, issuer: StandInIssuer, run_cli: Run
+) -> None:
     text = envfile_config(issuer.url).replace('refresh_before = "150s"', 'refresh_before = "30s"')
     config = write_config(tmp_path, text)
     result = run_cli("-c", str(config), "config", "check")
@@ -206,8 +212,12 @@ def test_config_from_environment_variable(
     assert "HARBOR_SECRETS_CONFIG" in no_config.stderr
 
 
-def test_environment_override_by_variable(tmp_path: Path, issuer: StandInIssuer, run_cli: Run) -> None:
-    config = write_config(tmp_path, envfile_config("https://accounts.invalid", environments='["sandbox"]'))
+def test_environment_override_by_variable(
+    tmp_path: Path, issuer: StandInIssuer, run_cli: Run
+) -> None:
+    config = write_config(
+        tmp_path, envfile_config("https://accounts.invalid", environments='["sandbox"]')
+    )
     result = run_cli(
         "-c",
         str(config),
@@ -240,8 +250,16 @@ def test_providers_lists_installed_and_missing(run_cli: Run) -> None:
 def test_help_teaches_every_command(run_cli: Run) -> None:
     top = run_cli("--help")
     assert top.code == 0 and "Exit codes" in top.stdout
-    for command in (["sync"], ["status"], ["token"], ["verify"], ["environment"],
-                    ["providers"], ["config", "check"], ["demo"]):
+    for command in (
+        ["sync"],
+        ["status"],
+        ["token"],
+        ["verify"],
+        ["environment"],
+        ["providers"],
+        ["config", "check"],
+        ["demo"],
+    ):
         result = run_cli(*command, "--help")
         assert result.code == 0, command
         assert "Examples:" in result.stdout, command

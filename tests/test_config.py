@@ -126,7 +126,7 @@ def test_environment_variables_override_urls(tmp_path: Path) -> None:
         ),
         (BASE.replace('provider = "memory"', 'provider = "nosuch"'), "sinks.mem.provider", "use"),
         (
-            BASE.replace("[[targets]]", '[credentials.main.extra]\n[[targets]]'),
+            BASE.replace("[[targets]]", "[credentials.main.extra]\n[[targets]]"),
             "credentials.main.extra",
             "spelling",
         ),

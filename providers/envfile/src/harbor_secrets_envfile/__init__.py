@@ -1,4 +1,4 @@
-"""Env-file provider for harbor-secrets (placeholder until implemented)."""
+"""Env-file provider for harbor-secrets: tokens as ``KEY='value'`` lines (standard library only)."""
 
 from harbor_secrets_envfile.provider import EnvFileProvider
 

@@ -1,0 +1,224 @@
+"""Keep Harbor tokens in an env file that shells, python-dotenv and process managers read.
+
+Each token is two variables, ``<KEY>_ACCESS_TOKEN`` and ``<KEY>_EXPIRES_AT`` (RFC 3339,
+UTC), where ``<KEY>`` is the rendered ``prefix`` template, e.g.
+``HARBOR_SANDBOX_SERVICE_PROVIDER``. Only those two variables are stored, so a record read
+back carries the token and its expiry and nothing else (``stores_full_record = False``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from harbor_secrets import (
+    ConfigError,
+    Options,
+    Provider,
+    ProviderContext,
+    RefreshPolicy,
+    Secret,
+    StoreError,
+    TokenRecord,
+    WriteOutcome,
+    format_time,
+    parse_time,
+)
+from harbor_secrets_envfile import _files, _format
+
+log = logging.getLogger("harbor_secrets.envfile")
+
+TOKEN_SUFFIX = "_ACCESS_TOKEN"
+EXPIRES_SUFFIX = "_EXPIRES_AT"
+DEFAULT_MODE = 0o600
+DEFAULT_LOCK_TIMEOUT = 10.0
+_NOT_NAME_CHAR = re.compile(r"[^A-Z0-9_]")
+_MODE_TEXT = re.compile(r"0?[0-7]{3}\Z")
+
+
+class EnvFileProvider(Provider):
+    """Sink options: ``path`` (required), ``prefix``, ``file_mode``, ``lock_timeout``."""
+
+    name = "envfile"
+    distribution = "harbor-secrets-envfile"
+    summary = "An env file of KEY='value' lines, read by sh (set -a; . FILE) and python-dotenv."
+    key_option = "prefix"
+    default_key_template = "HARBOR_{environment}_{scope}"
+    stores_full_record = False
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        prefix: str = default_key_template,
+        file_mode: int = DEFAULT_MODE,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> None:
+        self.path = Path(os.path.abspath(path))
+        self.prefix = prefix
+        self.file_mode = file_mode
+        self.lock_timeout = lock_timeout
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+
+    @classmethod
+    def from_options(cls, options: Options, context: ProviderContext) -> EnvFileProvider:
+        path = _resolve_path(options.required_str("path"), context.source)
+        prefix = options.string(cls.key_option, cls.default_key_template)
+        assert prefix is not None
+        file_mode = _file_mode(options)
+        lock_timeout = options.duration("lock_timeout", DEFAULT_LOCK_TIMEOUT)
+        options.finish()
+        try:
+            example = _render(prefix, environment="sandbox", scope="scope", credentials="main")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise options.error(
+                cls.key_option,
+                f"is not a usable variable-name template ({exc})",
+                'use {environment}, {scope} and {credentials}, e.g. "HARBOR_{environment}_{scope}"',
+            ) from None
+        if not _format.is_variable_name(example):
+            raise options.error(
+                cls.key_option,
+                f"renders to {example!r}, which is not a shell variable name",
+                "start the prefix with a letter or underscore, e.g. HARBOR_",
+            )
+        return cls(path, prefix=prefix, file_mode=file_mode, lock_timeout=lock_timeout)
+
+    def render_key(self, template: str, *, environment: str, scope: str, credentials: str) -> str:
+        """Upper case, anything but ``A-Z 0-9 _`` becomes ``_``: a valid shell name."""
+        key = _render(template, environment=environment, scope=scope, credentials=credentials)
+        if not _format.is_variable_name(key):
+            raise ConfigError(
+                f"variable prefix {key!r} is not a valid shell variable name",
+                key=self.key_option,
+                fix="start the prefix with a letter or underscore, e.g. HARBOR_",
+            )
+        return key
+
+    def read(self, key: str) -> TokenRecord | None:
+        names = _names(key)
+        data = _files.read_bytes(self.path)
+        if data is None:
+            return None
+        return self._record(_format.values(_format.decode(data), set(names)), names)
+
+    def write(self, key: str, record: TokenRecord) -> WriteOutcome:
+        """Lock, compare with what is stored, and replace the file only with a newer token."""
+        token_name, expires_name = names = _names(key)
+        try:
+            new_values = {
+                token_name: _format.quote(record.access_token.reveal()),
+                expires_name: _format.quote(format_time(record.expires_at)),
+            }
+        except _format.UnrepresentableValueError as exc:
+            raise StoreError(
+                f"cannot write {token_name} to {self.path}: {exc}",
+                hint="store this token in a different sink (Vault, AWS); nothing was written",
+                reason="unrepresentable",
+            ) from None
+        _files.check_directory(self.path)
+        _files.check_target(self.path)
+        with _files.locked(self.lock_path, self.lock_timeout):
+            data = _files.read_bytes(self.path)
+            text = _format.decode(data) if data is not None else ""
+            found = _format.parse(text, set(names))
+            current = self._record(_format.effective(found), names)
+            if current is not None and not record.is_newer_than(current):
+                return WriteOutcome.KEPT_NEWER
+            updated = _format.update(text, new_values, found)
+            _files.replace_atomically(self.path, _format.encode(updated), self.file_mode)
+        return WriteOutcome.WRITTEN
+
+    def _record(self, found: dict[str, str | None], names: tuple[str, str]) -> TokenRecord | None:
+        """The stored token, or None when absent or unusable (then it is due: rewritten)."""
+        token_name, expires_name = names
+        token, expires = found.get(token_name), found.get(expires_name)
+        for name in names:
+            if name in found and found[name] is None:
+                log.warning("%s in %s cannot be parsed; treating it as due", name, self.path)
+        if not token or not expires:
+            return None
+        try:
+            expires_at = parse_time(expires)
+        except ValueError:
+            log.warning(
+                "%s in %s is not an RFC 3339 time; treating the token as due",
+                expires_name,
+                self.path,
+            )
+            return None
+        return TokenRecord(
+            access_token=Secret(token),
+            expires_at=expires_at,
+            issued_at=expires_at,  # not stored; expires_in therefore reads 0
+            scope="",
+            environment="",
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "provider": self.name,
+            "path": str(self.path),
+            "prefix": self.prefix,
+            "file_mode": f"{self.file_mode:04o}",
+            "lock_timeout": self.lock_timeout,
+        }
+
+    def warnings(self, policy: RefreshPolicy) -> list[str]:
+        advice = []
+        if not self.path.parent.is_dir():
+            advice.append(
+                f"directory {self.path.parent} does not exist; create it before the first sync"
+            )
+        elif self.path.is_symlink():
+            advice.append(f"{self.path} is a symbolic link; writes to it will be refused")
+        elif self.path.is_dir():
+            advice.append(f"{self.path} is a directory; set `path` to a file")
+        return advice
+
+    def __repr__(self) -> str:
+        return f"EnvFileProvider(path={str(self.path)!r}, prefix={self.prefix!r})"
+
+
+def _render(template: str, *, environment: str, scope: str, credentials: str) -> str:
+    rendered = template.format(environment=environment, scope=scope, credentials=credentials)
+    return _NOT_NAME_CHAR.sub("_", rendered.upper())
+
+
+def _names(key: str) -> tuple[str, str]:
+    if not _format.is_variable_name(key):
+        raise StoreError(
+            f"{key!r} is not a valid variable-name prefix",
+            hint="render keys with EnvFileProvider.render_key",
+            reason="bad-key",
+        )
+    return key + TOKEN_SUFFIX, key + EXPIRES_SUFFIX
+
+
+def _resolve_path(raw: str, source: str | None) -> Path:
+    """Relative paths are relative to the configuration file's directory (else the cwd)."""
+    path = Path(raw).expanduser()
+    if not path.is_absolute() and source and Path(source).is_file():
+        path = Path(source).resolve().parent / path
+    return Path(os.path.abspath(path))
+
+
+def _file_mode(options: Options) -> int:
+    raw = options.raw("file_mode", DEFAULT_MODE)
+    if isinstance(raw, str) and _MODE_TEXT.match(raw):
+        mode = int(raw, 8)
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        mode = raw
+    else:
+        mode = -1
+    # The owner must read and write; nobody may execute; "other" gets nothing: it's a secret.
+    if mode < 0 or mode & 0o600 != 0o600 or mode & 0o7117:
+        raise options.error(
+            "file_mode",
+            "must be an octal mode string with owner read/write and nothing for others",
+            'use "0600" (the default) or "0640" to let the group read it',
+        )
+    return mode
