@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import pickle
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -72,7 +73,7 @@ def test_allowed_urls(url: str) -> None:
     "url", ["http://10.0.0.1", "http://idp.example.com", "ftp://x", "https://x/?q=1", "x"]
 )
 def test_refused_urls(url: str) -> None:
-    with pytest.raises(ConfigError, match="environments.sandbox.accounts_url"):
+    with pytest.raises(ConfigError, match=r"environments\.sandbox\.accounts_url"):
         resolve_environment("sandbox", {"accounts_url": url}, environ={})
 
 
@@ -102,7 +103,8 @@ def test_record_round_trip_and_contract_fields() -> None:
         "schema": 1,
     }
     assert TokenRecord.from_json(record.to_json()) == record
-    assert "abc.def.ghi" not in repr(record) and "abc.def.ghi" not in str(record.describe())
+    assert "abc.def.ghi" not in repr(record)
+    assert "abc.def.ghi" not in str(record.describe())
     older = TokenRecord.issue(
         access_token="x",
         issued_at=issued - timedelta(seconds=1),
@@ -112,7 +114,8 @@ def test_record_round_trip_and_contract_fields() -> None:
         client_id="c",
         issuer="i",
     )
-    assert record.is_newer_than(older) and not older.is_newer_than(record)
+    assert record.is_newer_than(older)
+    assert not older.is_newer_than(record)
     assert not record.is_newer_than(record)
 
 
@@ -136,8 +139,6 @@ def test_secret_never_prints() -> None:
     assert secret.reveal() == "canary-value-123456"
     assert scrub("token=canary-value-123456;") == "token=***;"
     with pytest.raises(TypeError):
-        import pickle
-
         pickle.dumps(secret)
 
 
@@ -155,9 +156,11 @@ def test_logs_scrub_messages_arguments_extras_and_tracebacks(fmt: str) -> None:
     logging.getLogger("urllib3").debug("canary-log-secret-998877 body")
     output = stream.getvalue()
     assert "canary-log-secret-998877" not in output
-    assert "value ***" in output and "boom ***" in output
+    assert "value ***" in output
+    assert "boom ***" in output
     assert "body" not in output  # SDK loggers stay at WARNING under -vv
     if fmt == "json":
         first = json.loads(output.splitlines()[0])
-        assert first["level"] == "debug" and first["detail"] == "***"
+        assert first["level"] == "debug"
+        assert first["detail"] == "***"
     logs.configure(0, "text")

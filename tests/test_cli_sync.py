@@ -101,7 +101,8 @@ def test_bad_config_exits_2_before_any_network_call(
     config = write_config(tmp_path, envfile_config(issuer.url, extra="[bogus]\n"))
     result = run_cli("-c", str(config), "sync")
     assert result.code == 2
-    assert "bogus" in result.stderr and "fix:" in result.stderr
+    assert "bogus" in result.stderr
+    assert "fix:" in result.stderr
     missing = write_config(tmp_path, envfile_config(issuer.url, secret_ref="env:NOT_SET_ANYWHERE"))
     result = run_cli("-c", str(missing), "sync")
     assert result.code == 2
@@ -182,7 +183,8 @@ def test_verify_fresh_and_stored_tokens(
     )
     rejected = run_cli("-c", str(config), "verify", "-e", "sandbox", "--sink", "local")
     assert rejected.code == 1
-    assert "401" in rejected.stderr and "credentials and environment" in rejected.stderr
+    assert "401" in rejected.stderr
+    assert "credentials and environment" in rejected.stderr
 
 
 def test_config_check_redacts_and_warns(
@@ -249,7 +251,8 @@ def test_providers_lists_installed_and_missing(run_cli: Run) -> None:
 
 def test_help_teaches_every_command(run_cli: Run) -> None:
     top = run_cli("--help")
-    assert top.code == 0 and "Exit codes" in top.stdout
+    assert top.code == 0
+    assert "Exit codes" in top.stdout
     for command in (
         ["sync"],
         ["status"],

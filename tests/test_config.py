@@ -34,9 +34,11 @@ def load(text: str, tmp_path: Path, environ: dict[str, str] | None = None) -> Co
 
 
 def error_for(text: str, tmp_path: Path, environ: dict[str, str] | None = None) -> ConfigError:
+    def build() -> None:
+        Runtime(load(text, tmp_path, environ), registry=REGISTRY, environ=environ or {}).close()
+
     with pytest.raises(ConfigError) as caught:
-        config = load(text, tmp_path, environ)
-        Runtime(config, registry=REGISTRY, environ=environ or {}).close()
+        build()
     assert caught.value.exit_code == 2
     return caught.value
 
@@ -173,9 +175,11 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
 
 def test_local_references_fail_before_any_network(tmp_path: Path) -> None:
     config = load(BASE, tmp_path)
-    with Runtime(config, registry=REGISTRY, environ={}) as runtime:
-        with pytest.raises(ConfigError) as caught:
-            runtime.resolve_local_secrets()
+    with (
+        Runtime(config, registry=REGISTRY, environ={}) as runtime,
+        pytest.raises(ConfigError) as caught,
+    ):
+        runtime.resolve_local_secrets()
     assert caught.value.key == "credentials.main.client_secret"
     assert "export SECRET" in str(caught.value)
 
