@@ -11,7 +11,7 @@ _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 def parse_duration(value: object) -> float:
     """Return seconds; raise ``ValueError`` with the accepted forms on anything else."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 150, \"150s\", \"2m\" or \"1h\"")
+        raise ValueError('expected a duration such as 150, "150s", "2m" or "1h"')
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
@@ -21,7 +21,7 @@ def parse_duration(value: object) -> float:
         if match:
             number, unit = match.groups()
             return float(number) * _UNITS[unit or "s"]
-    raise ValueError("expected a duration such as 150, \"150s\", \"2m\" or \"1h\"")
+    raise ValueError('expected a duration such as 150, "150s", "2m" or "1h"')
 
 
 def format_duration(seconds: float) -> str:

@@ -1,0 +1,276 @@
+"""One HTTP exchange with bounded, full-jitter retries inside a total time budget.
+
+Kept apart from OAuth semantics so the policy (retry only what is transient, never follow a
+redirect, never outlive the budget) is written once and used by both the token POST and the
+test-token POST. Nothing here raises: the caller gets an :class:`Exchange` describing the
+final answer or transport failure and decides which typed error it means.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from harbor_secrets.errors import ConfigError
+
+# Transient by definition: the issuer or a proxy in front of it is overloaded or restarting.
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+# A token response is a few kilobytes; anything bigger is not one and is not read into memory.
+MAX_BODY_BYTES = 1 << 20
+
+# (connect timeout, read timeout) as requests takes them.
+Timeouts = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Timeouts, attempts and backoff for one fetch; ``total_budget`` bounds all of it."""
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    total_budget: float = 30.0
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "read_timeout", "total_budget", "max_delay"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"retry policy: {name} must be positive", fix=f"set {name} > 0")
+        if self.base_delay < 0:
+            raise ConfigError("retry policy: base_delay cannot be negative", fix="set it >= 0")
+        if self.max_attempts < 1:
+            raise ConfigError("retry policy: max_attempts must be at least 1", fix="set it >= 1")
+
+    def backoff_window(self, retry_number: int) -> float:
+        """Upper bound of the full-jitter delay before retry ``retry_number`` (0-based)."""
+        # Cap the exponent so a large attempt count cannot overflow the float.
+        return min(self.max_delay, self.base_delay * 2.0 ** min(retry_number, 62))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer, body read (at most :data:`MAX_BODY_BYTES`)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    truncated: bool  # the connection ended before the announced body did
+    sent_at: datetime  # wall-clock UTC time the request was sent
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """How an exchange ended: the final answer or transport failure, and why retrying stopped."""
+
+    answer: Answer | None
+    failure: str | None  # set when the last attempt got no answer
+    attempts: int
+    stopped: str | None = None  # set when the last outcome was retryable but we gave up
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP-date (RFC 9110)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # RFC 9110 dates are GMT; be lenient with ones that omit it
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - now).total_seconds())
+
+
+def describe_transport_error(exc: requests.RequestException) -> str:
+    """A short reason without the exception's text, which names request internals."""
+    text = str(exc)
+    for needle, reason in (
+        ("refused", "connection refused"),
+        ("reset", "connection reset by the server"),
+        ("RemoteDisconnected", "the server closed the connection without answering"),
+        ("without response", "the server closed the connection without answering"),
+        ("NameResolution", "the host name did not resolve"),
+        ("Name or service not known", "the host name did not resolve"),
+        ("getaddrinfo", "the host name did not resolve"),
+    ):
+        if needle in text:
+            return reason
+    return f"connection failed ({type(exc).__name__})"
+
+
+@dataclass(frozen=True)
+class _Failure:
+    reason: str
+    retryable: bool
+
+
+class RetryingSender:
+    """Runs one exchange: attempts, logs, sleeps; the clock and the randomness are injectable."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+        uniform: Callable[[float, float], float],
+        logger: logging.Logger,
+        on_attempt: Callable[[], None],
+    ) -> None:
+        self.policy = policy
+        self._sleep = sleep
+        self._clock = clock
+        self._uniform = uniform
+        self._log = logger
+        self._on_attempt = on_attempt
+
+    def exchange(
+        self,
+        send: Callable[[Timeouts], requests.Response],
+        *,
+        method: str,
+        url: str,
+        deadline: float,
+    ) -> Exchange:
+        """Send until an answer that is not transient, or until attempts or budget run out."""
+        policy = self.policy
+        attempt = 0
+        answer: Answer | None = None
+        failure: _Failure | None = None
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return self._gave_up(answer, failure, attempt, self._budget_used_up())
+            attempt += 1
+            timeouts = (min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining))
+            started = self._clock()
+            self._on_attempt()
+            answer, failure = self._attempt(send, timeouts)
+            elapsed = self._clock() - started
+            outcome = f"HTTP {answer.status}" if answer else (failure.reason if failure else "")
+            self._log.debug(
+                "%s %s -> %s (attempt %d of %d, %.3f s)",
+                method,
+                url,
+                outcome,
+                attempt,
+                policy.max_attempts,
+                elapsed,
+            )
+            if answer is not None and answer.status not in RETRYABLE_STATUSES:
+                return Exchange(answer=answer, failure=None, attempts=attempt)
+            if failure is not None and not failure.retryable:
+                return Exchange(answer=None, failure=failure.reason, attempts=attempt)
+            if attempt >= policy.max_attempts:
+                return self._gave_up(answer, failure, attempt, f"gave up after {attempt} attempts")
+            delay, no_time = self._next_delay(answer, attempt - 1, deadline - self._clock())
+            if no_time is not None:
+                return self._gave_up(answer, failure, attempt, no_time)
+            self._log.warning(
+                "%s %s: %s; retrying in %.2f s (attempt %d of %d)",
+                method,
+                url,
+                outcome,
+                delay,
+                attempt + 1,
+                policy.max_attempts,
+            )
+            self._sleep(delay)
+
+    def _next_delay(
+        self, answer: Answer | None, retry_number: int, remaining: float
+    ) -> tuple[float, str | None]:
+        """The wait before the next attempt, or why the budget has no room for one.
+
+        ``Retry-After`` is obeyed as given (it may exceed ``max_delay``); otherwise the delay
+        is drawn from the full-jitter window.
+        """
+        retry_after = None
+        if answer is not None:
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"), datetime.now(UTC))
+        if retry_after is not None:
+            if retry_after > remaining:
+                return retry_after, (
+                    f"the issuer asked to retry after {retry_after:.0f} s (Retry-After), more "
+                    f"than the {max(remaining, 0):.1f} s left of the "
+                    f"{self.policy.total_budget:g} s budget"
+                )
+            return retry_after, None
+        delay = self._uniform(0.0, self.policy.backoff_window(retry_number))
+        if delay >= remaining:
+            return delay, self._budget_used_up()
+        return delay, None
+
+    def _budget_used_up(self) -> str:
+        return f"the {self.policy.total_budget:g} s time budget was used up"
+
+    @staticmethod
+    def _gave_up(
+        answer: Answer | None, failure: _Failure | None, attempts: int, reason: str
+    ) -> Exchange:
+        return Exchange(
+            answer=answer,
+            failure=failure.reason if failure and answer is None else None,
+            attempts=attempts,
+            stopped=reason,
+        )
+
+    @staticmethod
+    def _attempt(
+        send: Callable[[Timeouts], requests.Response], timeouts: Timeouts
+    ) -> tuple[Answer | None, _Failure | None]:
+        # Exceptions are turned into plain descriptions here and never chained onward: a
+        # requests exception holds the prepared request, whose body carries the secret.
+        sent_at = datetime.now(UTC)
+        try:
+            response = send(timeouts)
+        except requests.exceptions.SSLError:
+            return None, _Failure("TLS handshake failed (certificate or CA bundle)", False)
+        except requests.exceptions.ConnectTimeout:
+            return None, _Failure(f"could not connect within {timeouts[0]:.3g} s", True)
+        except requests.exceptions.ReadTimeout:
+            return None, _Failure(f"no answer within {timeouts[1]:.3g} s (read timeout)", True)
+        except requests.exceptions.ConnectionError as exc:
+            return None, _Failure(describe_transport_error(exc), True)
+        except requests.RequestException as exc:
+            return None, _Failure(f"request failed ({type(exc).__name__})", False)
+        with response:
+            body, truncated, failure = _read_body(response)
+        if failure is not None:
+            return None, failure
+        # Headers are kept raw; whatever of them goes into a message passes through scrub().
+        headers = CaseInsensitiveDict(dict(response.headers))
+        return Answer(response.status_code, headers, body, truncated, sent_at), None
+
+
+def _read_body(response: requests.Response) -> tuple[bytes, bool, _Failure | None]:
+    """Read at most :data:`MAX_BODY_BYTES`; a cut-short body is reported, not raised."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(chunk_size=16384):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return b"".join(chunks)[:MAX_BODY_BYTES], True, None
+    except requests.exceptions.ChunkedEncodingError:
+        return b"".join(chunks), True, None
+    except requests.exceptions.ContentDecodingError:
+        return b"".join(chunks), True, None
+    except requests.exceptions.ConnectionError:
+        # requests reports a read timeout in the middle of the body as a ConnectionError.
+        return b"", False, _Failure("the answer stalled while its body was read", True)
+    except requests.RequestException as exc:
+        return b"", False, _Failure(f"reading the answer failed ({type(exc).__name__})", True)
+    return b"".join(chunks), False, None
