@@ -11,7 +11,12 @@ import threading
 from collections.abc import Iterable
 
 REDACTED = "***"
-_MIN_SCRUB_LENGTH = 4  # shorter values would blank out ordinary words
+# Shorter values would blank out ordinary words; real client secrets and tokens are long.
+_MIN_SCRUB_LENGTH = 8
+# A long-lived process (watch mode, a warm Lambda) registers every token it ever sees; keep
+# the newest ones only, so scrubbing stays fast and memory stays flat. Tokens older than
+# this many registrations have long expired.
+_MAX_KNOWN = 4096
 
 
 class Secret:
@@ -46,14 +51,22 @@ class Secret:
 
 
 _lock = threading.Lock()
-_known: set[str] = set()
+_known: dict[str, None] = {}  # insertion-ordered: the oldest is dropped first
+_by_length: tuple[str, ...] = ()  # longest first, so a secret containing another goes whole
 
 
 def register(value: str) -> None:
     """Remember a secret value so :func:`scrub` removes it from any text."""
-    if value and len(value) >= _MIN_SCRUB_LENGTH:
-        with _lock:
-            _known.add(value)
+    global _by_length
+    if not value or len(value) < _MIN_SCRUB_LENGTH:
+        return
+    with _lock:
+        if value in _known:
+            return
+        _known[value] = None
+        while len(_known) > _MAX_KNOWN:
+            del _known[next(iter(_known))]
+        _by_length = tuple(sorted(_known, key=len, reverse=True))
 
 
 def register_all(values: Iterable[str]) -> None:
@@ -63,9 +76,7 @@ def register_all(values: Iterable[str]) -> None:
 
 def scrub(text: str) -> str:
     """Replace every registered secret value in ``text`` with ``***``."""
-    with _lock:
-        values = sorted(_known, key=len, reverse=True)
-    for value in values:
+    for value in _by_length:
         if value in text:
             text = text.replace(value, REDACTED)
     return text

@@ -164,3 +164,17 @@ def test_logs_scrub_messages_arguments_extras_and_tracebacks(fmt: str) -> None:
         assert first["level"] == "debug"
         assert first["detail"] == "***"
     logs.configure(0, "text")
+
+
+def test_secret_registry_is_bounded_and_ignores_short_words() -> None:
+    from harbor_secrets import secrets
+
+    Secret("secret")  # too short to scrub: would blank out an ordinary word
+    assert scrub("a secret word") == "a secret word"
+    first = "oldest-token-0000000"
+    secrets.register(first)
+    for n in range(secrets._MAX_KNOWN):
+        secrets.register(f"later-token-{n:08d}")
+    assert len(secrets._known) == secrets._MAX_KNOWN
+    assert scrub(first) == first  # dropped: long expired by now
+    assert scrub(f"later-token-{secrets._MAX_KNOWN - 1:08d}") == "***"
