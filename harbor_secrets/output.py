@@ -24,6 +24,14 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+REASONS = {
+    "missing": "nothing was stored",
+    "due": "stored token was due",
+    "forced": "--force",
+    "fresh": "",
+}
+
+
 def sync_text(report: SyncReport) -> str:
     data = report.to_dict()
     rows = []
@@ -31,7 +39,7 @@ def sync_text(report: SyncReport) -> str:
         label = f"{job['credentials']}/{job['environment']}/{job['scope']}"
         for sink in job["sinks"]:
             left = sink.get("expires_in_seconds")
-            detail = sink.get("error") or sink["reason"]
+            detail = sink.get("error") or REASONS.get(sink["reason"], sink["reason"])
             rows.append(
                 [
                     label,
