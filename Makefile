@@ -7,12 +7,13 @@ PROVIDERS := $(sort $(dir $(wildcard providers/*/pyproject.toml)))
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint typecheck unit demo bench clean
+.PHONY: help install test lint typecheck unit demo bench lambda-zip clean
 
 help:
 	@echo "make demo   run the whole job against a local stand-in issuer (no Harbor account needed)"
 	@echo "make test   lint (ruff), type-check (mypy) and run every test, real servers included"
-	@echo "make bench  print start-up and throughput figures"
+	@echo "make bench  print start-up, throughput and cold-start figures"
+	@echo "make lambda-zip  build dist/harbor-secrets-lambda.zip for AWS Lambda"
 	@echo "make clean  remove the virtual environment and caches"
 
 $(STAMP): pyproject.toml requirements-dev.txt $(addsuffix pyproject.toml,$(PROVIDERS))
@@ -30,6 +31,8 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --strict tests
+	@for dir in providers/*/tests; do echo "$(BIN)/mypy --strict $$dir"; $(BIN)/mypy --strict $$dir || exit 1; done
 
 unit: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -42,6 +45,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/sync_envfile.py
+	$(BIN)/python providers/vault/bench/bench_vault_kv2.py
+	$(BIN)/python providers/aws/bench/bench_lambda_cold_start.py
+
+lambda-zip: $(STAMP)
+	$(BIN)/python providers/aws/build_lambda_zip.py --output dist/harbor-secrets-lambda.zip
 
 clean:
-	rm -rf $(VENV) demo-output .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-tools dist demo-output .mypy_cache .ruff_cache .pytest_cache

@@ -4,6 +4,8 @@ This module is the public API for provider authors and library users; everything
 listed in ``__all__`` is private and may change. ``tests/test_public_api.py`` pins it.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from harbor_secrets._version import __version__
 from harbor_secrets.errors import (
     ConfigError,
@@ -23,10 +25,40 @@ from harbor_secrets.provider import (
 from harbor_secrets.record import MANAGED_BY, SCHEMA_VERSION, TokenRecord, format_time, parse_time
 from harbor_secrets.secrets import Secret, scrub
 
+if TYPE_CHECKING:
+    from harbor_secrets.config import CONFIG_ENV_VAR, Config, load_config
+    from harbor_secrets.logs import configure as configure_logging
+    from harbor_secrets.logs import scrub_handlers
+    from harbor_secrets.sync import SyncReport, run_sync
+
+# Running a sync pulls in more of the package; these load on first use so that importing
+# harbor_secrets (every provider does) stays cheap.
+_LAZY = {
+    "CONFIG_ENV_VAR": ("harbor_secrets.config", "CONFIG_ENV_VAR"),
+    "Config": ("harbor_secrets.config", "Config"),
+    "load_config": ("harbor_secrets.config", "load_config"),
+    "SyncReport": ("harbor_secrets.sync", "SyncReport"),
+    "run_sync": ("harbor_secrets.sync", "run_sync"),
+    "configure_logging": ("harbor_secrets.logs", "configure"),
+    "scrub_handlers": ("harbor_secrets.logs", "scrub_handlers"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "CONFIG_ENV_VAR",
     "ENTRY_POINT_GROUP",
     "MANAGED_BY",
     "SCHEMA_VERSION",
+    "Config",
     "ConfigError",
     "HarborSecretsError",
     "IssuerError",
@@ -37,10 +69,15 @@ __all__ = [
     "Secret",
     "SecretReferenceError",
     "StoreError",
+    "SyncReport",
     "TokenRecord",
     "WriteOutcome",
     "__version__",
+    "configure_logging",
     "format_time",
+    "load_config",
     "parse_time",
+    "run_sync",
     "scrub",
+    "scrub_handlers",
 ]

@@ -54,6 +54,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+def quiet_sdk_loggers() -> None:
+    """SDK DEBUG output carries request bodies and headers: never let it through."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def scrub_handlers(level: int = logging.INFO) -> None:
+    """Keep a host's own handlers (Lambda's adds the request id) but scrub through them."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if not any(isinstance(f, ScrubSecrets) for f in handler.filters):
+            handler.addFilter(ScrubSecrets())
+    root.setLevel(level)
+    quiet_sdk_loggers()
+
+
 def level_for(verbosity: int) -> int:
     return {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
 
@@ -73,5 +89,4 @@ def configure(verbosity: int = 0, fmt: str = "text", stream: TextIO | None = Non
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level_for(verbosity))
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_sdk_loggers()

@@ -9,6 +9,8 @@ import harbor_secrets.testing
 def test_public_api_is_pinned() -> None:
     assert sorted(harbor_secrets.__all__) == sorted(
         [
+            "CONFIG_ENV_VAR",
+            "Config",
             "ENTRY_POINT_GROUP",
             "MANAGED_BY",
             "SCHEMA_VERSION",
@@ -22,9 +24,14 @@ def test_public_api_is_pinned() -> None:
             "Secret",
             "SecretReferenceError",
             "StoreError",
+            "SyncReport",
             "TokenRecord",
             "WriteOutcome",
             "__version__",
+            "configure_logging",
+            "load_config",
+            "run_sync",
+            "scrub_handlers",
             "format_time",
             "parse_time",
             "scrub",

@@ -1,0 +1,276 @@
+"""The ``aws-ssm`` provider: one SSM Parameter Store ``SecureString`` per token.
+
+Parameter Store suits 5-minute tokens: it keeps the newest 100 versions and drops the
+oldest by itself, as long as no version carries a label (so this provider never adds one).
+Tags can only be set when a parameter is created (``PutParameter`` refuses ``Tags`` together
+with ``Overwrite``), so a missing parameter is created without overwrite and with tags, and
+later writes overwrite without them.
+
+Parameter Store has no conditional write, so the read-compare-write runs under a
+:class:`ParameterLock` (an atomic create-only lock parameter next to the token): two
+overlapping runs cannot put an older record over a newer one.
+
+API calls: a fresh token costs one ``GetParameter``; a due one costs ``GetParameter`` (the
+read) + ``PutParameter`` (lock) + ``GetParameter`` + ``PutParameter`` + ``DeleteParameter``
+(unlock).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from botocore.exceptions import ClientError
+
+from harbor_secrets import (
+    ConfigError,
+    Options,
+    Provider,
+    ProviderContext,
+    Secret,
+    StoreError,
+    TokenRecord,
+    WriteOutcome,
+)
+from harbor_secrets_aws.clients import AwsSettings, Client, ClientCache, shared_clients
+from harbor_secrets_aws.errors import aws_errors, error_code
+from harbor_secrets_aws.parameter_lock import LOCK_SUFFIX, ParameterLock
+from harbor_secrets_aws.references import resolve_parameter
+from harbor_secrets_aws.stored import MANAGED_TAG, aws_tags, is_managed, parse_stored, read_tags
+
+SERVICE = "ssm"
+STANDARD_LIMIT = 4096  # bytes of value in the Standard tier
+ADVANCED_LIMIT = 8192  # bytes of value in the Advanced tier
+MAX_NAME_LENGTH = 1011 - len(LOCK_SUFFIX)  # the lock parameter must fit too
+MAX_DEPTH = 15
+DEFAULT_DESCRIPTION = "Harbor Lockers access token, kept fresh by harbor-secrets"
+_NAME = re.compile(r"^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+_RESERVED = re.compile(r"^/?(aws|ssm)", re.IGNORECASE)
+
+
+class ParameterStoreProvider(Provider):
+    """Tokens as SecureString parameters: the right AWS store for short-lived tokens."""
+
+    name: ClassVar[str] = "aws-ssm"
+    distribution: ClassVar[str] = "harbor-secrets-aws"
+    summary: ClassVar[str] = "AWS SSM Parameter Store, one SecureString per token"
+    key_option: ClassVar[str] = "name"
+    default_key_template: ClassVar[str] = "/harbor/{environment}/{scope}"
+    reference_schemes: ClassVar[tuple[str, ...]] = ("ssm",)
+    stores_full_record: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        settings: AwsSettings | None = None,
+        client: Client | None = None,
+        clients: ClientCache | None = None,
+        kms_key_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        description: str = DEFAULT_DESCRIPTION,
+        allow_advanced_tier: bool = False,
+        adopt: bool = False,
+        lock_wait: float = 10.0,
+        sink_name: str = "aws-ssm",
+        source: str | None = None,
+    ) -> None:
+        self.settings = settings or AwsSettings()
+        self._client_override = client
+        self._clients = clients or shared_clients()
+        self.kms_key_id = kms_key_id
+        self.tags = {**(tags or {}), MANAGED_TAG: "harbor-secrets"}
+        self.description = description
+        self.allow_advanced_tier = allow_advanced_tier
+        self.adopt = adopt
+        self.lock_wait = lock_wait
+        self.sink_name = sink_name
+        self._source = source
+
+    @classmethod
+    def from_options(cls, options: Options, context: ProviderContext) -> ParameterStoreProvider:
+        options.string(cls.key_option)  # the core renders it; read so finish() accepts it
+        settings = AwsSettings.from_options(options, context.environ)
+        kms_key_id = options.string("kms_key_id")
+        tags = read_tags(options)
+        description = options.string("description", DEFAULT_DESCRIPTION)
+        assert description is not None
+        allow_advanced_tier = options.boolean("allow_advanced_tier", False)
+        adopt = options.boolean("adopt", False)
+        lock_wait = options.duration("lock_wait", 10.0)
+        options.finish()
+        return cls(
+            settings=settings,
+            kms_key_id=kms_key_id,
+            tags=tags,
+            description=description,
+            allow_advanced_tier=allow_advanced_tier,
+            adopt=adopt,
+            lock_wait=lock_wait,
+            sink_name=context.sink_name,
+            source=context.source,
+        )
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def render_key(self, template: str, *, environment: str, scope: str, credentials: str) -> str:
+        """A valid parameter name; a hierarchical name gets its required leading ``/``."""
+        name = template.format(environment=environment, scope=scope, credentials=credentials)
+        if "/" in name and not name.startswith("/"):
+            name = "/" + name
+        problem = _name_problem(name)
+        if problem:
+            raise ConfigError(
+                f"{name!r} is not a valid SSM parameter name: {problem}",
+                source=self._source,
+                key=f"sinks.{self.sink_name}.{self.key_option}",
+                fix='use a path such as "/harbor/{environment}/{scope}"',
+            )
+        return name
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _client(self) -> Client:
+        if self._client_override is not None:
+            return self._client_override
+        return self._clients.client(SERVICE, self.settings)
+
+    @staticmethod
+    def _what(name: str) -> str:
+        return f"SSM parameter {name!r}"
+
+    def _get(self, name: str) -> tuple[bool, TokenRecord | None]:
+        """(exists, record); record is None when the value is not a harbor-secrets record."""
+        with aws_errors("read", self._what(name)):
+            try:
+                response = self._client().get_parameter(Name=name, WithDecryption=True)
+            except ClientError as exc:
+                if error_code(exc) == "ParameterNotFound":
+                    return False, None
+                raise
+        return True, parse_stored(response.get("Parameter", {}).get("Value"))
+
+    def read(self, key: str) -> TokenRecord | None:
+        exists, record = self._get(key)
+        if exists and record is None:
+            self._require_owned(key, action="use")  # ours but unreadable: rewrite it
+        return record
+
+    # -- writing --------------------------------------------------------------------------
+
+    def write(self, key: str, record: TokenRecord) -> WriteOutcome:
+        value = record.to_json()
+        tier = self._tier(key, value)  # before any request: an oversized record fails early
+        redact = (value, record.access_token.reveal())
+        with ParameterLock(self._client(), key, wait=self.lock_wait):
+            for _ in range(2):
+                exists, current = self._get(key)
+                if not exists:
+                    if self._put(key, value, tier, create=True, redact=redact):
+                        return WriteOutcome.WRITTEN
+                    continue  # created meanwhile by someone not using the lock: compare again
+                if current is None:
+                    self._require_owned(key, action="overwrite")
+                elif current.expires_at >= record.expires_at:
+                    return WriteOutcome.KEPT_NEWER
+                self._put(key, value, tier, create=False, redact=redact)
+                return WriteOutcome.WRITTEN
+        raise StoreError(
+            f"{self._what(key)} appeared and changed while writing",
+            hint="something other than harbor-secrets writes it; choose another name",
+            reason="conflict",
+        )
+
+    def _tier(self, name: str, value: str) -> str:
+        size = len(value.encode("utf-8"))
+        if size > ADVANCED_LIMIT or (size > STANDARD_LIMIT and not self.allow_advanced_tier):
+            allowed = self.allow_advanced_tier
+            raise StoreError(
+                f"the record for {self._what(name)} is {size} bytes, over the "
+                f"{'Advanced' if allowed else 'Standard'} tier's "
+                f"{ADVANCED_LIMIT if allowed else STANDARD_LIMIT}-byte limit; nothing was written",
+                hint=(
+                    "the token is too large for Parameter Store; use aws-secretsmanager"
+                    if allowed
+                    else f"set allow_advanced_tier = true in sinks.{self.sink_name} (Advanced "
+                    "parameters are charged per parameter and API call) or use "
+                    "aws-secretsmanager"
+                ),
+                reason="too-large",
+            )
+        if size > STANDARD_LIMIT:
+            return "Advanced"
+        # Intelligent-Tiering stays Standard while the value fits, and never tries to move a
+        # parameter that once went Advanced back down (which AWS refuses).
+        return "Intelligent-Tiering" if self.allow_advanced_tier else "Standard"
+
+    def _put(
+        self, name: str, value: str, tier: str, *, create: bool, redact: tuple[str, ...]
+    ) -> bool:
+        """Create (with tags) or overwrite; ``False`` if creating found it already there."""
+        request: dict[str, Any] = {
+            "Name": name,
+            "Value": value,
+            "Type": "SecureString",
+            "Tier": tier,
+            "Overwrite": not create,
+        }
+        if self.kms_key_id:
+            request["KeyId"] = self.kms_key_id
+        if create:
+            request["Tags"] = aws_tags(self.tags)
+            request["Description"] = self.description
+        with aws_errors("create" if create else "write", self._what(name), redact=redact):
+            try:
+                self._client().put_parameter(**request)
+            except ClientError as exc:
+                if create and error_code(exc) == "ParameterAlreadyExists":
+                    return False
+                raise
+        return True
+
+    def _require_owned(self, name: str, *, action: str) -> None:
+        """A parameter holding something else is replaced only if tagged as ours or adopted."""
+        if self.adopt:
+            return
+        with aws_errors("inspect", self._what(name)):
+            response = self._client().list_tags_for_resource(
+                ResourceType="Parameter", ResourceId=name
+            )
+        if not is_managed(response.get("TagList")):
+            raise StoreError(
+                f"{self._what(name)} holds something that is not a harbor-secrets record and "
+                f"is not tagged {MANAGED_TAG}=harbor-secrets; refusing to {action} it",
+                hint=f"set adopt = true in sinks.{self.sink_name} to take it over, or choose "
+                "another name",
+                reason="not-managed",
+            )
+
+    # -- everything else ------------------------------------------------------------------
+
+    def resolve_reference(self, reference: str) -> Secret:
+        return resolve_parameter(self._client(), reference)
+
+    def describe(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"provider": self.name, **self.settings.describe()}
+        if self.kms_key_id:
+            data["kms_key_id"] = self.kms_key_id
+        data["allow_advanced_tier"] = self.allow_advanced_tier
+        data["adopt"] = self.adopt
+        data["tags"] = dict(sorted(self.tags.items()))
+        return data
+
+    def __repr__(self) -> str:
+        return f"ParameterStoreProvider(sink={self.sink_name!r}, region={self.settings.region!r})"
+
+
+def _name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid parameter name, or None."""
+    if not name or len(name) > MAX_NAME_LENGTH:
+        return f"it must be 1-{MAX_NAME_LENGTH} characters"
+    if not _NAME.match(name):
+        return "use letters, digits and . - _ separated by single slashes, with no trailing /"
+    if name.count("/") > MAX_DEPTH:
+        return f"it may have at most {MAX_DEPTH} levels"
+    if _RESERVED.match(name):
+        return 'names may not begin with "aws" or "ssm"'
+    return None
