@@ -23,6 +23,7 @@ from harbor_secrets.secrets import Secret
 
 log = logging.getLogger(__name__)
 TEMPLATE_FIELDS = ("environment", "scope", "credentials")
+UNRESOLVED = "<unresolved: config check --skip-references>"
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,12 @@ class Runtime:
         *,
         registry: Registry | None = None,
         environ: Mapping[str, str] | None = None,
+        resolve_references: bool = True,
     ) -> None:
+        """``resolve_references=False`` (``config check --skip-references``) lets providers
+        be built where the secrets they read at construction are absent, e.g. in CI."""
         self.config = config
+        self._resolve_references = resolve_references
         self.registry = registry or Registry()
         self.environ = dict(os.environ if environ is None else environ)
         self._reference_providers: dict[str, Provider] = {}
@@ -75,11 +80,16 @@ class Runtime:
     # -- construction -------------------------------------------------------------------
 
     def _context(self, sink_name: str) -> ProviderContext:
+        def resolve(reference: str) -> Secret:
+            if not self._resolve_references:
+                return Secret(UNRESOLVED)
+            return self.resolver.resolve(reference, key=f"sinks.{sink_name}")
+
         return ProviderContext(
             sink_name=sink_name,
             source=self.config.source,
             environ=self.environ,
-            resolve_reference=lambda ref: self.resolver.resolve(ref, key=f"sinks.{sink_name}"),
+            resolve_reference=resolve,
         )
 
     def _load(self, provider_name: str, key: str) -> type[Provider]:

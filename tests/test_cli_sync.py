@@ -286,3 +286,32 @@ def test_demo_writes_both_scopes(tmp_path: Path, run_cli: Run) -> None:
         if name.endswith("ACCESS_TOKEN"):
             assert (values[name] or "") not in result.stdout
     assert os.stat(tmp_path / "demo" / "client-secret").st_mode & 0o077 == 0
+
+
+def test_config_check_skip_references_needs_no_secret_files(tmp_path: Path, run_cli: Run) -> None:
+    # A provider that reads file: references while it is built (Vault's AppRole) must still
+    # be checkable in CI, where the secret files do not exist.
+    text = """
+[credentials.main]
+client_id = "id"
+client_secret = "file:/nonexistent/client-secret"
+
+[sinks.vault]
+provider = "vault"
+address = "https://vault.example.com:8200"
+
+[sinks.vault.auth]
+method = "approle"
+role_id = "file:/nonexistent/role-id"
+secret_id = "file:/nonexistent/secret-id"
+
+[[targets]]
+environments = ["sandbox"]
+"""
+    config = write_config(tmp_path, text)
+    strict = run_cli("-c", str(config), "config", "check")
+    assert strict.code == 2
+    assert "/nonexistent/" in strict.stderr
+    skipped = run_cli("-c", str(config), "config", "check", "--skip-references")
+    assert skipped.code == 0, skipped.output
+    assert "file:/nonexistent/client-secret" in skipped.stdout

@@ -56,7 +56,7 @@ def effective_config(runtime: Runtime) -> dict[str, Any]:
 
 
 def config_check_command(config_path: str | None, *, output: str, skip_references: bool) -> int:
-    with Runtime(load(config_path)) as runtime:
+    with Runtime(load(config_path), resolve_references=not skip_references) as runtime:
         if not skip_references:
             runtime.resolve_local_secrets()
         data = effective_config(runtime)
