@@ -72,23 +72,70 @@ def cli(ctx: click.Context, config: str | None, verbose: int, log_format: str) -
 @click.option("--force", is_flag=True, help="Refresh every token, due or not.")
 @click.option("--dry-run", is_flag=True, help="Read the stores and say what would be written.")
 @click.option("-o", "--output", type=OUTPUT, default="text", show_default=True)
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Stay up: refresh each token when it falls due; exit 0 on SIGTERM or SIGINT.",
+)
+@click.option(
+    "--listen",
+    metavar="[HOST:]PORT",
+    help="With --watch: serve GET /healthz and /metrics (a bare PORT binds 127.0.0.1).",
+)
+@click.option(
+    "--metrics-file",
+    metavar="PATH",
+    help="Write metrics for node-exporter's textfile collector (a *.prom file, atomically).",
+)
+@click.option(
+    "--pushgateway",
+    metavar="URL",
+    help="Push metrics to a Prometheus Pushgateway (job harbor-secrets).",
+)
 @click.pass_obj
-def sync(g: Globals, force: bool, dry_run: bool, output: str) -> int:
+def sync(
+    g: Globals,
+    force: bool,
+    dry_run: bool,
+    output: str,
+    watch: bool,
+    listen: str | None,
+    metrics_file: str | None,
+    pushgateway: str | None,
+) -> int:
     """Refresh due tokens and write them to every configured sink.
 
     A token is due when its stored record has less than `refresh_before` left (or there is
     none). One token request per (credentials, environment, scope) serves every sink; a
     store that already holds a newer token is never overwritten.
 
+    With --watch it stays up instead of being scheduled: it sleeps until the earliest
+    token falls due (at most `schedule_period`), backs off while the issuer or a store
+    fails, and on SIGTERM finishes the writes in progress and exits 0. /healthz answers
+    503 when a token is past due or the last cycle failed entirely. Metrics options need
+    the optional extra: pip install 'harbor-secrets[metrics]'.
+
     \b
     Examples:
       harbor-secrets -c harbor.toml sync
       harbor-secrets -c harbor.toml sync --dry-run
       harbor-secrets -c harbor.toml sync --force --output json | jq .counts
+      harbor-secrets -c harbor.toml sync --watch --listen 9464
+      harbor-secrets -c harbor.toml sync --metrics-file /var/lib/node_exporter/harbor.prom
+      harbor-secrets -c harbor.toml sync --pushgateway https://pushgateway.example:9091
     """
     from harbor_secrets.commands.sync import sync_command
 
-    return sync_command(g.config, force=force, dry_run=dry_run, output=output)
+    return sync_command(
+        g.config,
+        force=force,
+        dry_run=dry_run,
+        output=output,
+        watch=watch,
+        listen=listen,
+        metrics_file=metrics_file,
+        pushgateway=pushgateway,
+    )
 
 
 @cli.command()

@@ -53,11 +53,14 @@ class Runtime:
         registry: Registry | None = None,
         environ: Mapping[str, str] | None = None,
         resolve_references: bool = True,
+        watching: bool = False,
     ) -> None:
         """``resolve_references=False`` (``config check --skip-references``) lets providers
         be built where the secrets they read at construction are absent, e.g. in CI."""
         self.config = config
         self._resolve_references = resolve_references
+        # Watch mode wakes when a token falls due, so the schedule period does not bound it.
+        self.watching = watching
         self.registry = registry or Registry()
         self.environ = dict(os.environ if environ is None else environ)
         self._reference_providers: dict[str, Provider] = {}
@@ -202,7 +205,7 @@ class Runtime:
                 f"refresh.refresh_before ({refresh.refresh_before:g}s) is not less than the "
                 f"token lifetime ({refresh.token_lifetime:g}s): every run rewrites every token"
             )
-        if refresh.refresh_before <= refresh.schedule_period:
+        if refresh.refresh_before <= refresh.schedule_period and not self.watching:
             notes.append(
                 f"refresh.refresh_before ({refresh.refresh_before:g}s) is not more than the "
                 f"schedule period ({refresh.schedule_period:g}s): readers can find an expired "

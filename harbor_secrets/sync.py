@@ -104,6 +104,12 @@ class JobResult:
     error: str | None = None
     error_type: str | None = None
     duration: float = 0.0
+    #: The exception class that failed the whole job (metrics name the failure by it).
+    error_class: type[BaseException] | None = None
+    #: Seconds spent getting the token, retries included; None when none was requested.
+    fetch_seconds: float | None = None
+    #: Expiry of the token fetched this run (a lower bound for a sink that kept a newer one).
+    token_expires_at: datetime | None = None
 
     @property
     def failed(self) -> bool:
@@ -198,14 +204,17 @@ class SyncEngine:
         force: bool = False,
         dry_run: bool = False,
         jobs: list[Job] | None = None,
+        log_warnings: bool = True,
     ) -> SyncReport:
+        """One pass; ``log_warnings=False`` lets a long-running caller log each warning once."""
         jobs = self.config.jobs() if jobs is None else jobs
         started = self.now()
         # Local references fail here, before any network call (ConfigError, exit 2).
         local_secrets = self.runtime.resolve_local_secrets(jobs)
         warnings = self.runtime.warnings()
-        for note in warnings:
-            log.warning("%s", note)
+        if log_warnings:
+            for note in warnings:
+                log.warning("%s", note)
         workers = max(1, min(self.config.refresh.max_workers, len(jobs)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
             futures = [
@@ -237,6 +246,7 @@ class SyncEngine:
         except Exception as exc:  # the job failed as a whole; other jobs carry on
             result.error = _describe_error(exc)
             result.error_type = type(exc).__name__
+            result.error_class = type(exc)
             for sink_result in result.sinks:
                 if sink_result.action == WOULD_WRITE:
                     sink_result.action = FAILED
@@ -294,9 +304,11 @@ class SyncEngine:
         secret = local_secrets.get(job.credentials) or self.runtime.client_secret(credentials)
         environment = self.config.environments[job.environment]
         client = self.client_factory(self.config, environment, credentials, secret)
+        began = time.monotonic()
         try:
             token = client.fetch(job.scope)
         finally:
+            result.fetch_seconds = time.monotonic() - began
             client.close()
         result.fetched = True
         result.attempts = token.attempts
@@ -310,6 +322,7 @@ class SyncEngine:
             issuer=environment.token_url,
             token_type="Bearer",
         )
+        result.token_expires_at = record.expires_at
         for sink, key, sink_result in due:
             try:
                 outcome = sink.provider.write(key, record)

@@ -196,6 +196,8 @@ def test_policy_warnings(tmp_path: Path) -> None:
     text = '[refresh]\nrefresh_before = "30s"\n' + BASE
     with Runtime(load(text, tmp_path), registry=REGISTRY, environ={}) as runtime:
         assert any("schedule period" in note for note in runtime.warnings())
+    with Runtime(load(text, tmp_path), registry=REGISTRY, environ={}, watching=True) as runtime:
+        assert runtime.warnings() == []  # watch mode wakes when due, not on a schedule
     text = '[refresh]\nrefresh_before = "300s"\n' + BASE
     with Runtime(load(text, tmp_path), registry=REGISTRY, environ={}) as runtime:
         assert any("every run rewrites every token" in note for note in runtime.warnings())

@@ -1,8 +1,15 @@
-"""``harbor-secrets status``: what each sink holds, without fetching anything."""
+"""``harbor-secrets status``: what each sink holds, without fetching anything.
+
+``--output json`` gives the facts the Prometheus metrics carry, without Prometheus: the
+expiry (``expires_at_unix`` is ``harbor_secrets_token_expiry_timestamp_seconds``), when the
+token falls due, and ``issued_at``, the proxy for the last write (a token is written right
+after it is issued). Stores that keep only the token and its expiry (the env file) have no
+``issued_at``; it is then null, as is the age.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -40,14 +47,24 @@ def collect_status(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
             else:
                 left = record.seconds_left(now)
                 state = "fresh" if left > refresh_before else ("due" if left > 0 else "expired")
+                due_at = record.expires_at - timedelta(seconds=refresh_before)
+                issued = sink.provider.stores_full_record
                 row.update(
                     expires_at=format_time(record.expires_at),
+                    expires_at_unix=int(record.expires_at.timestamp()),
                     expires_in_seconds=int(left),
-                    age_seconds=int((now - record.issued_at).total_seconds()),
+                    due_at=format_time(due_at),
+                    due_in_seconds=int((due_at - now).total_seconds()),
+                    issued_at=format_time(record.issued_at) if issued else None,
+                    age_seconds=int((now - record.issued_at).total_seconds()) if issued else None,
                     state=state,
                 )
             rows.append(row)
     return rows
+
+
+def _duration(seconds: float | None) -> str:
+    return "-" if seconds is None else format_duration(seconds)
 
 
 def status_command(config_path: str | None, *, output: str) -> int:
@@ -56,7 +73,13 @@ def status_command(config_path: str | None, *, output: str) -> int:
         rows = collect_status(runtime, now)
     healthy = all(row["state"] in ("fresh", "due") for row in rows)
     if output == "json":
-        click.echo(to_json({"ok": healthy, "time": format_time(now), "tokens": rows}))
+        summary = {
+            "ok": healthy,
+            "time": format_time(now),
+            "refresh_before_seconds": runtime.config.refresh.refresh_before,
+            "tokens": rows,
+        }
+        click.echo(to_json(summary))
     else:
         click.echo(
             table(
@@ -65,8 +88,8 @@ def status_command(config_path: str | None, *, output: str) -> int:
                         f"{r['credentials']}/{r['environment']}/{r['scope']}",
                         r["sink"],
                         r["state"],
-                        format_duration(r["expires_in_seconds"]) if "expires_at" in r else "-",
-                        format_duration(r["age_seconds"]) if "expires_at" in r else "-",
+                        _duration(r.get("expires_in_seconds")),
+                        _duration(r.get("age_seconds")),
                         r.get("error", r["key"]),
                     ]
                     for r in rows

@@ -1,0 +1,220 @@
+"""Is watch mode keeping tokens fresh? The ``/healthz`` verdict and the HTTP server for it.
+
+Standard library only: ``/metrics`` is rendered by a callable handed in, so this module
+does not need the optional Prometheus client. The server binds loopback unless told
+otherwise and runs in a daemon thread, so it can never hold the process up at exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from harbor_secrets.errors import ConfigError
+from harbor_secrets.metrics import SinkKey
+from harbor_secrets.secrets import scrub
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+_LISTEN_FIX = (
+    "write PORT for 127.0.0.1:PORT, or HOST:PORT (e.g. 0.0.0.0:9464 for every interface, "
+    "[::1]:9464 for IPv6)"
+)
+_MAX_REASON = 300
+
+MetricsRenderer = Callable[[str | None], tuple[bytes, str]]
+
+
+def label(key: SinkKey) -> str:
+    credentials, environment, scope, sink = key
+    return f"{credentials}/{environment}/{scope} -> {sink}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What ``/healthz`` answers: 200 ``ok``, or 503 with a short JSON reason."""
+
+    ok: bool
+    reason: str = "ok"
+    sinks: tuple[str, ...] = ()
+
+    def response(self) -> tuple[int, bytes, str]:
+        if self.ok:
+            return 200, b"ok\n", "text/plain; charset=utf-8"
+        body = {"status": "unhealthy", "reason": self.reason, "sinks": list(self.sinks)}
+        return 503, (json.dumps(body) + "\n").encode(), "application/json"
+
+
+def judge(
+    *,
+    now: float,
+    expected: Iterable[SinkKey],
+    expiry: Mapping[SinkKey, float],
+    refresh_before: float,
+    grace: float,
+    cycles: int,
+    last_cycle_error: str | None,
+) -> Verdict:
+    """Unhealthy before the first cycle, after a cycle that failed entirely, or when any
+    sink's token is past due: ``expires_at − refresh_before + grace < now``.
+
+    ``grace`` covers the wake-up slack of a healthy loop (jitter, one token request with its
+    retries); a token unknown to this process (never read successfully) counts as past due.
+    """
+    if cycles == 0:
+        return Verdict(False, "starting: no cycle has finished yet")
+    if last_cycle_error is not None:
+        reason = scrub(f"the last cycle failed entirely: {last_cycle_error}")
+        return Verdict(False, reason[:_MAX_REASON])
+    late = [
+        key for key in expected if key not in expiry or expiry[key] - refresh_before + grace < now
+    ]
+    if late:
+        unknown = sum(1 for key in late if key not in expiry)
+        reason = f"{len(late)} token(s) past due (refresh_before {refresh_before:g}s"
+        reason += f" + {grace:g}s grace)" + (f", {unknown} never read" if unknown else "")
+        return Verdict(False, reason, tuple(label(key) for key in late))
+    return Verdict(True)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``9464`` → ``("127.0.0.1", 9464)``; ``HOST:PORT`` and ``[IPv6]:PORT`` as given."""
+    value = text.strip()
+    host, port_text = DEFAULT_HOST, value
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0 or value[end + 1 : end + 2] != ":":
+            raise ConfigError(f"{text!r} is not [HOST]:PORT", key="--listen", fix=_LISTEN_FIX)
+        host, port_text = value[1:end], value[end + 2 :]
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+        if not host:
+            raise ConfigError(
+                f"{text!r} names no host (an empty host would mean every interface)",
+                key="--listen",
+                fix=_LISTEN_FIX,
+            )
+    elif ":" in value:
+        raise ConfigError(
+            f"{text!r} is ambiguous: put an IPv6 address in brackets",
+            key="--listen",
+            fix=_LISTEN_FIX,
+        )
+    if not port_text.isdigit() or int(port_text) > 65535 or not host:
+        raise ConfigError(f"{text!r} is not [HOST:]PORT", key="--listen", fix=_LISTEN_FIX)
+    return host, int(port_text)
+
+
+class StatusServer:
+    """``GET /healthz`` and ``GET /metrics`` from a daemon thread."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        health: Callable[[], Verdict],
+        metrics: MetricsRenderer | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.health = health
+        self.metrics = metrics
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> StatusServer:
+        """Bind (port 0 picks a free one); a port in use is a usage error (exit 2)."""
+        try:
+            server = _Server((self.host, self.port), self)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
+                key="--listen",
+                fix="choose a free port, or an address of this host",
+            ) from None
+        self.port = int(server.server_address[1])
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="harbor-secrets-http",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> StatusServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def answer(self, path: str, accept: str | None) -> tuple[int, bytes, str]:
+        if path == "/healthz":
+            return self.health().response()
+        if path == "/metrics" and self.metrics is not None:
+            body, content_type = self.metrics(accept)
+            return 200, body, content_type
+        return 404, b"not found: try /healthz or /metrics\n", "text/plain; charset=utf-8"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.0"  # one request per connection: nothing lingers at stop()
+    timeout = 10  # a silent client does not hold a thread forever
+    server_version = "harbor-secrets"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        try:
+            status, body, content_type = self.server.app.answer(
+                urlsplit(self.path).path, self.headers.get("Accept")
+            )
+        except Exception:  # a bug here must not take the watch loop down
+            log.exception("answering %s failed", urlsplit(self.path).path)
+            status, body, content_type = 500, b"internal error\n", "text/plain; charset=utf-8"
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        with contextlib.suppress(ConnectionError):
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], app: StatusServer) -> None:
+        self.app = app
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)

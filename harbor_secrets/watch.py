@@ -1,0 +1,376 @@
+"""Watch mode: stay up and refresh each token when it falls due, until told to stop.
+
+One :class:`~harbor_secrets.runtime.Runtime` (providers built once) serves every cycle, and
+each cycle is one ordinary engine pass, so due-ness, one token request per token and the
+monotonic write rule are exactly those of a scheduled run. Between cycles the loop sleeps
+until the earliest stored token falls due (``expires_at − refresh_before``) plus a little
+jitter, never longer than ``schedule_period`` (so a store changed behind its back is
+noticed), and after failures on an exponential backoff capped well inside the refresh
+window. The stop flag is looked at only between cycles: a write in flight always completes.
+
+Wake-up slack — how far past due a reader can find a token while the issuer answers — is
+the jitter (at most 5 % of the sleep, and a tenth of ``refresh_before``) plus one cycle's
+run time; it replaces the schedule period of a cron-driven deployment.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from harbor_secrets.config import Config
+from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError
+from harbor_secrets.health import Verdict, judge
+from harbor_secrets.metrics import SyncMetrics, observed_expiry
+from harbor_secrets.record import format_time
+from harbor_secrets.runtime import Runtime
+from harbor_secrets.sync import (
+    FAILED,
+    FRESH,
+    KEPT_NEWER,
+    WRITTEN,
+    ClientFactory,
+    SyncEngine,
+    SyncReport,
+    default_client_factory,
+)
+
+log = logging.getLogger(__name__)
+
+#: Added to every wait so the engine, reading the clock after the wake, finds the token due.
+DUE_MARGIN = 0.05
+Uniform = Callable[[float, float], float]
+
+
+@dataclass(frozen=True)
+class WatchPolicy:
+    """How long to sleep between cycles; :meth:`for_config` derives it from ``[refresh]``."""
+
+    refresh_before: float
+    max_sleep: float  # ``schedule_period``: a store changed by someone else is seen this soon
+    min_sleep: float  # never spin, whatever the store says
+    max_jitter: float
+    backoff_base: float
+    backoff_cap: float
+    grace: float  # how far past due /healthz tolerates a token (the wake-up slack)
+    jitter_fraction: float = 0.05
+
+    @classmethod
+    def for_config(cls, config: Config) -> WatchPolicy:
+        refresh = config.refresh
+        window = refresh.refresh_before
+        interval = max(refresh.token_lifetime - window, 1.0)  # between two writes of a token
+        min_sleep = min(1.0, max(0.05, window / 10))
+        max_jitter = min(5.0, window / 10)  # far below refresh_before: never past expiry
+        # A recovering issuer is retried within a fifth of the refresh window, and never
+        # later than a fifth of the normal interval between writes.
+        backoff_cap = max(min_sleep, min(30.0, window / 5, interval / 5))
+        grace = min(window / 2, max_jitter + config.http.total_budget + 5.0)
+        return cls(
+            refresh_before=window,
+            max_sleep=max(refresh.schedule_period, min_sleep),
+            min_sleep=min_sleep,
+            max_jitter=max_jitter,
+            backoff_base=min_sleep,
+            backoff_cap=backoff_cap,
+            grace=grace,
+        )
+
+    def backoff(self, failures: int, uniform: Uniform) -> float:
+        """Delay after ``failures`` failed cycles in a row: doubling, capped, "equal jitter".
+
+        Drawn from the upper half of the window so the delay keeps growing while spread out.
+        """
+        window = min(self.backoff_cap, self.backoff_base * 2.0 ** min(failures - 1, 30))
+        return uniform(window / 2, window)
+
+    def wake_delay(
+        self, due_at: datetime | None, now: datetime, failures: int, uniform: Uniform
+    ) -> float:
+        """Seconds to sleep: until ``due_at`` plus jitter, backoff if failing, within bounds."""
+        if due_at is None:
+            wait = self.max_sleep
+        else:
+            wait = max((due_at - now).total_seconds(), 0.0) + DUE_MARGIN
+            wait += uniform(0.0, min(self.jitter_fraction * wait, self.max_jitter))
+        if failures:
+            wait = min(wait, self.backoff(failures, uniform))
+        return min(max(wait, self.min_sleep), self.max_sleep)
+
+
+def next_due(
+    report: SyncReport, refresh_before: float, now: datetime
+) -> tuple[datetime | None, bool]:
+    """The earliest moment a sink that did not fail falls due, and whether a token just
+    written was due on arrival (the issuer grants less than ``refresh_before``).
+
+    Failed sinks are left to the backoff. A token due on arrival is refreshed at half its
+    remaining lifetime instead, so a short-lived issuer is not asked again in a loop.
+    """
+    window = timedelta(seconds=refresh_before)
+    earliest: datetime | None = None
+    short = False
+    for job in report.results:
+        for sink in job.sinks:
+            if sink.action not in (WRITTEN, FRESH, KEPT_NEWER):
+                continue
+            expires_at = observed_expiry(job, sink)
+            if expires_at is None:
+                continue
+            due = expires_at - window
+            if due <= now and sink.action != FRESH:
+                short = True
+                due = now + max((expires_at - now) / 2, timedelta(0))
+            earliest = due if earliest is None else min(earliest, due)
+    return earliest, short
+
+
+def failed_entirely(report: SyncReport) -> bool:
+    """No sink was refreshed or found fresh, and something failed."""
+    actions = [sink.action for job in report.results for sink in job.sinks]
+    succeeded = any(action in (WRITTEN, FRESH, KEPT_NEWER) for action in actions)
+    return not succeeded and (FAILED in actions or any(job.error for job in report.results))
+
+
+def _first_error(report: SyncReport) -> str:
+    errors = [f"{job.job.label}: {job.error}" for job in report.results if job.error]
+    errors += [
+        f"{job.job.label} -> {sink.sink}: {sink.error or sink.reason}"
+        for job in report.results
+        for sink in job.sinks
+        if sink.action == FAILED and not job.error
+    ]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return (errors[0] if errors else "unknown failure") + more
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """One pass of the loop, as tests and the cycle log line see it."""
+
+    number: int
+    started: float  # time.monotonic()
+    report: SyncReport | None  # None when the run failed before any sink was looked at
+    error: str | None  # set when the cycle failed entirely
+    consecutive_failures: int
+    next_due: datetime | None
+    delay: float
+
+
+class Watcher:
+    """The watch loop; :meth:`run` returns 0 once ``stop`` is set (between cycles)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        policy: WatchPolicy | None = None,
+        metrics: SyncMetrics | None = None,
+        stop: threading.Event | None = None,
+        client_factory: ClientFactory = default_client_factory,
+        on_cycle: Callable[[Cycle], None] | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        uniform: Uniform | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.policy = policy or WatchPolicy.for_config(runtime.config)
+        self.metrics = metrics or SyncMetrics(runtime.config.jobs())
+        self.stop = stop or threading.Event()
+        self.engine = SyncEngine(runtime, client_factory=client_factory, now=now)
+        self.on_cycle = on_cycle
+        self.now = now
+        self.uniform = uniform or random.SystemRandom().uniform
+        self._lock = threading.Lock()  # the HTTP thread reads the health state
+        self._cycles = 0
+        self._last_error: str | None = None
+        self._failures = 0
+        self._warned: set[str] = set()
+        self._warned_short = False
+        self.stop_reason = "stop requested"
+
+    def run(self) -> int:
+        jobs = self.runtime.config.jobs()
+        log.info(
+            "watching %d token(s) in %d sink(s); refresh_before %gs, checking at least every %gs",
+            len(jobs),
+            len(self.metrics.expected),
+            self.policy.refresh_before,
+            self.policy.max_sleep,
+            extra={"event": "watch.started"},
+        )
+        while not self.stop.is_set():
+            cycle = self.run_cycle()
+            if self.on_cycle is not None:
+                self.on_cycle(cycle)
+            if self.stop.wait(cycle.delay):
+                break
+        log.info(
+            "stopped after %d cycle(s) (%s)",
+            self._cycles,
+            self.stop_reason,
+            extra={"event": "watch.stopped", "reason": self.stop_reason},
+        )
+        return EXIT_OK
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Stop after the cycle in progress (safe from a signal handler: no logging here).
+
+        The first reason given is the one reported.
+        """
+        if not self.stop.is_set():
+            self.stop_reason = reason
+        self.stop.set()
+
+    def run_cycle(self) -> Cycle:
+        """One engine pass, its metrics, and the sleep that follows it."""
+        began = time.monotonic()
+        report: SyncReport | None = None
+        error: str | None = None
+        try:
+            report = self.engine.run(log_warnings=False)
+        except Exception as exc:  # e.g. a file: secret vanished mid-rotation; keep going
+            self.metrics.record_run_error(type(exc))
+            error = _describe(exc)
+            log.error(
+                "the run failed before any token was looked at: %s",
+                error,
+                extra={"event": "watch.run_failed", "error_type": type(exc).__name__},
+                exc_info=log.isEnabledFor(logging.DEBUG)
+                and not isinstance(exc, HarborSecretsError),
+            )
+        now = self.now()
+        due_at: datetime | None = None
+        if report is not None:
+            self._log_new_warnings(report.warnings)
+            self.metrics.record(report)
+            if failed_entirely(report):
+                error = _first_error(report)
+            due_at, short = next_due(report, self.policy.refresh_before, now)
+            if short and not self._warned_short:
+                self._warned_short = True
+                log.warning(
+                    "the issuer grants tokens with less than refresh_before (%gs) to live; "
+                    "refreshing them at half their remaining lifetime instead",
+                    self.policy.refresh_before,
+                )
+        failing = report is None or report.exit_code != EXIT_OK
+        self._failures = self._failures + 1 if failing else 0
+        delay = self.policy.wake_delay(due_at, now, self._failures, self.uniform)
+        with self._lock:
+            self._cycles += 1
+            self._last_error = error
+            number = self._cycles
+        cycle = Cycle(number, began, report, error, self._failures, due_at, delay)
+        self._log_cycle(cycle, time.monotonic() - began)
+        return cycle
+
+    def health(self) -> Verdict:
+        with self._lock:
+            cycles, error = self._cycles, self._last_error
+        return judge(
+            now=self.now().timestamp(),
+            expected=self.metrics.expected,
+            expiry=self.metrics.snapshot().expiry,
+            refresh_before=self.policy.refresh_before,
+            grace=self.policy.grace,
+            cycles=cycles,
+            last_cycle_error=error,
+        )
+
+    def _log_new_warnings(self, warnings: Sequence[str]) -> None:
+        for note in warnings:
+            if note not in self._warned:
+                self._warned.add(note)
+                log.warning("%s", note)
+
+    def _log_cycle(self, cycle: Cycle, duration: float) -> None:
+        report = cycle.report
+        counts = report.to_dict()["counts"] if report is not None else {}
+        summary = (
+            f"{counts[WRITTEN]} written, {counts[FRESH]} fresh, {counts[KEPT_NEWER]} kept, "
+            f"{counts[FAILED]} failed"
+            if report is not None
+            else "run failed"
+        )
+        if cycle.consecutive_failures:
+            summary += f" (failing {cycle.consecutive_failures} cycle(s) in a row)"
+        log.info(
+            "cycle %d: %s; next in %.1fs",
+            cycle.number,
+            summary,
+            cycle.delay,
+            extra={
+                "event": "watch.cycle",
+                "cycle": cycle.number,
+                "counts": counts,
+                "token_requests": report.token_requests if report is not None else 0,
+                "consecutive_failures": cycle.consecutive_failures,
+                "next_due": format_time(cycle.next_due) if cycle.next_due else None,
+                "sleep_seconds": round(cycle.delay, 3),
+                "duration_seconds": round(duration, 3),
+            },
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, HarborSecretsError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__} (a bug; run with -vv for details)"
+
+
+def run_until_signalled(
+    watcher: Watcher,
+    signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+    *,
+    exiting: bool = False,
+) -> int:
+    """Run the loop in a worker thread until SIGTERM or SIGINT, then let it finish the cycle.
+
+    The main thread, where Python runs signal handlers, only waits: a handler can then never
+    interrupt code holding a lock the handler needs, and never interrupts a write. Further
+    signals while stopping change nothing (a stuck write is bounded by its own timeouts).
+    ``exiting=True`` (the CLI) ignores these signals afterwards instead of restoring the old
+    handlers, so a second SIGTERM during shutdown cannot turn exit 0 into death by signal.
+    """
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        watcher.request_stop(signal.Signals(signum).name)
+
+    outcome: list[int | BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(watcher.run())
+        except BaseException as exc:  # handed to the main thread, which raises it
+            outcome.append(exc)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
+    thread = threading.Thread(target=target, name="harbor-secrets-watch")
+    try:
+        thread.start()
+        noted = False
+        while thread.is_alive():
+            thread.join(0.2)
+            if watcher.stop.is_set() and thread.is_alive() and not noted:
+                noted = True
+                log.info(
+                    "%s received: finishing the cycle in progress, then exiting",
+                    watcher.stop_reason,
+                    extra={"event": "watch.stopping"},
+                )
+    finally:
+        watcher.stop.set()
+        thread.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_IGN if exiting else handler)
+    result = outcome[0] if outcome else EXIT_FAILURE
+    if isinstance(result, BaseException):
+        raise result
+    return result

@@ -1,0 +1,304 @@
+"""Watch mode's arithmetic without any clock: when to wake, how to back off, what is healthy.
+
+Randomness is injected (``uniform`` returning the low or the high end of its range), so
+every bound is checked at both of its extremes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from harbor_secrets.config import Job, load_config
+from harbor_secrets.errors import ConfigError, IssuerUnavailableError, StoreError
+from harbor_secrets.health import Verdict, judge, parse_listen
+from harbor_secrets.metrics import SyncMetrics, error_reason
+from harbor_secrets.sync import (
+    FAILED,
+    FRESH,
+    KEPT_NEWER,
+    WRITTEN,
+    JobResult,
+    SinkResult,
+    SyncReport,
+)
+from harbor_secrets.watch import DUE_MARGIN, WatchPolicy, failed_entirely, next_due
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+JOB = Job("main", "sandbox", "service_provider", ("a", "b"))
+OTHER = Job("main", "sandbox", "tower_access", ("a",))
+BASE_CONFIG = """
+[credentials.main]
+client_id = "id"
+client_secret = "env:SECRET"
+
+[sinks.a]
+provider = "memory"
+
+[[targets]]
+environments = ["sandbox"]
+"""
+
+
+def low(a: float, b: float) -> float:
+    return a
+
+
+def high(a: float, b: float) -> float:
+    return b
+
+
+def policy(**changes: float) -> WatchPolicy:
+    values = {
+        "refresh_before": 150.0,
+        "max_sleep": 600.0,
+        "min_sleep": 1.0,
+        "max_jitter": 5.0,
+        "backoff_base": 1.0,
+        "backoff_cap": 30.0,
+        "grace": 40.0,
+    }
+    values.update(changes)
+    return WatchPolicy(**values)
+
+
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+def report(*jobs: JobResult) -> SyncReport:
+    return SyncReport(results=list(jobs), started_at=NOW, finished_at=NOW)
+
+
+# -- the policy drawn from [refresh] -----------------------------------------------------------
+
+
+def test_default_policy_wakes_within_the_schedule_period_and_backs_off_inside_the_window() -> None:
+    chosen = WatchPolicy.for_config(load_config(text=BASE_CONFIG, environ={}))
+    assert chosen.refresh_before == 150
+    assert chosen.max_sleep == 60  # schedule_period: a changed store is seen within a minute
+    assert chosen.min_sleep == 1
+    assert chosen.max_jitter == 5
+    # Well below lifetime − refresh_before (150 s): a recovering issuer is retried in time.
+    assert chosen.backoff_cap == 30
+    # Jitter (5 s) + one token request with its retries (30 s budget) + 5 s.
+    assert chosen.grace == 40
+
+
+def test_short_lived_policy_scales_every_bound_to_the_window() -> None:
+    text = BASE_CONFIG + '[refresh]\nrefresh_before = "2s"\ntoken_lifetime = "4s"\n'
+    chosen = WatchPolicy.for_config(load_config(text=text, environ={}))
+    assert chosen.min_sleep == pytest.approx(0.2)
+    assert chosen.max_jitter == pytest.approx(0.2)
+    assert chosen.backoff_cap == pytest.approx(0.4)
+    assert chosen.grace == pytest.approx(1.0)  # half the window at most
+
+
+# -- sleeping until due ------------------------------------------------------------------------
+
+
+def test_sleeps_until_due_plus_at_most_5_percent_jitter() -> None:
+    wait = 60 + DUE_MARGIN
+    assert policy().wake_delay(at(60), NOW, 0, low) == pytest.approx(wait)
+    assert policy().wake_delay(at(60), NOW, 0, high) == pytest.approx(wait * 1.05)
+
+
+def test_jitter_is_capped_in_seconds_so_it_never_eats_the_window() -> None:
+    delay = policy(max_jitter=2.0).wake_delay(at(500), NOW, 0, high)
+    assert delay == pytest.approx(500 + DUE_MARGIN + 2.0)
+
+
+def test_never_sleeps_past_the_cap_nor_below_the_floor() -> None:
+    chosen = policy(max_sleep=60.0, min_sleep=1.0)
+    assert chosen.wake_delay(at(1000), NOW, 0, high) == 60.0
+    assert chosen.wake_delay(None, NOW, 0, high) == 60.0
+    assert chosen.wake_delay(at(-30), NOW, 0, high) == 1.0  # already due: no busy loop
+
+
+def test_backoff_doubles_to_its_cap_and_keeps_growing_through_jitter() -> None:
+    chosen = policy(backoff_base=1.0, backoff_cap=30.0)
+    highs = [chosen.backoff(n, high) for n in range(1, 8)]
+    lows = [chosen.backoff(n, low) for n in range(1, 8)]
+    assert highs == [1, 2, 4, 8, 16, 30, 30]
+    assert lows == [0.5, 1, 2, 4, 8, 15, 15]
+    # "Equal jitter": the shortest next delay is never shorter than the longest one before it.
+    assert all(lows[n + 1] >= highs[n] for n in range(4))
+
+
+def test_failures_wake_on_the_backoff_but_never_after_a_healthy_token_falls_due() -> None:
+    chosen = policy(backoff_cap=30.0)
+    assert chosen.wake_delay(at(100), NOW, 3, high) == 4.0
+    assert chosen.wake_delay(at(2), NOW, 6, low) == pytest.approx(2 + DUE_MARGIN)
+
+
+# -- what falls due next -----------------------------------------------------------------------
+
+
+def test_next_due_is_the_earliest_healthy_sink_and_ignores_failed_ones() -> None:
+    job = JobResult(JOB, token_expires_at=at(300))
+    job.sinks = [
+        SinkResult("a", "memory", "k", WRITTEN, expires_at=at(300)),
+        SinkResult("b", "memory", "k", FAILED, reason="write-failed", expires_at=at(10)),
+    ]
+    other = JobResult(OTHER, sinks=[SinkResult("a", "memory", "k2", FRESH, expires_at=at(200))])
+    due, short = next_due(report(job, other), 150, NOW)
+    assert due == at(50)
+    assert not short
+
+
+def test_a_sink_that_kept_a_newer_token_is_due_no_earlier_than_the_fetched_one() -> None:
+    job = JobResult(JOB, token_expires_at=at(300))
+    job.sinks = [SinkResult("a", "memory", "k", KEPT_NEWER, expires_at=at(100))]
+    assert next_due(report(job), 150, NOW) == (at(150), False)
+
+
+def test_a_token_due_on_arrival_is_refreshed_at_half_its_remaining_life() -> None:
+    job = JobResult(JOB, token_expires_at=at(60))
+    job.sinks = [SinkResult("a", "memory", "k", WRITTEN, expires_at=at(60))]
+    assert next_due(report(job), 150, NOW) == (at(30), True)
+
+
+def test_failed_entirely_only_when_nothing_succeeded() -> None:
+    failed = JobResult(JOB, error="down", sinks=[SinkResult("a", "m", "k", FAILED)])
+    fresh = JobResult(OTHER, sinks=[SinkResult("a", "m", "k", FRESH, expires_at=at(200))])
+    assert failed_entirely(report(failed))
+    assert not failed_entirely(report(failed, fresh))
+    assert not failed_entirely(report(fresh))
+
+
+# -- /healthz ----------------------------------------------------------------------------------
+
+KEY = ("main", "sandbox", "service_provider", "a")
+
+
+def verdict(
+    expiry: dict[tuple[str, str, str, str], float],
+    *,
+    cycles: int = 3,
+    last_cycle_error: str | None = None,
+) -> Verdict:
+    return judge(
+        now=1000.0,
+        expected=[KEY],
+        expiry=expiry,
+        refresh_before=150.0,
+        grace=40.0,
+        cycles=cycles,
+        last_cycle_error=last_cycle_error,
+    )
+
+
+def test_healthy_until_past_due_by_more_than_the_grace() -> None:
+    assert verdict({KEY: 1000 + 150 - 40}).ok
+    late = verdict({KEY: 1000 + 150 - 41})
+    assert not late.ok
+    status, body, _ = late.response()
+    assert status == 503
+    assert b"past due" in body
+    assert b"main/sandbox/service_provider -> a" in body
+
+
+def test_unhealthy_before_the_first_cycle_after_a_total_failure_or_for_an_unknown_token() -> None:
+    assert not verdict({KEY: 5000}, cycles=0).ok
+    failed = verdict({KEY: 5000}, last_cycle_error="issuer down")
+    assert "failed entirely: issuer down" in failed.reason
+    assert not verdict({}).ok
+
+
+def test_healthy_response_is_plain_ok() -> None:
+    assert verdict({KEY: 5000}).response() == (200, b"ok\n", "text/plain; charset=utf-8")
+
+
+# -- --listen ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("9464", ("127.0.0.1", 9464)),
+        ("0", ("127.0.0.1", 0)),
+        ("0.0.0.0:9464", ("0.0.0.0", 9464)),  # noqa: S104 - asked for explicitly
+        ("localhost:9100", ("localhost", 9100)),
+        ("[::1]:9464", ("::1", 9464)),
+    ],
+)
+def test_listen_defaults_to_loopback(text: str, address: tuple[str, int]) -> None:
+    assert parse_listen(text) == address
+
+
+@pytest.mark.parametrize("text", [":9464", "::1:9464", "nine", "70000", "[::1]9464", "host:"])
+def test_listen_rejects_ambiguous_or_invalid_addresses(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_listen(text)
+    assert caught.value.exit_code == 2
+    assert caught.value.key == "--listen"
+
+
+# -- metric facts ------------------------------------------------------------------------------
+
+
+class VaultDownError(IssuerUnavailableError):
+    """A provider's own subclass still maps to the core's reason."""
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (IssuerUnavailableError, "issuer-unavailable"),
+        (VaultDownError, "issuer-unavailable"),
+        (StoreError, "store-error"),
+        (KeyError, "unexpected"),
+    ],
+)
+def test_failure_reasons_come_from_a_short_fixed_list(error: type[Exception], reason: str) -> None:
+    assert error_reason(error) == reason
+
+
+def test_one_run_becomes_counters_and_gauges() -> None:
+    metrics = SyncMetrics([JOB])
+    job = JobResult(JOB, fetch_seconds=0.2, token_expires_at=at(300))
+    job.sinks = [
+        SinkResult("a", "memory", "k", WRITTEN, expires_at=at(300)),
+        SinkResult("b", "memory", "k", FAILED, reason="lock-timeout", expires_at=at(20)),
+    ]
+    metrics.record(SyncReport(results=[job], started_at=NOW, finished_at=at(1)))
+    snap = metrics.snapshot()
+    a, b = (
+        ("main", "sandbox", "service_provider", "a"),
+        ("main", "sandbox", "service_provider", "b"),
+    )
+    assert snap.writes == {a: 1, b: 0}
+    assert snap.skips == {a: 0, b: 0}
+    assert snap.failures == {(b, "lock-timeout"): 1}
+    assert snap.expiry == {a: at(300).timestamp(), b: at(20).timestamp()}
+    assert snap.last_success == {a: at(1).timestamp()}
+    assert snap.token_requests["sandbox"].count == 1
+    assert snap.token_requests["sandbox"].cumulative()[3] == ("0.25", 1)
+
+
+def test_restoring_keeps_only_configured_sinks_and_sane_values() -> None:
+    metrics = SyncMetrics([JOB])
+    a = {"credentials": "main", "environment": "sandbox", "scope": "service_provider", "sink": "a"}
+    gone = {**a, "sink": "removed"}
+    restored = metrics.restore(
+        [
+            ("harbor_secrets_writes_total", a, 7.0),
+            ("harbor_secrets_writes_total", gone, 9.0),  # a sink no longer configured
+            ("harbor_secrets_skips_total", a, float("nan")),
+            ("harbor_secrets_failures_total", {**a, "reason": "lock-timeout"}, 2.0),
+            (
+                "harbor_secrets_token_request_seconds_bucket",
+                {"environment": "sandbox", "le": "1"},
+                3,
+            ),
+        ]
+    )
+    snap = metrics.snapshot()
+    key = ("main", "sandbox", "service_provider", "a")
+    assert restored == 2
+    assert snap.writes[key] == 7
+    assert snap.skips[key] == 0
+    assert snap.failures == {(key, "lock-timeout"): 2}
+    assert ("main", "sandbox", "service_provider", "removed") not in snap.writes
+    assert snap.token_requests == {}  # buckets that are not ours are dropped, not misread
