@@ -7,6 +7,7 @@ listed in ``__all__`` is private and may change. ``tests/test_public_api.py`` pi
 from typing import TYPE_CHECKING, Any
 
 from harbor_secrets._version import __version__
+from harbor_secrets.environments import is_loopback_host
 from harbor_secrets.errors import (
     ConfigError,
     HarborSecretsError,
@@ -26,7 +27,12 @@ from harbor_secrets.record import MANAGED_BY, SCHEMA_VERSION, TokenRecord, forma
 from harbor_secrets.secrets import Secret, scrub
 
 if TYPE_CHECKING:
-    from harbor_secrets.config import CONFIG_ENV_VAR, Config, load_config
+    from harbor_secrets.config import (
+        CONFIG_ENV_VAR,
+        Config,
+        check_reference_syntax,
+        load_config,
+    )
     from harbor_secrets.logs import configure as configure_logging
     from harbor_secrets.logs import scrub_handlers
     from harbor_secrets.sync import SyncReport, run_sync
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "CONFIG_ENV_VAR": ("harbor_secrets.config", "CONFIG_ENV_VAR"),
     "Config": ("harbor_secrets.config", "Config"),
+    "check_reference_syntax": ("harbor_secrets.config", "check_reference_syntax"),
     "load_config": ("harbor_secrets.config", "load_config"),
     "SyncReport": ("harbor_secrets.sync", "SyncReport"),
     "run_sync": ("harbor_secrets.sync", "run_sync"),
@@ -73,8 +80,10 @@ __all__ = [
     "TokenRecord",
     "WriteOutcome",
     "__version__",
+    "check_reference_syntax",
     "configure_logging",
     "format_time",
+    "is_loopback_host",
     "load_config",
     "parse_time",
     "run_sync",

@@ -28,11 +28,13 @@ def test_public_api_is_pinned() -> None:
             "TokenRecord",
             "WriteOutcome",
             "__version__",
+            "check_reference_syntax",
             "configure_logging",
             "load_config",
             "run_sync",
             "scrub_handlers",
             "format_time",
+            "is_loopback_host",
             "parse_time",
             "scrub",
         ]
