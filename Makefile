@@ -7,12 +7,13 @@ PROVIDERS := $(sort $(dir $(wildcard providers/*/pyproject.toml)))
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint typecheck unit demo bench lambda-zip clean
+.PHONY: help install test lint typecheck unit demo bench reliability lambda-zip clean
 
 help:
 	@echo "make demo   run the whole job against a local stand-in issuer (no Harbor account needed)"
 	@echo "make test   lint (ruff), type-check (mypy) and run every test, real servers included"
-	@echo "make bench  print start-up, throughput and cold-start figures"
+	@echo "make bench  measure against local servers and regenerate docs/BENCHMARKS.md"
+	@echo "make reliability  run the fault-injection suite and regenerate docs/RELIABILITY.md"
 	@echo "make lambda-zip  build dist/harbor-secrets-lambda.zip for AWS Lambda"
 	@echo "make clean  remove the virtual environment and caches"
 
@@ -43,13 +44,17 @@ demo: $(STAMP)
 	$(BIN)/harbor-secrets demo --directory demo-output
 
 bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/sync_envfile.py
 	$(BIN)/python providers/vault/bench/bench_vault_kv2.py
 	$(BIN)/python providers/aws/bench/bench_lambda_cold_start.py
 
+reliability: $(STAMP)
+	HARBOR_SECRETS_WRITE_RELIABILITY=1 $(BIN)/pytest tests/reliability -q $(PYTEST_ARGS)
+
 lambda-zip: $(STAMP)
 	$(BIN)/python providers/aws/build_lambda_zip.py --output dist/harbor-secrets-lambda.zip
 
 clean:
-	rm -rf $(VENV) .venv-tools dist demo-output .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-tools .venv-bench dist demo-output .mypy_cache .ruff_cache .pytest_cache

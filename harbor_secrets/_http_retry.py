@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import requests
+import urllib3
 from requests.structures import CaseInsensitiveDict
 
 from harbor_secrets.errors import ConfigError
@@ -24,6 +25,9 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 # A token response is a few kilobytes; anything bigger is not one and is not read into memory.
 MAX_BODY_BYTES = 1 << 20
+
+# A Retry-After beyond a day is nonsense; capping keeps the arithmetic finite.
+MAX_RETRY_AFTER = 86_400.0
 
 # (connect timeout, read timeout) as requests takes them.
 Timeouts = tuple[float, float]
@@ -61,7 +65,7 @@ class Answer:
 
     status: int
     headers: Mapping[str, str]
-    body: bytes
+    body: bytes = field(repr=False)  # a success body holds the access token
     truncated: bool  # the connection ended before the announced body did
     sent_at: datetime  # wall-clock UTC time the request was sent
 
@@ -81,8 +85,8 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(text)
+    if text.isascii() and text.isdigit():  # "²".isdigit() is true, float("²") is not
+        return min(float(text), MAX_RETRY_AFTER)
     try:
         moment = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -156,7 +160,7 @@ class RetryingSender:
             timeouts = (min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining))
             started = self._clock()
             self._on_attempt()
-            answer, failure = self._attempt(send, timeouts)
+            answer, failure = self._attempt(send, timeouts, deadline)
             elapsed = self._clock() - started
             outcome = f"HTTP {answer.status}" if answer else (failure.reason if failure else "")
             self._log.debug(
@@ -226,9 +230,8 @@ class RetryingSender:
             stopped=reason,
         )
 
-    @staticmethod
     def _attempt(
-        send: Callable[[Timeouts], requests.Response], timeouts: Timeouts
+        self, send: Callable[[Timeouts], requests.Response], timeouts: Timeouts, deadline: float
     ) -> tuple[Answer | None, _Failure | None]:
         # Exceptions are turned into plain descriptions here and never chained onward: a
         # requests exception holds the prepared request, whose body carries the secret.
@@ -246,16 +249,65 @@ class RetryingSender:
         except requests.RequestException as exc:
             return None, _Failure(f"request failed ({type(exc).__name__})", False)
         with response:
-            body, truncated, failure = _read_body(response)
+            body, truncated, failure = _read_body(response, deadline, self._clock)
         if failure is not None:
             return None, failure
+        if 200 <= response.status_code < 300 and not body and _length_unknown(response):
+            # A success with nothing after it and no Content-Length or chunking is an answer
+            # cut inside its headers (http.client accepts the status line and moves on).
+            return None, _Failure("the answer was cut short inside its headers", True)
         # Headers are kept raw; whatever of them goes into a message passes through scrub().
         headers = CaseInsensitiveDict(dict(response.headers))
         return Answer(response.status_code, headers, body, truncated, sent_at), None
 
 
-def _read_body(response: requests.Response) -> tuple[bytes, bool, _Failure | None]:
-    """Read at most :data:`MAX_BODY_BYTES`; a cut-short body is reported, not raised."""
+def _length_unknown(response: requests.Response) -> bool:
+    encoding = response.headers.get("Transfer-Encoding", "").lower()
+    return "Content-Length" not in response.headers and "chunked" not in encoding
+
+
+def _read_body(
+    response: requests.Response, deadline: float, clock: Callable[[], float]
+) -> tuple[bytes, bool, _Failure | None]:
+    """Read at most :data:`MAX_BODY_BYTES` before ``deadline``; a cut-short body is reported.
+
+    ``read_timeout`` bounds each socket read, not the body: a server dripping a byte at a
+    time would never be cut off. So the body is read a socket read at a time (``read1``)
+    and the deadline is checked between reads.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 1.x has no read1: fall back to requests' own iteration
+        return _read_body_unbounded(response)
+    try:
+        while True:
+            if clock() >= deadline:
+                return (
+                    b"",
+                    False,
+                    _Failure(
+                        "the answer's body was still arriving when the time budget ran out", True
+                    ),
+                )
+            chunk = read1(16384, decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return b"".join(chunks)[:MAX_BODY_BYTES], True, None
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError):
+        # The connection ended before the announced body did (or the encoding was broken).
+        return b"".join(chunks), True, None
+    except urllib3.exceptions.HTTPError:
+        return b"", False, _Failure("the answer stalled while its body was read", True)
+    except OSError as exc:
+        return b"", False, _Failure(f"reading the answer failed ({type(exc).__name__})", True)
+    return b"".join(chunks), False, None
+
+
+def _read_body_unbounded(response: requests.Response) -> tuple[bytes, bool, _Failure | None]:
     chunks: list[bytes] = []
     size = 0
     try:
@@ -264,9 +316,7 @@ def _read_body(response: requests.Response) -> tuple[bytes, bool, _Failure | Non
             size += len(chunk)
             if size > MAX_BODY_BYTES:
                 return b"".join(chunks)[:MAX_BODY_BYTES], True, None
-    except requests.exceptions.ChunkedEncodingError:
-        return b"".join(chunks), True, None
-    except requests.exceptions.ContentDecodingError:
+    except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
         return b"".join(chunks), True, None
     except requests.exceptions.ConnectionError:
         # requests reports a read timeout in the middle of the body as a ConnectionError.

@@ -190,7 +190,7 @@ def parse_success(
                 f"the response has no access_token, only error {clean(data['error'])!r}"
             )
         raise malformed("the response has no access_token")
-    access_token = Secret(raw_token)  # registered before any other field is printed
+    access_token = Secret(raw_token, ephemeral=True)  # registered before anything is printed
 
     token_type = data.get("token_type")
     if not isinstance(token_type, str) or token_type.strip().lower() != "bearer":
@@ -216,7 +216,11 @@ def parse_success(
         )
 
     raw_refresh = data.get("refresh_token")
-    refresh_token = Secret(raw_refresh) if isinstance(raw_refresh, str) and raw_refresh else None
+    refresh_token = (
+        Secret(raw_refresh, ephemeral=True)
+        if isinstance(raw_refresh, str) and raw_refresh
+        else None
+    )
     refresh_expires_in = data.get("refresh_expires_in")
     if isinstance(refresh_expires_in, bool) or not isinstance(refresh_expires_in, int):
         refresh_expires_in = None

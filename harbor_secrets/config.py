@@ -26,6 +26,7 @@ from harbor_secrets.options import Options
 from harbor_secrets.provider import RefreshPolicy
 
 CONFIG_ENV_VAR = "HARBOR_SECRETS_CONFIG"
+MAX_TOKEN_LIFETIME = 86_400  # the token client refuses longer lifetimes too
 AUTH_METHODS = ("client_secret_post", "client_secret_basic")
 LOCAL_SCHEMES = ("env", "file")
 TOP_LEVEL_KEYS = ("refresh", "http", "environments", "credentials", "sinks", "providers", "targets")
@@ -210,8 +211,12 @@ def _parse_refresh(options: Options) -> RefreshSettings:
         token_lifetime=options.duration("token_lifetime", 300),
         max_workers=options.integer("max_workers", 8, minimum=1),
     )
-    if settings.token_lifetime < 1:
-        raise options.error("token_lifetime", "must be at least 1s", 'set token_lifetime = "300s"')
+    if not 1 <= settings.token_lifetime <= MAX_TOKEN_LIFETIME:
+        raise options.error(
+            "token_lifetime",
+            f"must be between 1s and {MAX_TOKEN_LIFETIME}s (Harbor's tokens live 300 s)",
+            'set token_lifetime = "300s"',
+        )
     if settings.schedule_period < 1:
         raise options.error("schedule_period", "must be at least 1s", 'set schedule_period = "60s"')
     options.finish()

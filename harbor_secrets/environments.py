@@ -65,6 +65,13 @@ def check_base_url(url: str, *, source: str | None, key: str) -> str:
             key=key,
             fix=fix,
         )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            "a base URL must not carry user:password (it would be logged and stored)",
+            source=source,
+            key=key,
+            fix="remove the user:password@ part; credentials go in [credentials.*]",
+        )
     if parts.query or parts.fragment:
         raise ConfigError("a base URL takes no query or fragment", source=source, key=key, fix=fix)
     return url.rstrip("/")

@@ -68,6 +68,7 @@ class IssuerError(HarborSecretsError):
         super().__init__(message, hint=hint)
         self.status = status
         self.error_code = error_code
+        self.attempts = 0  # HTTP attempts made before giving up (set by the token client)
 
 
 class InvalidClientError(IssuerError):

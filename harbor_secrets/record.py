@@ -79,7 +79,7 @@ class TokenRecord:
         """Build a fresh record; ``issued_at`` is when the request was sent (conservative)."""
         issued = issued_at.astimezone(UTC).replace(microsecond=0)
         return cls(
-            access_token=Secret(access_token),
+            access_token=Secret(access_token, ephemeral=True),
             expires_at=issued + timedelta(seconds=expires_in),
             issued_at=issued,
             scope=scope,
@@ -147,7 +147,7 @@ class TokenRecord:
             raise ValueError("stored record has a non-integer schema")
         known = set(FIELDS)
         return cls(
-            access_token=Secret(token),
+            access_token=Secret(token, ephemeral=True),
             expires_at=expires_at,
             issued_at=issued_at,
             scope=str(data.get("scope", "")),

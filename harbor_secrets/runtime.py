@@ -152,13 +152,19 @@ class Runtime:
     def _check_reference_schemes(self) -> None:
         for credentials in self.config.credentials.values():
             scheme = scheme_of(credentials.client_secret)
-            if not is_local(credentials.client_secret) and not self.registry.scheme_owner(scheme):
+            if is_local(credentials.client_secret):
+                continue
+            if not self.registry.scheme_owner(scheme):
                 raise ConfigError(
                     f"no provider resolves {scheme}: references",
                     source=self.config.source,
                     key=f"credentials.{credentials.name}.client_secret",
                     fix="use env: or file:, or install the provider that owns the scheme",
                 )
+            if self._resolve_references:
+                # Build it now (offline by contract) so its options fail with exit 2 here,
+                # not as a run-time failure of the first job that needs the secret.
+                self._provider_for_scheme(scheme)
 
     def _provider_for_scheme(self, scheme: str) -> Provider | None:
         owner = self.registry.scheme_owner(scheme)

@@ -13,20 +13,25 @@ from collections.abc import Iterable
 REDACTED = "***"
 # Shorter values would blank out ordinary words; real client secrets and tokens are long.
 _MIN_SCRUB_LENGTH = 8
-# A long-lived process (watch mode, a warm Lambda) registers every token it ever sees; keep
-# the newest ones only, so scrubbing stays fast and memory stays flat. Tokens older than
-# this many registrations have long expired.
-_MAX_KNOWN = 4096
+# A long-lived process (watch mode, a warm Lambda) registers every access token it ever
+# sees; keep the newest ones only, so scrubbing stays fast and memory stays flat. Tokens
+# older than this many registrations have long expired. Long-lived secrets are never dropped.
+_MAX_EPHEMERAL = 4096
 
 
 class Secret:
-    """A string that never prints itself. Call :meth:`reveal` where the value is needed."""
+    """A string that never prints itself. Call :meth:`reveal` where the value is needed.
+
+    ``ephemeral=True`` marks a value that is replaced every few minutes (an access token):
+    the scrub list keeps only the newest of those. Everything else (client secrets, Vault
+    tokens) stays on the list for the life of the process.
+    """
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, *, ephemeral: bool = False) -> None:
         self._value = value
-        register(value)
+        register(value, ephemeral=ephemeral)
 
     def reveal(self) -> str:
         return self._value
@@ -51,27 +56,32 @@ class Secret:
 
 
 _lock = threading.Lock()
-_known: dict[str, None] = {}  # insertion-ordered: the oldest is dropped first
+_pinned: set[str] = set()
+_ephemeral: dict[str, None] = {}  # insertion-ordered: the oldest is dropped first
 _by_length: tuple[str, ...] = ()  # longest first, so a secret containing another goes whole
 
 
-def register(value: str) -> None:
+def register(value: str, *, ephemeral: bool = False) -> None:
     """Remember a secret value so :func:`scrub` removes it from any text."""
     global _by_length
     if not value or len(value) < _MIN_SCRUB_LENGTH:
         return
     with _lock:
-        if value in _known:
+        if value in _pinned or (ephemeral and value in _ephemeral):
             return
-        _known[value] = None
-        while len(_known) > _MAX_KNOWN:
-            del _known[next(iter(_known))]
-        _by_length = tuple(sorted(_known, key=len, reverse=True))
+        if ephemeral:
+            _ephemeral[value] = None
+            while len(_ephemeral) > _MAX_EPHEMERAL:
+                del _ephemeral[next(iter(_ephemeral))]
+        else:
+            _pinned.add(value)
+            _ephemeral.pop(value, None)
+        _by_length = tuple(sorted(_pinned | set(_ephemeral), key=len, reverse=True))
 
 
-def register_all(values: Iterable[str]) -> None:
+def register_all(values: Iterable[str], *, ephemeral: bool = False) -> None:
     for value in values:
-        register(value)
+        register(value, ephemeral=ephemeral)
 
 
 def scrub(text: str) -> str:

@@ -10,6 +10,7 @@ is recorded and never stops the others.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -197,6 +198,32 @@ class SyncEngine:
         self.config = runtime.config
         self.client_factory = client_factory
         self.now = now
+        # One client per (credentials, environment, secret), kept across jobs and, in watch
+        # mode, across cycles: connections are reused and a refresh token the issuer hands
+        # out is used in memory. A rotated secret gets a new client.
+        self._clients: dict[tuple[str, str], tuple[Secret, TokenSource]] = {}
+        self._clients_lock = threading.Lock()
+
+    def _client(self, job: Job, secret: Secret) -> TokenSource:
+        key = (job.credentials, job.environment)
+        with self._clients_lock:
+            held = self._clients.get(key)
+            if held is not None and held[0] == secret:
+                return held[1]
+            credentials = self.config.credentials[job.credentials]
+            environment = self.config.environments[job.environment]
+            client = self.client_factory(self.config, environment, credentials, secret)
+            self._clients[key] = (secret, client)
+        if held is not None:
+            held[1].close()
+        return client
+
+    def close(self) -> None:
+        """Close every token client (run_sync does this; a watcher does it when it stops)."""
+        with self._clients_lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for _, client in clients:
+            client.close()
 
     def run(
         self,
@@ -247,6 +274,7 @@ class SyncEngine:
             result.error = _describe_error(exc)
             result.error_type = type(exc).__name__
             result.error_class = type(exc)
+            result.attempts = getattr(exc, "attempts", None) or result.attempts
             for sink_result in result.sinks:
                 if sink_result.action == WOULD_WRITE:
                     sink_result.action = FAILED
@@ -303,13 +331,12 @@ class SyncEngine:
         credentials = self.config.credentials[job.credentials]
         secret = local_secrets.get(job.credentials) or self.runtime.client_secret(credentials)
         environment = self.config.environments[job.environment]
-        client = self.client_factory(self.config, environment, credentials, secret)
+        client = self._client(job, secret)
         began = time.monotonic()
         try:
             token = client.fetch(job.scope)
         finally:
             result.fetch_seconds = time.monotonic() - began
-            client.close()
         result.fetched = True
         result.attempts = token.attempts
         record = TokenRecord.issue(
@@ -369,4 +396,8 @@ def run_sync(
 ) -> SyncReport:
     """Build the runtime (offline checks, exit 2 on error), run one pass, release providers."""
     with Runtime(config, registry=registry, environ=environ) as runtime:
-        return SyncEngine(runtime, client_factory=client_factory).run(force=force, dry_run=dry_run)
+        engine = SyncEngine(runtime, client_factory=client_factory)
+        try:
+            return engine.run(force=force, dry_run=dry_run)
+        finally:
+            engine.close()

@@ -222,14 +222,25 @@ class TokenClient:
 
         exchange = self._sender.exchange(send, method="POST", url=url, deadline=deadline)
         answer = exchange.answer
+        error: IssuerError | None = None
         if answer is None:
-            raise _transport_error(f"{ctx.describe()} to {url} failed", exchange)
-        if not 200 <= answer.status < 300:
+            error = _transport_error(f"{ctx.describe()} to {url} failed", exchange)
+        elif not 200 <= answer.status < 300:
             note = exchange.stopped
             if note is None and exchange.attempts > 1:
                 note = f"on attempt {exchange.attempts}"
-            raise error_for_answer(answer, ctx, note=note)
-        payload = parse_success(answer, ctx, default_expires_in=self.default_expires_in, logger=log)
+            error = error_for_answer(answer, ctx, note=note)
+        if error is not None:
+            error.attempts = exchange.attempts  # so a failed run still reports what it sent
+            raise error
+        assert answer is not None
+        try:
+            payload = parse_success(
+                answer, ctx, default_expires_in=self.default_expires_in, logger=log
+            )
+        except IssuerError as exc:
+            exc.attempts = exchange.attempts
+            raise
         if payload.refresh_token is not None:
             expires_at = None
             if payload.refresh_expires_in and payload.refresh_expires_in > 0:

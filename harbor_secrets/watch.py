@@ -205,12 +205,15 @@ class Watcher:
             self.policy.max_sleep,
             extra={"event": "watch.started"},
         )
-        while not self.stop.is_set():
-            cycle = self.run_cycle()
-            if self.on_cycle is not None:
-                self.on_cycle(cycle)
-            if self.stop.wait(cycle.delay):
-                break
+        try:
+            while not self.stop.is_set():
+                cycle = self.run_cycle()
+                if self.on_cycle is not None:
+                    self.on_cycle(cycle)
+                if self.stop.wait(cycle.delay):
+                    break
+        finally:
+            self.engine.close()
         log.info(
             "stopped after %d cycle(s) (%s)",
             self._cycles,

@@ -70,7 +70,15 @@ def test_allowed_urls(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://10.0.0.1", "http://idp.example.com", "ftp://x", "https://x/?q=1", "x"]
+    "url",
+    [
+        "http://10.0.0.1",
+        "http://idp.example.com",
+        "ftp://x",
+        "https://x/?q=1",
+        "x",
+        "https://user:pw@idp.example.com",
+    ],
 )
 def test_refused_urls(url: str) -> None:
     with pytest.raises(ConfigError, match=r"environments\.sandbox\.accounts_url"):
@@ -171,10 +179,13 @@ def test_secret_registry_is_bounded_and_ignores_short_words() -> None:
 
     Secret("secret")  # too short to scrub: would blank out an ordinary word
     assert scrub("a secret word") == "a secret word"
+    client_secret = Secret("long-lived-client-secret-123")
     first = "oldest-token-0000000"
-    secrets.register(first)
-    for n in range(secrets._MAX_KNOWN):
-        secrets.register(f"later-token-{n:08d}")
-    assert len(secrets._known) == secrets._MAX_KNOWN
+    secrets.register(first, ephemeral=True)
+    for n in range(secrets._MAX_EPHEMERAL):
+        Secret(f"later-token-{n:08d}", ephemeral=True)
+    assert len(secrets._ephemeral) == secrets._MAX_EPHEMERAL
     assert scrub(first) == first  # dropped: long expired by now
-    assert scrub(f"later-token-{secrets._MAX_KNOWN - 1:08d}") == "***"
+    assert scrub(f"later-token-{secrets._MAX_EPHEMERAL - 1:08d}") == "***"
+    # The client secret never leaves the list, however many tokens a watch process sees.
+    assert scrub(f"boom {client_secret.reveal()}") == "boom ***"

@@ -116,10 +116,13 @@ def test_unreachable_issuer_exits_1(tmp_path: Path, run_cli: Run) -> None:
     text = envfile_config("http://127.0.0.1:9", extra="") + (
         '\n[http]\ntotal_budget = "2s"\nconnect_timeout = "0.5s"\n'
     )
-    config = write_config(tmp_path, text.replace("[refresh]", "[refresh]", 1))
-    result = run_cli("-c", str(config), "sync")
+    config = write_config(tmp_path, text)
+    result = run_cli("-c", str(config), "sync", "--output", "json")
     assert result.code == 1, result.output
     assert not (tmp_path / "harbor.env").exists()
+    report = json.loads(result.stdout)
+    assert report["counts"]["failed"] == 4
+    assert report["token_requests"] >= 4  # a failed run still reports what it sent
 
 
 def test_unrelated_lines_survive_a_sync(

@@ -114,6 +114,7 @@ def test_environment_variables_override_urls(tmp_path: Path) -> None:
             "[sinks.x]",
         ),
         (BASE.split("[[targets]]")[0], "targets", "[[targets]]"),
+        ('[refresh]\ntoken_lifetime = "25h"\n' + BASE, "refresh.token_lifetime", "300s"),
         (
             BASE.replace('provider = "memory"', 'provider = "memory"\nkey = "h/{env}"'),
             "sinks.mem.key",
@@ -215,3 +216,14 @@ def test_shipped_example_is_valid(tmp_path: Path) -> None:
             "HARBOR_SANDBOX_SERVICE_PROVIDER",
             "HARBOR_SANDBOX_TOWER_ACCESS",
         ]
+
+
+def test_a_reference_only_provider_is_checked_before_any_network(tmp_path: Path) -> None:
+    # client_secret lives in Vault, but no Vault address is configured anywhere: that is a
+    # configuration error (exit 2) found while building, not a failure of the first job.
+    text = BASE.replace('"env:SECRET"', '"vault:secret/harbor/credentials#client_secret"')
+    config = load(text, tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        Runtime(config, registry=Registry(extra={"memory": MemoryProvider}), environ={})
+    assert caught.value.exit_code == 2
+    assert (caught.value.key or "").startswith("providers.vault")

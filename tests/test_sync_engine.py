@@ -61,11 +61,13 @@ class FakeSource:
         self.failing = failing or set()
         self.lock = threading.Lock()
         self.counter = 0
+        self.clients = 0
 
     def factory(
         self, config: Config, env: Environment, creds: CredentialsConfig, secret: Secret
     ) -> FakeSource.Client:
         assert secret.reveal() == "the-secret"
+        self.clients += 1
         return FakeSource.Client(self, env.name, creds.client_id)
 
     class Client:
@@ -123,6 +125,7 @@ def test_second_run_within_refresh_before_fetches_and_writes_nothing() -> None:
     assert first.exit_code == 0
     assert first.count("written") == 9  # main: 2 envs x 2 scopes x 2 sinks; other: 1
     assert len(source.fetches) == 5  # one token request per token, shared by its sinks
+    assert source.clients == 3  # one client per (credentials, environment), shared by scopes
     a, b = MemoryStore.get("a").records(), MemoryStore.get("b").records()
     key = "harbor/production/tower_access"
     assert a["h/main/production/tower_access"].access_token == b[key].access_token
