@@ -1,0 +1,1 @@
+"""Fault injection, properties and overlap: evidence that failures leave stores intact."""
