@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -203,6 +206,69 @@ def test_required_auth_options() -> None:
     assert error.key == "sinks.vault.auth.role"
     error = config_error(environ, address=CLOSED, auth={"method": "jwt"})
     assert error.key == "sinks.vault.auth.jwt"
+
+
+LITERALS = [
+    ("token", {}, "hvs.CANARYLITERALVAULTTOKEN123"),
+    ("token", {}, "Hvs:CANARY-TOKEN-WITH-COLON"),
+    ("role_id", {"method": "approle", "secret_id": "env:S"}, "0b9e-CANARY-ROLE-ID"),
+    ("secret_id", {"method": "approle", "role_id": "env:R"}, "canary secret id:with colon"),
+    ("jwt", {"method": "jwt", "role": "r"}, "eyJhbGciOiJSUzI1NiJ9.CANARY.sig"),
+    ("jwt", {"method": "jwt"}, "env:J\nCANARY-AFTER-A-NEWLINE"),
+]
+
+
+@pytest.mark.parametrize(("option", "auth", "literal"), LITERALS)
+def test_a_literal_credential_is_refused_without_echoing_it(
+    option: str, auth: dict[str, str], literal: str
+) -> None:
+    """Credentials are references; a pasted value is a configuration error, never shown."""
+    environ = {"VAULT_TOKEN": "s.x", "R": "rid", "S": "sid"}
+    error = config_error(environ, address=CLOSED, auth={**auth, option: literal})
+    assert error.key == f"sinks.vault.auth.{option}"
+    assert "reference" in str(error)
+    assert literal not in str(error)
+    assert "canary" not in str(error).lower()
+
+
+def test_a_literal_token_stays_out_of_the_cli_output(tmp_path: Path) -> None:
+    """The real CLI: ``config check`` and ``sync`` exit 2 and never print the value."""
+    canary = "hvs.CANARYLITERALVAULTTOKEN123"
+    config = tmp_path / "harbor.toml"
+    config.write_text(
+        f"""
+[credentials.main]
+client_id = "client"
+client_secret = "env:HARBOR_CLIENT_SECRET"
+
+[sinks.vault]
+provider = "vault"
+address = "{CLOSED}"
+[sinks.vault.auth]
+token = "{canary}"
+
+[[targets]]
+credentials = "main"
+environments = ["sandbox"]
+scopes = ["service_provider"]
+sinks = ["vault"]
+"""
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HARBOR_", "VAULT_"))}
+    environ.update(HOME=str(tmp_path), HARBOR_CLIENT_SECRET="client-secret")
+    for args in (["config", "check"], ["sync", "-o", "json"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "harbor_secrets", "-c", str(config), *args],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "sinks.vault.auth.token" in result.stdout + result.stderr
+        assert canary not in result.stdout + result.stderr
+        assert "CANARY" not in result.stdout + result.stderr
 
 
 def test_local_references_are_resolved_up_front() -> None:

@@ -8,13 +8,19 @@ variables but not all (not ``VAULT_NAMESPACE``), which is why nothing is left to
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from harbor_secrets import Options, ProviderContext, Secret
+from harbor_secrets import (
+    ConfigError,
+    Options,
+    ProviderContext,
+    Secret,
+    check_reference_syntax,
+    is_loopback_host,
+)
 
 AUTH_METHODS = ("token", "approle", "kubernetes", "jwt")
 DEFAULT_MOUNT = "secret"
@@ -31,6 +37,12 @@ _METHOD_OPTIONS = {
     "approle": ("role_id", "secret_id", "mount_point"),
     "kubernetes": ("role", "token_path", "mount_point"),
     "jwt": ("role", "jwt", "mount_point"),
+}
+_REFERENCE_EXAMPLES = {
+    "token": "file:/run/secrets/vault-token",
+    "role_id": "env:VAULT_ROLE_ID",
+    "secret_id": "file:/run/secrets/vault-secret-id",
+    "jwt": "env:VAULT_ID_TOKEN",
 }
 _FALSE_WORDS = ("", "0", "f", "false")  # Go's strconv.ParseBool, as the Vault CLI reads it
 
@@ -64,7 +76,7 @@ class AuthSettings:
     method: str = "token"
     mount_point: str = ""
     role: str | None = None
-    token: Secret | None = None  # given outright (token option or VAULT_TOKEN)
+    token: Secret | None = None  # given outright in VAULT_TOKEN (fixed for the process)
     token_file: str | None = None
     token_path: str | None = None  # kubernetes service-account token file
     references: Mapping[str, str] = field(default_factory=dict)  # option -> reference
@@ -102,7 +114,8 @@ def parse_settings(options: Options, context: ProviderContext) -> VaultSettings:
     environ = context.environ
     address = _address(options, environ)
     allow_http = options.boolean("allow_insecure_http", False)
-    if urlsplit(address).scheme == "http" and not allow_http and not _is_loopback(address):
+    parts = urlsplit(address)
+    if parts.scheme == "http" and not allow_http and not is_loopback_host(parts.hostname or ""):
         raise options.error(
             "address",
             f"{address} is plain http: the Vault token and every Harbor token would cross the "
@@ -154,16 +167,6 @@ def _address(options: Options, environ: Mapping[str, str]) -> str:
             "remove the path (the API prefix /v1 is added by the client)",
         )
     return address
-
-
-def _is_loopback(address: str) -> bool:
-    host = urlsplit(address).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _path_template(options: Options) -> str:
@@ -238,14 +241,14 @@ def _auth(options: Options, context: ProviderContext) -> AuthSettings:
     role: str | None = None
     token_path: str | None = None
     if method == "approle":
-        references["role_id"] = options.required_str("role_id")
-        references["secret_id"] = options.required_str("secret_id")
+        references["role_id"] = _reference(options, "role_id")
+        references["secret_id"] = _reference(options, "secret_id")
     elif method == "kubernetes":
         role = options.required_str("role")
         token_path = options.string("token_path", DEFAULT_K8S_TOKEN_PATH)
     else:  # jwt
         role = options.string("role")  # optional: the auth method's default_role applies
-        references["jwt"] = options.required_str("jwt")
+        references["jwt"] = _reference(options, "jwt")
     options.finish()
     return AuthSettings(
         method=method,
@@ -258,13 +261,13 @@ def _auth(options: Options, context: ProviderContext) -> AuthSettings:
 
 
 def _token_auth(options: Options, context: ProviderContext) -> AuthSettings:
-    reference = options.string("token")
+    reference = _reference(options, "token") if "token" in options else None
     token_file = options.string("token_file", DEFAULT_TOKEN_FILE)
     options.finish()
     references = {"token": reference} if reference else {}
     resolved = _resolve_local(references, context)
-    given = resolved.get("token")
-    if given is None and not reference:
+    given = None
+    if not reference:
         value = context.environ.get("VAULT_TOKEN", "").strip()
         given = Secret(value) if value else None
     assert token_file is not None
@@ -283,6 +286,25 @@ def _token_auth(options: Options, context: ProviderContext) -> AuthSettings:
         references=references,
         resolved=resolved,
     )
+
+
+def _reference(options: Options, name: str) -> str:
+    """A credential option: a reference (``env:``, ``file:``, ``vault:`` …), never a value.
+
+    A pasted token or secret_id is refused here, before it can reach a resolver or an
+    error message; the core's check never echoes the value.
+    """
+    reference = options.required_str(name)
+    try:
+        check_reference_syntax(reference, options, name)
+    except ConfigError:  # same verdict, with an example that fits a Vault credential
+        raise options.error(
+            name,
+            "must be a secret reference, not a value (the value is not shown)",
+            f'write {name} = "{_REFERENCE_EXAMPLES[name]}" (or "env:NAME"), and treat the '
+            "pasted value as exposed: revoke or rotate it",
+        ) from None
+    return reference
 
 
 def _resolve_local(references: Mapping[str, str], context: ProviderContext) -> dict[str, Secret]:

@@ -1,4 +1,5 @@
-"""One hvac client per sink: built and authenticated on first use, released by ``close``.
+"""One hvac client per sink: authenticated on first use, re-authenticated when its token
+dies, released by ``close``.
 
 The client is configured only from :class:`VaultSettings`: hvac's own fallbacks to
 ``VAULT_TOKEN``, ``~/.vault-token`` and the ``VAULT_CLIENT_*`` variables are bypassed by
@@ -8,9 +9,12 @@ requests would resend the ``X-Vault-Token`` header to wherever the redirect poin
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -18,7 +22,7 @@ import hvac
 import hvac.adapters
 import requests
 
-from harbor_secrets import StoreError
+from harbor_secrets import StoreError, scrub
 from harbor_secrets_vault import auth
 from harbor_secrets_vault.config import VaultSettings
 from harbor_secrets_vault.errors import (
@@ -26,9 +30,12 @@ from harbor_secrets_vault.errors import (
     NOT_FOUND,
     PERMISSION_DENIED,
     TLS,
+    TOKEN_INVALID,
     Operation,
     guard,
 )
+
+log = logging.getLogger("harbor_secrets.vault")
 
 
 @dataclass(frozen=True)
@@ -41,12 +48,20 @@ class MountInfo:
 
 
 class VaultConnection:
-    """Lazily authenticated access to one Vault server for one sink (thread-safe)."""
+    """Authenticated access to one Vault server for one sink (thread-safe).
+
+    The provider lives as long as the process, which in watch mode outlasts any Vault
+    token. A login token is renewed when less than a third of its TTL is left, and
+    replaced by a new login (the old one revoked) once renewal no longer extends it. A
+    call refused with 403 is retried once with a new token if the old one turns out to be
+    dead: a new login, or the token file read again (Vault Agent rotates it). A token
+    given outright (``VAULT_TOKEN``) cannot be replaced, so its expiry is reported as such.
+    """
 
     def __init__(self, settings: VaultSettings) -> None:
         self.settings = settings
         self._client: hvac.Client | None = None
-        self._owns_token = False
+        self._lease = auth.Lease(owned=False)
         self._lock = threading.Lock()
         self._mounts: dict[str, MountInfo] = {}
 
@@ -54,30 +69,128 @@ class VaultConnection:
         return Operation(action, path, capabilities, self.settings.address, self.settings.namespace)
 
     def client(self) -> hvac.Client:
-        """The authenticated client, logging in on the first call."""
+        """The authenticated client: logs in on the first call, renews a token near its end."""
         with self._lock:
             if self._client is None:
-                client = self._build()
-                try:
-                    self._owns_token = auth.login(client, self.settings)
-                except BaseException:
-                    client.adapter.close()
-                    raise
-                self._client = client
+                self._client, self._lease = self._log_in(again=False)
+            elif self._lease.due(time.monotonic()):
+                self._extend()
             return self._client
 
     def get(self, op: Operation) -> dict[str, Any]:
         """GET ``/v1/<op.path>``; a 404 raises :class:`SecretNotFoundError` with Vault's body."""
-        client = self.client()
-        with guard(op):
-            response = client.adapter.get(f"/v1/{quote(op.path)}")
-        return response if isinstance(response, dict) else {}
+        return self._send(op, lambda client: client.adapter.get(f"/v1/{quote(op.path)}"))
 
     def post(self, op: Operation, body: dict[str, Any]) -> dict[str, Any]:
+        return self._send(
+            op, lambda client: client.adapter.post(f"/v1/{quote(op.path)}", json=body)
+        )
+
+    def _send(self, op: Operation, call: Callable[[hvac.Client], Any]) -> dict[str, Any]:
+        """One request; a 403 caused by a dead token is retried once with a new token."""
         client = self.client()
-        with guard(op):
-            response = client.adapter.post(f"/v1/{quote(op.path)}", json=body)
+        try:
+            with guard(op):
+                response = call(client)
+        except StoreError as exc:
+            if exc.reason != PERMISSION_DENIED:
+                raise
+            client = self._replace(client, exc, op)
+            with guard(op):
+                response = call(client)
         return response if isinstance(response, dict) else {}
+
+    def _replace(self, rejected: hvac.Client, error: StoreError, op: Operation) -> hvac.Client:
+        """A client with a new token after ``rejected`` got a 403, or raise if none helps."""
+        with self._lock:
+            current, lease = self._client, self._lease
+            if current is None:  # closed meanwhile
+                raise error
+            if current is not rejected:  # another thread has replaced the token already
+                return current
+            if lease.owned:
+                now = time.monotonic()
+                dead = lease.expired(now) or auth.is_valid(current, self.settings) is False
+                if not dead:  # the token works: its policy lacks the capability
+                    raise error
+                self._swap(*self._log_in(again=True))
+                return self._client
+            client, fresh = self._log_in(again=True)  # reads the token file or reference again
+            if client.token == current.token:
+                client.adapter.close()
+                raise self._given_token_error(current, error, op)
+            self._swap(client, fresh)
+            return client
+
+    def _given_token_error(
+        self, client: hvac.Client, error: StoreError, op: Operation
+    ) -> StoreError:
+        if auth.is_valid(client, self.settings) is not False:
+            return error  # the token works: its policy lacks the capability
+        settings = self.settings
+        source = auth.token_source(settings)
+        if auth.token_is_a_file(settings):
+            hint = (
+                "the file was read again and still holds this token: check that Vault Agent "
+                "(or whatever writes the file) is running and renewing it"
+            )
+        else:
+            hint = (
+                "a token given to harbor-secrets is used as it is and never renewed: give it a "
+                "TTL that outlasts the job (or make it periodic), let Vault Agent keep a token "
+                "file current (auth.token_file), or log in with approle, kubernetes or jwt"
+            )
+        return StoreError(
+            f"the Vault token {source} is invalid or expired (Vault refused to {op.action} "
+            f"{op.path})",
+            hint=hint,
+            reason=TOKEN_INVALID,
+        )
+
+    def _extend(self) -> None:
+        """Renew the login token, or log in again when renewal no longer helps (max TTL)."""
+        assert self._client is not None
+        lease = self._lease
+        renewed = auth.renew(self._client, self.settings) if lease.renewable else None
+        if renewed is not None:
+            renewed = replace(renewed, ttl=lease.ttl)  # due() keeps the login's TTL as measure
+            if not renewed.due(time.monotonic()):
+                self._lease = renewed
+                return
+        try:
+            self._swap(*self._log_in(again=True))
+        except StoreError as exc:
+            if lease.expired(time.monotonic()):
+                raise
+            # The old token still works until it expires; a 403 then logs in (or fails) again.
+            log.warning(
+                "could not log in to Vault again (%s); using the current token until it expires",
+                scrub(str(exc)),
+            )
+            self._lease = replace(lease, ttl=0.0)
+
+    def _log_in(self, *, again: bool) -> tuple[hvac.Client, auth.Lease]:
+        client = self._build()
+        try:
+            lease = auth.login(client, self.settings, again=again)
+        except BaseException:
+            client.adapter.close()
+            raise
+        return client, lease
+
+    def _swap(self, client: hvac.Client, lease: auth.Lease) -> None:
+        """Make ``client`` current; revoke the token it replaces if it is ours and alive."""
+        old, old_lease = self._client, self._lease
+        self._client, self._lease = client, lease
+        if old is None:
+            return
+        try:
+            if old_lease.owned and not old_lease.expired(time.monotonic()):
+                auth.revoke(old, self.settings, replaced=True)
+        finally:
+            # The old token stays on ``old``: a request still in flight on another thread
+            # then fails with 403 and is retried by _replace with the current client.
+            old.adapter.close()
 
     def mount(self, path: str, *, is_mount: bool = False) -> MountInfo:
         """The mount that ``path`` lives in, via the endpoint the Vault CLI uses for ``kv``.
@@ -117,14 +230,14 @@ class VaultConnection:
         return info
 
     def close(self) -> None:
-        """Revoke a token this run logged in for, then drop the client."""
+        """Revoke the current token if this provider logged in for it, then drop the client."""
         with self._lock:
             client, self._client = self._client, None
-            owns, self._owns_token = self._owns_token, False
+            lease, self._lease = self._lease, auth.Lease(owned=False)
         if client is None:
             return
         try:
-            if owns:
+            if lease.owned and not lease.expired(time.monotonic()):
                 auth.revoke(client, self.settings)
         finally:
             client.token = None

@@ -32,6 +32,7 @@ TLS = "tls"
 REDIRECT = "redirect"
 AUTH_FAILED = "auth-failed"
 NO_CREDENTIALS = "no-credentials"
+TOKEN_INVALID = "token-invalid"  # a given token expired or was revoked; it cannot be replaced
 NOT_MANAGED = "not-managed"
 NOT_FOUND = "not-found"
 RATE_LIMITED = "rate-limited"

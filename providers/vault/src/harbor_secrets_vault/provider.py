@@ -3,8 +3,9 @@
 Each token is one secret whose data is exactly the stored record (schema 1), so consumers
 run ``vault kv get -field=access_token secret/harbor/sandbox/tower_access``. Nothing
 touches the network until the first read, write or reference: the mount's KV version is
-checked once per provider, the login (if any) happens once, and ``close`` revokes a token
-the provider logged in for.
+checked once per provider, the login (if any) happens on first use and again only when the
+token dies (watch mode keeps one provider for hours), and ``close`` revokes the token the
+provider logged in for.
 """
 
 from __future__ import annotations
