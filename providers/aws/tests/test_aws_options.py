@@ -90,3 +90,16 @@ def test_describe_names_where_it_writes(cls: Any) -> None:
     assert description["kms_key_id"] == "alias/harbor"
     assert description["tags"] == {"managed-by": "harbor-secrets", "team": "platform"}
     assert "eu-west-1" in repr(provider)
+
+
+@pytest.mark.parametrize("cls", PROVIDERS)
+@pytest.mark.parametrize("option", ["aws_secret_access_key", "aws_session_token"])
+def test_credentials_are_not_options_and_are_never_echoed(cls: Any, option: str) -> None:
+    """No option takes a secret (credentials come from boto3's chain); one pasted in by
+    mistake is refused by its name alone."""
+    canary = "canary-aws-secret-7f3a0c"
+    with pytest.raises(ConfigError) as error:
+        build(cls, {option: canary})
+    assert error.value.key == f"sinks.aws.{option}"
+    assert canary not in str(error.value)
+    assert canary not in repr(error.value)

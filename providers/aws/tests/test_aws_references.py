@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from harbor_secrets_aws import ParameterStoreProvider, SecretsManagerProvider
-from harbor_secrets_aws.clients import AwsSettings, ClientCache
+from harbor_secrets_aws.clients import AwsSettings, ClientCache, shared_clients
 from harbor_secrets_aws.references import parse_secretsmanager_reference
 
-from harbor_secrets import SecretReferenceError
-from harbor_secrets.config import load_config
-from harbor_secrets.runtime import Runtime
+from harbor_secrets import SecretReferenceError, load_config, run_sync
+from harbor_secrets.testing.issuer import StandInIssuer
 
 CANARY = "canary-client-secret-4b1d9e"
 
@@ -88,29 +86,48 @@ def test_parameter_reference(
     assert ssm.resolve_reference(f"ssm:{name}").reveal() == CANARY
 
 
-def test_config_resolves_client_secret_from_secrets_manager(
+def test_sync_resolves_client_secret_from_secrets_manager(
     sm_client: Any,
+    ssm_client: Any,
     unique: Callable[[str], str],
     aws_env: dict[str, str],
-    tmp_path: Path,
 ) -> None:
-    """The Lambda's set-up: credentials reference Secrets Manager; sinks are in SSM."""
+    """The Lambda's set-up through the public API: the client secret is an ``aws-sm:``
+    reference, the tokens go to SSM; the issuer accepts only the right secret."""
     name = unique("harbor/client-")
+    prefix = unique("/refs-")
     sm_client.create_secret(Name=name, SecretString=json.dumps({"client_secret": CANARY}))
-    config = load_config(
-        text=f"""
+    shared_clients().reset()
+    try:
+        with StandInIssuer(clients={"client-1": CANARY}, token_lifetime=300) as issuer:
+            environ = {
+                **aws_env,
+                "HARBOR_SANDBOX_ACCOUNTS_URL": issuer.url,
+                "HARBOR_SANDBOX_API_URL": issuer.url,
+            }
+            config = load_config(
+                text=f"""
 [credentials.main]
 client_id = "client-1"
 client_secret = "aws-sm:{name}#client_secret"
 
 [sinks.params]
 provider = "aws-ssm"
+name = "{prefix}/{{environment}}/{{scope}}"
 
 [[targets]]
 environments = ["sandbox"]
+scopes = ["service_provider"]
+sinks = ["params"]
 """,
-        environ=aws_env,
-    )
-    with Runtime(config, environ=aws_env) as runtime:
-        secret = runtime.client_secret(config.credentials["main"])
-    assert secret.reveal() == CANARY
+                environ=environ,
+            )
+            report = run_sync(config)
+            assert issuer.token_requests == 1
+    finally:
+        shared_clients().reset()
+    summary = json.dumps(report.to_dict())
+    assert report.exit_code == 0, summary
+    assert CANARY not in summary
+    value = ssm_client.get_parameter(Name=f"{prefix}/sandbox/service_provider", WithDecryption=True)
+    assert json.loads(value["Parameter"]["Value"])["client_id"] == "client-1"

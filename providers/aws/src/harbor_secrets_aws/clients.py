@@ -23,12 +23,33 @@ from harbor_secrets import Options, StoreError
 
 #: Standard retry mode: exponential backoff with jitter on throttling and transient errors,
 #: bounded so one slow store cannot hold up a one-minute schedule.
+MAX_ATTEMPTS = 4
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 10.0
 CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
-    connect_timeout=5,
-    read_timeout=10,
+    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+    connect_timeout=CONNECT_TIMEOUT,
+    read_timeout=READ_TIMEOUT,
     user_agent_extra="harbor-secrets",
 )
+
+#: Botocore's standard mode waits up to ``min(2**i, 20)`` s before retry ``i`` (throttling),
+#: plus up to 5 s more when the service sends ``x-amz-retry-after``.
+_MAX_BACKOFF = 20.0
+_RETRY_AFTER_EXTRA = 5.0
+
+
+def worst_call_seconds(
+    attempts: int = MAX_ATTEMPTS,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
+) -> float:
+    """The longest one API call can take with these settings (82 s for the defaults): every
+    attempt times out, and every wait between attempts is as long as botocore allows.
+    The SSM write lock is sized from this."""
+    waits = sum(min(2.0**i, _MAX_BACKOFF) + _RETRY_AFTER_EXTRA for i in range(attempts - 1))
+    return attempts * (connect_timeout + read_timeout) + waits
+
 
 #: A boto3 client. The service stubs (types-boto3-<service>) are optional, so stay untyped.
 Client = Any

@@ -22,38 +22,26 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Unpack
 
 from botocore.exceptions import ClientError
 
 from harbor_secrets import (
     ConfigError,
-    Options,
-    Provider,
-    ProviderContext,
     RefreshPolicy,
     Secret,
     StoreError,
     TokenRecord,
     WriteOutcome,
 )
-from harbor_secrets_aws.clients import AwsSettings, Client, ClientCache, shared_clients
+from harbor_secrets_aws._base import AwsCommonArgs, _AwsProvider
 from harbor_secrets_aws.errors import aws_errors, error_code
 from harbor_secrets_aws.references import resolve_secretsmanager
-from harbor_secrets_aws.stored import (
-    MANAGED_TAG,
-    aws_tags,
-    is_managed,
-    parse_stored,
-    read_tags,
-    request_token,
-)
+from harbor_secrets_aws.stored import aws_tags, is_managed, parse_stored, request_token
 
-SERVICE = "secretsmanager"
 CURRENT = "AWSCURRENT"
 #: Private label a new version carries until it becomes AWSCURRENT (one version holds it).
 PENDING = "harbor-secrets-pending"
-DEFAULT_DESCRIPTION = "Harbor Lockers access token, kept fresh by harbor-secrets"
 #: AWS's guidance: at most one PutSecretValue per secret every 10 minutes.
 RECOMMENDED_WRITE_INTERVAL = 600.0
 MAX_ATTEMPTS = 5
@@ -71,63 +59,21 @@ class _Current:
 _MISSING: Final = "missing"  # cached: the secret (or its current value) does not exist
 
 
-class SecretsManagerProvider(Provider):
+class SecretsManagerProvider(_AwsProvider):
     """Tokens as Secrets Manager secrets; prefer ``aws-ssm`` for 5-minute tokens."""
 
     name: ClassVar[str] = "aws-secretsmanager"
-    distribution: ClassVar[str] = "harbor-secrets-aws"
     summary: ClassVar[str] = "AWS Secrets Manager, one secret per token (see aws-ssm)"
-    key_option: ClassVar[str] = "name"
     default_key_template: ClassVar[str] = "harbor/{environment}/{scope}"
     reference_schemes: ClassVar[tuple[str, ...]] = ("aws-sm",)
-    stores_full_record: ClassVar[bool] = True
+    service: ClassVar[str] = "secretsmanager"
 
-    def __init__(
-        self,
-        *,
-        settings: AwsSettings | None = None,
-        client: Client | None = None,
-        clients: ClientCache | None = None,
-        kms_key_id: str | None = None,
-        tags: dict[str, str] | None = None,
-        description: str = DEFAULT_DESCRIPTION,
-        adopt: bool = False,
-        sink_name: str = "aws-secretsmanager",
-        source: str | None = None,
-    ) -> None:
-        self.settings = settings or AwsSettings()
-        self._client_override = client
-        self._clients = clients or shared_clients()
-        self.kms_key_id = kms_key_id
-        self.tags = {**(tags or {}), MANAGED_TAG: "harbor-secrets"}
-        self.description = description
-        self.adopt = adopt
-        self.sink_name = sink_name
-        self._source = source
+    def __init__(self, **common: Unpack[AwsCommonArgs]) -> None:
+        super().__init__(**common)
         # Per-instance (one run) knowledge: the last read of each secret, and ownership.
         self._seen: dict[str, _Current | str] = {}
         self._owned: dict[str, bool] = {}
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_options(cls, options: Options, context: ProviderContext) -> SecretsManagerProvider:
-        options.string(cls.key_option)  # the core renders it; read so finish() accepts it
-        settings = AwsSettings.from_options(options, context.environ)
-        kms_key_id = options.string("kms_key_id")
-        tags = read_tags(options)
-        description = options.string("description", DEFAULT_DESCRIPTION)
-        assert description is not None
-        adopt = options.boolean("adopt", False)
-        options.finish()
-        return cls(
-            settings=settings,
-            kms_key_id=kms_key_id,
-            tags=tags,
-            description=description,
-            adopt=adopt,
-            sink_name=context.sink_name,
-            source=context.source,
-        )
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -143,11 +89,6 @@ class SecretsManagerProvider(Provider):
         return name
 
     # -- reading --------------------------------------------------------------------------
-
-    def _client(self) -> Client:
-        if self._client_override is not None:
-            return self._client_override
-        return self._clients.client(SERVICE, self.settings)
 
     @staticmethod
     def _what(name: str) -> str:
@@ -173,7 +114,7 @@ class SecretsManagerProvider(Provider):
             return None
         if current.record is None:
             # Not a record: fine to replace only if the secret is ours (or adopted).
-            self._require_owned(key, action="read")
+            self._require_owned(key, action="use")
             return None
         return current.record
 
@@ -196,7 +137,7 @@ class SecretsManagerProvider(Provider):
                 if isinstance(current, str):
                     # The secret exists without a current value (e.g. made by Terraform);
                     # its first version becomes AWSCURRENT automatically.
-                    self._require_owned(key, action="write")
+                    self._require_owned(key, action="overwrite")
                     if CURRENT in self._put(key, value, token, record):
                         return WriteOutcome.WRITTEN
                     current = self._fetch(key)
@@ -205,7 +146,7 @@ class SecretsManagerProvider(Provider):
                 return WriteOutcome.WRITTEN
             if current.record is not None and current.record.expires_at >= record.expires_at:
                 return WriteOutcome.KEPT_NEWER
-            self._require_owned(key, action="write")
+            self._require_owned(key, action="overwrite")
             if CURRENT in self._put(key, value, token, record):
                 return WriteOutcome.WRITTEN
             failure = self._promote(key, token, current.version_id, record)
@@ -275,10 +216,8 @@ class SecretsManagerProvider(Provider):
                 raise
         return None
 
-    def _require_owned(self, name: str, *, action: str) -> None:
-        """Refuse to touch a secret harbor-secrets did not create, unless adopted."""
-        if self.adopt:
-            return
+    def _is_managed(self, name: str) -> bool:
+        """Asked once per run and secret (DescribeSecret); a secret we created is ours."""
         with self._lock:
             owned = self._owned.get(name)
         if owned is None:
@@ -287,28 +226,12 @@ class SecretsManagerProvider(Provider):
             owned = is_managed(response.get("Tags"))
             with self._lock:
                 self._owned[name] = owned
-        if not owned:
-            verb = "overwrite" if action == "write" else "use"
-            raise StoreError(
-                f"{self._what(name)} exists but is not tagged {MANAGED_TAG}=harbor-secrets; "
-                f"refusing to {verb} it",
-                hint=f"tag it {MANAGED_TAG}=harbor-secrets if harbor-secrets should own it, "
-                f"set adopt = true in sinks.{self.sink_name}, or choose another name",
-                reason="not-managed",
-            )
+        return owned
 
     # -- everything else ------------------------------------------------------------------
 
     def resolve_reference(self, reference: str) -> Secret:
         return resolve_secretsmanager(self._client(), reference)
-
-    def describe(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"provider": self.name, **self.settings.describe()}
-        if self.kms_key_id:
-            data["kms_key_id"] = self.kms_key_id
-        data["adopt"] = self.adopt
-        data["tags"] = dict(sorted(self.tags.items()))
-        return data
 
     def warnings(self, policy: RefreshPolicy) -> list[str]:
         interval = policy.write_interval
@@ -320,6 +243,3 @@ class SecretsManagerProvider(Provider):
             "removes versions younger than 24 hours, so frequent writes run into its versions "
             'quota. Keep short-lived Harbor tokens in Parameter Store: provider = "aws-ssm".'
         ]
-
-    def __repr__(self) -> str:
-        return f"SecretsManagerProvider(sink={self.sink_name!r}, region={self.settings.region!r})"

@@ -18,97 +18,59 @@ read) + ``PutParameter`` (lock) + ``GetParameter`` + ``PutParameter`` + ``Delete
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 from botocore.exceptions import ClientError
 
 from harbor_secrets import (
     ConfigError,
     Options,
-    Provider,
-    ProviderContext,
     Secret,
     StoreError,
     TokenRecord,
     WriteOutcome,
 )
-from harbor_secrets_aws.clients import AwsSettings, Client, ClientCache, shared_clients
+from harbor_secrets_aws._base import AwsCommonArgs, _AwsProvider
 from harbor_secrets_aws.errors import aws_errors, error_code
 from harbor_secrets_aws.parameter_lock import LOCK_SUFFIX, ParameterLock
 from harbor_secrets_aws.references import resolve_parameter
-from harbor_secrets_aws.stored import MANAGED_TAG, aws_tags, is_managed, parse_stored, read_tags
+from harbor_secrets_aws.stored import aws_tags, is_managed, parse_stored
 
-SERVICE = "ssm"
 STANDARD_LIMIT = 4096  # bytes of value in the Standard tier
 ADVANCED_LIMIT = 8192  # bytes of value in the Advanced tier
 MAX_NAME_LENGTH = 1011 - len(LOCK_SUFFIX)  # the lock parameter must fit too
 MAX_DEPTH = 15
-DEFAULT_DESCRIPTION = "Harbor Lockers access token, kept fresh by harbor-secrets"
 _NAME = re.compile(r"^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 _RESERVED = re.compile(r"^/?(aws|ssm)", re.IGNORECASE)
 
 
-class ParameterStoreProvider(Provider):
+class ParameterStoreProvider(_AwsProvider):
     """Tokens as SecureString parameters: the right AWS store for short-lived tokens."""
 
     name: ClassVar[str] = "aws-ssm"
-    distribution: ClassVar[str] = "harbor-secrets-aws"
     summary: ClassVar[str] = "AWS SSM Parameter Store, one SecureString per token"
-    key_option: ClassVar[str] = "name"
     default_key_template: ClassVar[str] = "/harbor/{environment}/{scope}"
     reference_schemes: ClassVar[tuple[str, ...]] = ("ssm",)
-    stores_full_record: ClassVar[bool] = True
+    service: ClassVar[str] = "ssm"
+    unowned: ClassVar[str] = "holds something that is not a harbor-secrets record and"
 
     def __init__(
         self,
         *,
-        settings: AwsSettings | None = None,
-        client: Client | None = None,
-        clients: ClientCache | None = None,
-        kms_key_id: str | None = None,
-        tags: dict[str, str] | None = None,
-        description: str = DEFAULT_DESCRIPTION,
         allow_advanced_tier: bool = False,
-        adopt: bool = False,
         lock_wait: float = 10.0,
-        sink_name: str = "aws-ssm",
-        source: str | None = None,
+        **common: Unpack[AwsCommonArgs],
     ) -> None:
-        self.settings = settings or AwsSettings()
-        self._client_override = client
-        self._clients = clients or shared_clients()
-        self.kms_key_id = kms_key_id
-        self.tags = {**(tags or {}), MANAGED_TAG: "harbor-secrets"}
-        self.description = description
+        super().__init__(**common)
         self.allow_advanced_tier = allow_advanced_tier
-        self.adopt = adopt
         self.lock_wait = lock_wait
-        self.sink_name = sink_name
-        self._source = source
 
     @classmethod
-    def from_options(cls, options: Options, context: ProviderContext) -> ParameterStoreProvider:
-        options.string(cls.key_option)  # the core renders it; read so finish() accepts it
-        settings = AwsSettings.from_options(options, context.environ)
-        kms_key_id = options.string("kms_key_id")
-        tags = read_tags(options)
-        description = options.string("description", DEFAULT_DESCRIPTION)
-        assert description is not None
-        allow_advanced_tier = options.boolean("allow_advanced_tier", False)
-        adopt = options.boolean("adopt", False)
-        lock_wait = options.duration("lock_wait", 10.0)
-        options.finish()
-        return cls(
-            settings=settings,
-            kms_key_id=kms_key_id,
-            tags=tags,
-            description=description,
-            allow_advanced_tier=allow_advanced_tier,
-            adopt=adopt,
-            lock_wait=lock_wait,
-            sink_name=context.sink_name,
-            source=context.source,
-        )
+    def _own_options(cls, options: Options) -> dict[str, Any]:
+        return {
+            "allow_advanced_tier": options.boolean("allow_advanced_tier", False),
+            "lock_wait": options.duration("lock_wait", 10.0),
+        }
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -128,11 +90,6 @@ class ParameterStoreProvider(Provider):
         return name
 
     # -- reading --------------------------------------------------------------------------
-
-    def _client(self) -> Client:
-        if self._client_override is not None:
-            return self._client_override
-        return self._clients.client(SERVICE, self.settings)
 
     @staticmethod
     def _what(name: str) -> str:
@@ -161,10 +118,11 @@ class ParameterStoreProvider(Provider):
         value = record.to_json()
         tier = self._tier(key, value)  # before any request: an oversized record fails early
         redact = (value, record.access_token.reveal())
-        with ParameterLock(self._client(), key, wait=self.lock_wait):
+        with ParameterLock(self._client(), key, wait=self.lock_wait) as lock:
             for _ in range(2):
                 exists, current = self._get(key)
                 if not exists:
+                    lock.check_time_to_write(self._what(key))
                     if self._put(key, value, tier, create=True, redact=redact):
                         return WriteOutcome.WRITTEN
                     continue  # created meanwhile by someone not using the lock: compare again
@@ -172,6 +130,7 @@ class ParameterStoreProvider(Provider):
                     self._require_owned(key, action="overwrite")
                 elif current.expires_at >= record.expires_at:
                     return WriteOutcome.KEPT_NEWER
+                lock.check_time_to_write(self._what(key))
                 self._put(key, value, tier, create=False, redact=redact)
                 return WriteOutcome.WRITTEN
         raise StoreError(
@@ -228,22 +187,12 @@ class ParameterStoreProvider(Provider):
                 raise
         return True
 
-    def _require_owned(self, name: str, *, action: str) -> None:
-        """A parameter holding something else is replaced only if tagged as ours or adopted."""
-        if self.adopt:
-            return
+    def _is_managed(self, name: str) -> bool:
         with aws_errors("inspect", self._what(name)):
             response = self._client().list_tags_for_resource(
                 ResourceType="Parameter", ResourceId=name
             )
-        if not is_managed(response.get("TagList")):
-            raise StoreError(
-                f"{self._what(name)} holds something that is not a harbor-secrets record and "
-                f"is not tagged {MANAGED_TAG}=harbor-secrets; refusing to {action} it",
-                hint=f"set adopt = true in sinks.{self.sink_name} to take it over, or choose "
-                "another name",
-                reason="not-managed",
-            )
+        return is_managed(response.get("TagList"))
 
     # -- everything else ------------------------------------------------------------------
 
@@ -251,16 +200,7 @@ class ParameterStoreProvider(Provider):
         return resolve_parameter(self._client(), reference)
 
     def describe(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"provider": self.name, **self.settings.describe()}
-        if self.kms_key_id:
-            data["kms_key_id"] = self.kms_key_id
-        data["allow_advanced_tier"] = self.allow_advanced_tier
-        data["adopt"] = self.adopt
-        data["tags"] = dict(sorted(self.tags.items()))
-        return data
-
-    def __repr__(self) -> str:
-        return f"ParameterStoreProvider(sink={self.sink_name!r}, region={self.settings.region!r})"
+        return {**super().describe(), "allow_advanced_tier": self.allow_advanced_tier}
 
 
 def _name_problem(name: str) -> str | None:
