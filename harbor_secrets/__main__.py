@@ -1,6 +1,6 @@
 """``python -m harbor_secrets`` runs the CLI."""
 
-from harbor_secrets.cli import main
+from harbor_secrets.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -279,11 +279,13 @@ def check_reference_syntax(reference: str, options: Options, name: str) -> None:
     scheme, sep, rest = reference.partition(":")
     valid_scheme = bool(sep) and scheme.replace("-", "").isalnum() and scheme.islower()
     if not valid_scheme or not rest or "\n" in reference:
+        variable = "HARBOR_" + "".join(c if c.isalnum() else "_" for c in name).upper()
         raise options.error(
             name,
             "must be a secret reference, not a value (the value is not shown)",
-            f'write {name} = "env:HARBOR_CLIENT_SECRET" or "file:/run/secrets/harbor" '
-            "(or a provider's scheme such as vault:, aws-sm:, ssm:)",
+            f'write {name} = "env:{variable}" or "file:/run/secrets/{name}" '
+            "(or a provider's scheme such as vault:, aws-sm:, ssm:); if a real secret was "
+            "pasted here, rotate it",
         )
 
 

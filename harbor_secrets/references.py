@@ -17,6 +17,10 @@ from harbor_secrets.secrets import Secret
 LOCAL_SCHEMES = ("env", "file")
 
 
+def _looks_like_scheme(scheme: str) -> bool:
+    return bool(scheme) and scheme.replace("-", "").isalnum() and scheme.islower()
+
+
 def scheme_of(reference: str) -> str:
     return reference.partition(":")[0]
 
@@ -49,8 +53,10 @@ class ReferenceResolver:
             return self._from_file(rest, key)
         provider = self._provider_for_scheme(scheme) if self._provider_for_scheme else None
         if provider is None:
+            # Name the scheme only if it looks like one: a pasted secret has no scheme.
+            named = f"{scheme}: references" if _looks_like_scheme(scheme) else "this value"
             raise ConfigError(
-                f"no installed provider resolves {scheme}: references",
+                f"no installed provider resolves {named}",
                 source=self._source,
                 key=key,
                 fix="use env: or file:, or install the provider for that scheme "
@@ -64,7 +70,7 @@ class ReferenceResolver:
             raise
         except Exception as exc:  # a provider bug or SDK error: keep the type, lose the detail
             raise SecretReferenceError(
-                f"{scheme}: reference for {key} could not be resolved ({type(exc).__name__})"
+                f"the reference for {key} could not be resolved ({type(exc).__name__})"
             ) from None
 
     def _from_env(self, name: str, key: str) -> Secret:

@@ -7,6 +7,7 @@ exits with code 2 and nothing is fetched or written.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import string
@@ -24,6 +25,17 @@ from harbor_secrets.secrets import Secret
 log = logging.getLogger(__name__)
 TEMPLATE_FIELDS = ("environment", "scope", "credentials")
 UNRESOLVED = "<unresolved: config check --skip-references>"
+
+
+def settle_gc() -> None:
+    """Re-enable cyclic GC (the CLI starts with it off) with start-up objects frozen.
+
+    What exists once the stores are built (modules, SDK models, clients) lives until exit;
+    freezing it keeps the collector from walking it again on every collection.
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,7 @@ class Runtime:
         except BaseException:
             self.close()
             raise
+        settle_gc()
 
     # -- construction -------------------------------------------------------------------
 
