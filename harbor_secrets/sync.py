@@ -173,6 +173,17 @@ class SyncReport:
         }
 
 
+# Stored times have whole seconds, so a token can look up to a second fresher than it is;
+# counting it due a second early keeps the promise that readers find refresh_before minus
+# the schedule period left (docs/BENCHMARKS.md measured the 1 s shortfall without it).
+DUE_SLACK = timedelta(seconds=1)
+
+
+def is_due(expires_at: datetime, refresh_before: timedelta, now: datetime) -> bool:
+    """A stored token is due when less than ``refresh_before`` (+ the slack) is left."""
+    return expires_at - refresh_before <= now + DUE_SLACK
+
+
 def _describe_error(exc: BaseException) -> str:
     if isinstance(exc, HarborSecretsError):
         return str(exc)
@@ -318,7 +329,7 @@ class SyncEngine:
                 sink_result.reason = "missing"
             elif force:
                 sink_result.reason = "forced"
-            elif stored.expires_at - refresh_before <= now:
+            elif is_due(stored.expires_at, refresh_before, now):
                 sink_result.reason = "due"
             else:
                 sink_result.action = FRESH
