@@ -20,8 +20,8 @@ from conftest import CLIENT_ID, CLIENT_SECRET
 
 from harbor_secrets.testing.issuer import OMIT, Fault, StandInIssuer
 from harbor_secrets.testing.proxy import FaultProxy, ProxyFault
+from harbor_secrets.testing.servers import free_port
 
-from .servers import free_port
 from .support import (
     HTTP_BUDGET,
     VARIANTS,

@@ -16,19 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
-from pathlib import Path
 from typing import Any
 
 import boto3
 
 from harbor_secrets.testing.issuer import StandInIssuer
+from harbor_secrets.testing.servers import MotoServer, ServerStartError
 
 # Peak RSS of this process. On Linux, ru_maxrss survives exec, so a child forked from this
 # (boto3- and moto-laden) parent would report the parent's size; VmHWM belongs to the new image.
@@ -69,30 +66,11 @@ print(json.dumps({"import_s": t1 - t0, "first_s": t2 - t1, "warm_s": t3 - t2,
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    executable = Path(sys.executable).parent / "moto_server"
-    process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-        [str(executable), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):  # noqa: S310
-                return process, url
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("moto_server did not start")
+def start_moto() -> MotoServer:
+    try:
+        return MotoServer().start()
+    except ServerStartError as error:
+        raise SystemExit(f"moto_server did not start: {error}") from error
 
 
 def run_once(env: dict[str, str]) -> dict[str, float]:
@@ -117,7 +95,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    moto, moto_url = start_moto()
+    moto = start_moto()
+    moto_url = moto.url
     secret = "bench-client-secret-" + uuid.uuid4().hex
     try:
         with StandInIssuer(clients={"bench": secret}) as issuer:
@@ -161,8 +140,7 @@ environments = ["sandbox"]
                 results.append(run_once(env))
             base = baseline_rss(env)
     finally:
-        moto.terminate()
-        moto.wait(timeout=10)
+        moto.stop()
 
     def median(key: str) -> float:
         return statistics.median(r[key] for r in results)

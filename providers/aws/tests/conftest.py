@@ -7,75 +7,32 @@ injected session factory, so nothing here reads or changes the developer's AWS s
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from harbor_secrets_aws.clients import AwsSettings, ClientCache
 
+from harbor_secrets.testing.servers import MotoServer, ServerStartError
+
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):  # noqa: S310
-                return True
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    return False
 
 
 @pytest.fixture(scope="session")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a running moto_server (the one installed next to this Python)."""
-    executable = Path(sys.executable).parent / "moto_server"
-    if not executable.exists():
-        pytest.fail(f"moto_server not found at {executable}: pip install 'moto[server]'")
-    log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    for _ in range(3):  # a port picked free can be taken before the server binds it
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [str(executable), "-H", "127.0.0.1", "-p", str(port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        if _wait_ready(url, process, timeout=30):
-            break
-        process.kill()
-        process.wait(timeout=10)
-    else:
-        pytest.fail(f"moto_server did not start; its log:\n{log_path.read_text()[-2000:]}")
+    server = MotoServer(workdir=tmp_path_factory.mktemp("moto"))
     try:
-        yield url
+        server.start()
+    except ServerStartError as error:
+        pytest.fail(str(error))
+    try:
+        yield server.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        server.stop()
 
 
 def testing_session(profile: str | None) -> Any:

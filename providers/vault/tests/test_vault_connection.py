@@ -13,9 +13,10 @@ import hvac
 import hvac.exceptions
 import pytest
 import urllib3.exceptions
-from vault_support import BaoServer, MakeProvider, free_port, make_record, start_bao, unique
+from vault_support import BaoServer, MakeProvider, make_record, start_bao, unique
 
 from harbor_secrets import StoreError, WriteOutcome
+from harbor_secrets.testing.servers import free_port
 
 
 @pytest.fixture(scope="module")

@@ -11,23 +11,20 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import hvac
 import pytest
-import requests
 from harbor_secrets_vault import VaultProvider
 
 from harbor_secrets import ConfigError, Secret, TokenRecord
+from harbor_secrets.testing.servers import OpenBaoDevServer, ServerStartError
 
 READY_TIMEOUT = 20.0
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -50,13 +47,6 @@ def bao_binary() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def unique(prefix: str = "t") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
@@ -70,17 +60,22 @@ def readme_policy(name: str) -> str:
     raise AssertionError(f"README.md has no HCL block headed '# policy: {name}'")
 
 
-@dataclass
-class BaoServer:
+class BaoServer(OpenBaoDevServer):
     """One running dev server and the handles tests need to inspect it."""
 
-    address: str
-    root_token: str
-    home: Path
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    ca_cert: str | None = None
-    _clients: list[hvac.Client] = field(default_factory=list)
+    def __init__(self, directory: Path, *, tls: bool = False) -> None:
+        super().__init__(
+            f"root-{secrets.token_hex(12)}",
+            workdir=directory,
+            tls=tls,
+            timeout=READY_TIMEOUT,
+            executable=bao_binary(),
+        )
+        self._clients: list[hvac.Client] = []
+
+    @property
+    def address(self) -> str:
+        return self.url
 
     def client(self, token: str | None = None) -> hvac.Client:
         """A plain hvac client (root by default) to set up and inspect the server."""
@@ -121,97 +116,18 @@ class BaoServer:
         created = self.client().auth.token.create(**kwargs)
         return str(created["auth"]["client_token"])
 
-    def unseal_key(self) -> str:
-        """The key dev mode prints (just after it starts answering)."""
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-            found = re.search(r"Unseal Key: (\S+)", text)
-            if found:
-                return found.group(1)
-            time.sleep(0.05)
-        raise AssertionError("the dev server did not print its unseal key")
-
     def stop(self) -> None:
         for client in self._clients:
             client.adapter.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def wait_until_ready(server: BaoServer) -> None:
-    """Poll the health endpoint; fail (never skip) if the server dies or stays silent."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        if server.process.poll() is not None:
-            pytest.fail(
-                f"bao server exited with {server.process.returncode}:\n"
-                f"{server.log_path.read_text()[-2000:]}",
-                pytrace=False,
-            )
-        try:
-            health = requests.get(
-                f"{server.address}/v1/sys/health", timeout=1, verify=server.ca_cert or True
-            )
-            if health.status_code == 200:
-                return
-        except (requests.RequestException, OSError):  # not listening, or no CA file yet
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"bao server not ready within {READY_TIMEOUT:g}s:\n"
-                f"{server.log_path.read_text()[-2000:]}",
-                pytrace=False,
-            )
-        time.sleep(0.05)
+        super().stop()
 
 
 def start_bao(directory: Path, *, tls: bool = False) -> BaoServer:
     """Start ``bao server -dev`` on a free loopback port; fail loudly if it is not ready."""
-    directory.mkdir(parents=True, exist_ok=True)
-    home = directory / "home"
-    home.mkdir(exist_ok=True)
-    port = free_port()
-    root_token = f"root-{secrets.token_hex(12)}"
-    args = [
-        bao_binary(),
-        "server",
-        "-dev",
-        f"-dev-root-token-id={root_token}",
-        f"-dev-listen-address=127.0.0.1:{port}",
-        "-dev-no-store-token",
-    ]
-    ca_cert = None
-    if tls:
-        cert_dir = directory / "tls"
-        cert_dir.mkdir(exist_ok=True)
-        args += ["-dev-tls", f"-dev-tls-cert-dir={cert_dir}"]
-        ca_cert = str(cert_dir / "vault-ca.pem")
-    log_path = directory / "bao.log"
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-    environ["HOME"] = str(home)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=environ)
-    scheme = "https" if tls else "http"
-    server = BaoServer(
-        address=f"{scheme}://127.0.0.1:{port}",
-        root_token=root_token,
-        home=home,
-        process=process,
-        log_path=log_path,
-        ca_cert=ca_cert,
-    )
     try:
-        wait_until_ready(server)
-    except BaseException:  # never leave a server behind, whatever went wrong
-        server.stop()
-        raise
-    return server
+        return BaoServer(directory, tls=tls).start()
+    except ServerStartError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 def resolver(environ: Mapping[str, str]) -> Callable[[str], Secret]:
