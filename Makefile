@@ -33,6 +33,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict tests
+	$(BIN)/mypy --strict conftest.py tools
 	@for dir in providers/*/tests; do echo "$(BIN)/mypy --strict $$dir"; $(BIN)/mypy --strict $$dir || exit 1; done
 
 unit: $(STAMP)

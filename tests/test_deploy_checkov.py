@@ -1,7 +1,8 @@
 """checkov on the container image's Dockerfile and on every rendered Kubernetes overlay.
 
 checkov lives in its own virtualenv (its pinned dependencies would fight the project's);
-ENSURE_CHECKOV creates it on first use and prints the executable. If it cannot be installed
+tools/ensure_checkov.py (through the root conftest.py's checkov fixture) creates it on
+first use and prints the executable. If it cannot be installed
 or run, these tests fail: a security scan that silently does not run is worse than none.
 Each suppression is an inline `checkov.io/skipN` annotation with its reason; the tests pin
 the set of suppressed checks, so a new one is a deliberate change here too.
@@ -20,28 +21,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 #: Creates (once) and prints the separate checkov installation. The one place to change.
-ENSURE_CHECKOV = REPO / "providers" / "aws" / "tools" / "ensure_checkov.py"
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 KUSTOMIZE = REPO / "deploy" / "kubernetes"
 KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = ("base", "overlays/vault-kubernetes-auth", "overlays/aws-irsa", "overlays/watch")
 #: Suppressed on purpose, with the reason next to each in the manifests.
 EXPECTED_SKIPS = {"CKV_K8S_15", "CKV_K8S_43"}  # imagePullPolicy Always; image digest
-
-
-@pytest.fixture(scope="module")
-def checkov() -> Path:
-    result = subprocess.run(
-        [sys.executable, str(ENSURE_CHECKOV)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"could not install checkov:\n{result.stdout}\n{result.stderr}"[-4000:])
-    print(result.stderr.strip())  # the install time, on the run that installs
-    return Path(result.stdout.strip().splitlines()[-1])
 
 
 def scan(checkov: Path, framework: str, files: list[Path]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Offline checks of deploy/aws: terraform fmt, checkov, and what the module promises.
 
-checkov runs from its own virtualenv (``.venv-tools``, made by tools/ensure_checkov.py on
-first use) because its pinned dependencies would fight the project's. If it cannot be
+checkov runs from its own virtualenv (``.venv-tools``, made on first use by
+tools/ensure_checkov.py through the root conftest.py's ``checkov`` fixture) because its
+pinned dependencies would fight the project's. If it cannot be
 installed or run, the test fails: a security scan that silently does not run is worse
 than none. ``terraform fmt`` is skipped, with the reason printed, only where terraform is
 not installed (``terraform validate`` would need the AWS provider downloaded, so it is not
@@ -14,7 +15,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from harbor_secrets import format_time
 
 REPO = Path(__file__).resolve().parents[3]
 MODULE = REPO / "deploy" / "aws"
-ENSURE_CHECKOV = REPO / "providers" / "aws" / "tools" / "ensure_checkov.py"
 README = REPO / "providers" / "aws" / "README.md"
 
 #: Every API action the providers call, by store (see the "API calls" notes in each module).
@@ -64,21 +63,6 @@ def test_terraform_fmt() -> None:
         check=False,
     )
     assert result.returncode == 0, f"terraform fmt would change:\n{result.stdout}"
-
-
-@pytest.fixture(scope="module")
-def checkov() -> Path:
-    result = subprocess.run(
-        [sys.executable, str(ENSURE_CHECKOV)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"could not install checkov:\n{result.stdout}\n{result.stderr}"[-4000:])
-    print(result.stderr.strip())  # the install time, on the run that installs
-    return Path(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.timeout(900)

@@ -1,11 +1,12 @@
 """Create (once) a separate virtualenv holding a pinned checkov, and print its executable.
 
 checkov pins dozens of heavy dependencies that would fight the project's own pins, so it
-never goes into the development virtualenv. ``providers/aws/tests/test_aws_terraform.py``
-calls this; the first run installs (about half a minute with a warm pip cache), later runs
-only check the version. A lock file keeps two concurrent runs from racing.
+never goes into the development virtualenv. The ``checkov`` fixture in the root
+``conftest.py`` calls this for the Terraform, Dockerfile and Kubernetes checks; the first
+run installs (about half a minute with a warm pip cache), later runs only check the
+version. A lock file keeps two concurrent runs from racing.
 
-    python providers/aws/tools/ensure_checkov.py      # prints the path of checkov
+    python tools/ensure_checkov.py      # prints the path of checkov
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 CHECKOV_VERSION = "3.3.30"
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = REPO_ROOT / ".venv-tools"
 
 
