@@ -27,8 +27,8 @@ $(STAMP): pyproject.toml requirements-dev.txt $(addsuffix pyproject.toml,$(PROVI
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --no-cache --check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CLIENT_SECRET, Result, envfile_config
 from dotenv import dotenv_values
 
+from conftest import CLIENT_SECRET, Result, envfile_config
 from harbor_secrets.testing.issuer import StandInIssuer
 
 Run = Callable[..., Result]

@@ -19,7 +19,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import CLIENT_ID, CLIENT_SECRET, Result
 from watch_helpers import (
     FAST,
     SCOPES,
@@ -38,6 +37,7 @@ from watch_helpers import (
     watch_config,
 )
 
+from conftest import CLIENT_ID, CLIENT_SECRET, Result
 from harbor_secrets.config import load_config
 from harbor_secrets.exposition import registry_for, render
 from harbor_secrets.health import StatusServer

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import CLIENT_ID, CLIENT_SECRET, Result
 from watch_helpers import (
     SCOPES,
     free_port,
@@ -29,6 +28,7 @@ from watch_helpers import (
     watch_config,
 )
 
+from conftest import CLIENT_ID, CLIENT_SECRET, Result
 from harbor_secrets.testing.issuer import StandInIssuer
 
 Run = Callable[..., Result]

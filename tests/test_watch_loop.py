@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-from conftest import CLIENT_ID, CLIENT_SECRET
 from watch_helpers import (
     FAST,
     SECRETS,
@@ -26,6 +25,7 @@ from watch_helpers import (
     watch_config,
 )
 
+from conftest import CLIENT_ID, CLIENT_SECRET
 from harbor_secrets.config import load_config
 from harbor_secrets.exposition import registry_for, render
 from harbor_secrets.health import StatusServer

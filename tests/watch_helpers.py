@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from conftest import CLIENT_ID, CLIENT_SECRET
 from dotenv import dotenv_values
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import CLIENT_ID, CLIENT_SECRET
 from harbor_secrets.record import parse_time
 from harbor_secrets.watch import Watcher, WatchPolicy
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import CLIENT_ID, CLIENT_SECRET
 
+from conftest import CLIENT_ID, CLIENT_SECRET
 from harbor_secrets.testing.issuer import StandInIssuer
 
 from . import report as reliability

@@ -16,8 +16,8 @@ from functools import partial
 from typing import Literal
 
 import pytest
-from conftest import CLIENT_ID, CLIENT_SECRET
 
+from conftest import CLIENT_ID, CLIENT_SECRET
 from harbor_secrets.testing.issuer import OMIT, Fault, StandInIssuer
 from harbor_secrets.testing.proxy import FaultProxy, ProxyFault
 from harbor_secrets.testing.servers import free_port

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from conftest import CLIENT_ID, CLIENT_SECRET
 
+from conftest import CLIENT_ID, CLIENT_SECRET
 from harbor_secrets._http_retry import parse_retry_after
 from harbor_secrets.environments import Environment
 from harbor_secrets.secrets import Secret
