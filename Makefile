@@ -17,11 +17,11 @@ help:
 	@echo "make lambda-zip  build dist/harbor-secrets-lambda.zip for AWS Lambda"
 	@echo "make clean  remove the virtual environment and caches"
 
-$(STAMP): pyproject.toml requirements-dev.txt $(addsuffix pyproject.toml,$(PROVIDERS))
+$(STAMP): pyproject.toml requirements-dev.txt testkit/pyproject.toml $(addsuffix pyproject.toml,$(PROVIDERS))
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e . $(addprefix -e ,$(PROVIDERS))
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e . $(addprefix -e ,$(PROVIDERS)) -e testkit
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -52,7 +52,7 @@ def render(
         "",
         f"Measured {machine.date} on the machine below, by `make bench` in {elapsed:.0f} s. "
         "Local servers only, started on free loopback ports and stopped by the bench: the "
-        "stand-in issuer (`harbor_secrets.testing.issuer`, in the bench process), an OpenBao "
+        "stand-in issuer (`harbor_secrets.stand_in_issuer`, in the bench process), an OpenBao "
         "dev server (`bao server -dev`, KV v2 at `secret/`) and `moto_server` (SSM).",
         "",
     ]

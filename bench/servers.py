@@ -1,7 +1,7 @@
 """Local servers for the benches: an OpenBao dev server and moto_server on free loopback ports.
 
 Both binaries come from the project's virtualenv (next to ``sys.executable``). Each server is
-started by a context manager (harbor_secrets.testing.servers), waited for until it answers,
+started by a context manager (harbor_testkit.servers), waited for until it answers,
 and stopped when the block ends, whatever happened inside it. A server that does not come up
 stops the bench with its log's tail: a benchmark against a missing server means nothing.
 """
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harbor_secrets.testing.servers import MotoServer, OpenBaoDevServer
+from harbor_testkit.servers import MotoServer, OpenBaoDevServer
 
 BIN = Path(sys.executable).parent
 AWS_REGION = "us-east-1"

@@ -23,7 +23,7 @@ from pathlib import Path
 from counting_proxy import CountingProxy
 from servers import BIN, Moto, OpenBao, aws_label, clean_environment, moto_server, openbao
 
-from harbor_secrets.testing.issuer import StandInIssuer
+from harbor_secrets.stand_in_issuer import StandInIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
 AWSCLI_VERSION = "1.46.2"  # awscli v1 from PyPI; v2 is not published there

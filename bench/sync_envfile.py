@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harbor_secrets.testing.issuer import StandInIssuer
+from harbor_secrets.stand_in_issuer import StandInIssuer
 
 CREDENTIALS = 500
 # Credential sets are spread over this many env files (default 10: 100 tokens per file);

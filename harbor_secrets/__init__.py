@@ -6,6 +6,7 @@ listed in ``__all__`` is private and may change. ``tests/test_public_api.py`` pi
 
 from typing import TYPE_CHECKING, Any
 
+from harbor_secrets._files import AtomicFile
 from harbor_secrets._version import __version__
 from harbor_secrets.environments import is_loopback_host
 from harbor_secrets.errors import (
@@ -15,15 +16,17 @@ from harbor_secrets.errors import (
     SecretReferenceError,
     StoreError,
 )
+from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.options import Options
 from harbor_secrets.provider import (
     ENTRY_POINT_GROUP,
+    InvalidKeyError,
     Provider,
     ProviderContext,
-    RefreshPolicy,
     WriteOutcome,
 )
 from harbor_secrets.record import MANAGED_BY, SCHEMA_VERSION, TokenRecord, format_time, parse_time
+from harbor_secrets.references import is_local as is_local_reference
 from harbor_secrets.secrets import Secret, scrub
 
 if TYPE_CHECKING:
@@ -65,9 +68,11 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "MANAGED_BY",
     "SCHEMA_VERSION",
+    "AtomicFile",
     "Config",
     "ConfigError",
     "HarborSecretsError",
+    "InvalidKeyError",
     "IssuerError",
     "Options",
     "Provider",
@@ -83,6 +88,7 @@ __all__ = [
     "check_reference_syntax",
     "configure_logging",
     "format_time",
+    "is_local_reference",
     "is_loopback_host",
     "load_config",
     "parse_time",

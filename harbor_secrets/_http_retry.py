@@ -68,6 +68,7 @@ class Answer:
     body: bytes = field(repr=False)  # a success body holds the access token
     truncated: bool  # the connection ended before the announced body did
     sent_at: datetime  # wall-clock UTC time the request was sent
+    too_large: bool = False  # the body passed MAX_BODY_BYTES and reading stopped there
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ class RetryingSender:
         except requests.RequestException as exc:
             return None, _Failure(f"request failed ({type(exc).__name__})", False)
         with response:
-            body, truncated, failure = _read_body(response, deadline, self._clock)
+            body, cut, failure = _read_body(response, deadline, self._clock)
         if failure is not None:
             return None, failure
         if 200 <= response.status_code < 300 and not body and _length_unknown(response):
@@ -258,7 +259,17 @@ class RetryingSender:
             return None, _Failure("the answer was cut short inside its headers", True)
         # Headers are kept raw; whatever of them goes into a message passes through scrub().
         headers = CaseInsensitiveDict(dict(response.headers))
-        return Answer(response.status_code, headers, body, truncated, sent_at), None
+        return (
+            Answer(
+                response.status_code,
+                headers,
+                body,
+                truncated=cut == _SHORT,
+                sent_at=sent_at,
+                too_large=cut == _TOO_LARGE,
+            ),
+            None,
+        )
 
 
 def _length_unknown(response: requests.Response) -> bool:
@@ -266,10 +277,16 @@ def _length_unknown(response: requests.Response) -> bool:
     return "Content-Length" not in response.headers and "chunked" not in encoding
 
 
+# Why a body read stopped before its end: the connection ended, or it passed our size limit.
+_SHORT = "short"
+_TOO_LARGE = "too-large"
+
+
 def _read_body(
     response: requests.Response, deadline: float, clock: Callable[[], float]
-) -> tuple[bytes, bool, _Failure | None]:
-    """Read at most :data:`MAX_BODY_BYTES` before ``deadline``; a cut-short body is reported.
+) -> tuple[bytes, str | None, _Failure | None]:
+    """Read at most :data:`MAX_BODY_BYTES` before ``deadline``; a body cut short by the
+    connection (:data:`_SHORT`) or stopped at the size limit (:data:`_TOO_LARGE`) is said so.
 
     ``read_timeout`` bounds each socket read, not the body: a server dripping a byte at a
     time would never be cut off. So the body is read a socket read at a time (``read1``)
@@ -285,7 +302,7 @@ def _read_body(
             if clock() >= deadline:
                 return (
                     b"",
-                    False,
+                    None,
                     _Failure(
                         "the answer's body was still arriving when the time budget ran out", True
                     ),
@@ -296,18 +313,20 @@ def _read_body(
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                return b"".join(chunks)[:MAX_BODY_BYTES], True, None
+                return b"".join(chunks)[:MAX_BODY_BYTES], _TOO_LARGE, None
     except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError):
         # The connection ended before the announced body did (or the encoding was broken).
-        return b"".join(chunks), True, None
+        return b"".join(chunks), _SHORT, None
     except urllib3.exceptions.HTTPError:
-        return b"", False, _Failure("the answer stalled while its body was read", True)
+        return b"", None, _Failure("the answer stalled while its body was read", True)
     except OSError as exc:
-        return b"", False, _Failure(f"reading the answer failed ({type(exc).__name__})", True)
-    return b"".join(chunks), False, None
+        return b"", None, _Failure(f"reading the answer failed ({type(exc).__name__})", True)
+    return b"".join(chunks), None, None
 
 
-def _read_body_unbounded(response: requests.Response) -> tuple[bytes, bool, _Failure | None]:
+def _read_body_unbounded(
+    response: requests.Response,
+) -> tuple[bytes, str | None, _Failure | None]:
     chunks: list[bytes] = []
     size = 0
     try:
@@ -315,12 +334,12 @@ def _read_body_unbounded(response: requests.Response) -> tuple[bytes, bool, _Fai
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                return b"".join(chunks)[:MAX_BODY_BYTES], True, None
+                return b"".join(chunks)[:MAX_BODY_BYTES], _TOO_LARGE, None
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
-        return b"".join(chunks), True, None
+        return b"".join(chunks), _SHORT, None
     except requests.exceptions.ConnectionError:
         # requests reports a read timeout in the middle of the body as a ConnectionError.
-        return b"", False, _Failure("the answer stalled while its body was read", True)
+        return b"", None, _Failure("the answer stalled while its body was read", True)
     except requests.RequestException as exc:
-        return b"", False, _Failure(f"reading the answer failed ({type(exc).__name__})", True)
-    return b"".join(chunks), False, None
+        return b"", None, _Failure(f"reading the answer failed ({type(exc).__name__})", True)
+    return b"".join(chunks), None, None

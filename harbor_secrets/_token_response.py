@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harbor_secrets._http_retry import Answer
+from harbor_secrets._http_retry import MAX_BODY_BYTES, Answer
 from harbor_secrets.environments import SCOPES
 from harbor_secrets.errors import (
     InvalidClientError,
@@ -100,6 +100,11 @@ def clean(value: object, limit: int = MAX_TEXT) -> str:
 
 def _load_json(answer: Answer) -> tuple[object, str | None]:
     """The decoded body, or ``None`` and a short reason it could not be decoded."""
+    if answer.too_large:
+        return None, (
+            f"the body was larger than {MAX_BODY_BYTES // (1 << 20)} MiB, so the client stopped "
+            "reading it (a token answer is a few KiB)"
+        )
     if answer.truncated:
         return None, "the body was cut short (the connection ended before it was complete)"
     content_type = clean(answer.headers.get("Content-Type") or "no Content-Type", 60)

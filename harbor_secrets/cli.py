@@ -2,112 +2,196 @@
 
 Each command is a plain function in :mod:`harbor_secrets.commands`, imported only when that
 command runs, so ``--version`` and ``--help`` stay fast and no SDK is loaded unless used.
-There is one error handler (:func:`main`): expected errors print one line and exit with
-their code (1 run-time failure, 2 usage/configuration); anything else is reported as a bug.
+Every option is declared once, here, and handed on as a typed value. The global options
+(``-c/--config``, ``-v``, ``--log-format``, ``-o/--output``) are accepted before *or* after
+the subcommand, as people type them. There is one error handler (:func:`main`): expected
+errors print one line and exit with their code (1 run-time failure, 2 usage or
+configuration); anything else is reported as a bug.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from harbor_secrets._version import __version__
+from harbor_secrets.cli_params import ListenAddress, MetricsFile, PushgatewayUrl
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_USAGE, HarborSecretsError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 OUTPUT = click.Choice(["text", "json"])
+LOG_FORMAT_ENV_VAR = "HARBOR_SECRETS_LOG_FORMAT"
+_GLOBALS = "harbor_secrets.globals"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
 class Globals:
-    config: str | None
-    verbosity: int
+    """The global options, merged from before and after the subcommand."""
+
+    config: str | None = None
+    verbosity: int = 0
+    log_format: str = "text"
+    output: str = "text"
 
 
-@click.group(context_settings=CONTEXT)
+def _global_params(*, output: bool) -> list[click.Parameter]:
+    """The global options: declared once, attached to the group and to every command."""
+    params: list[click.Parameter] = [
+        click.Option(
+            ["-c", "--config"],
+            metavar="FILE",
+            help="TOML configuration file. Default: $HARBOR_SECRETS_CONFIG.",
+        ),
+        click.Option(["-v", "--verbose"], count=True, help="More logging: -v info, -vv debug."),
+        click.Option(
+            ["--log-format"],
+            type=OUTPUT,
+            envvar=LOG_FORMAT_ENV_VAR,
+            help="Logs on stderr as text (default) or JSON lines.",
+        ),
+    ]
+    if output:
+        params.append(
+            click.Option(["-o", "--output"], type=OUTPUT, help="Result as text (default) or JSON.")
+        )
+    return params
+
+
+_GLOBAL_NAMES = ("config", "verbose", "log_format", "output")
+
+
+def _merge(ctx: click.Context, own: dict[str, Any]) -> Globals:
+    """A value given after the subcommand wins over one given before it; -v counts add up."""
+    before: dict[str, Any] = ctx.find_root().meta.get(_GLOBALS, {})
+
+    def pick(name: str, default: str | None) -> Any:
+        value = own.get(name)
+        return value if value is not None else before.get(name) or default
+
+    return Globals(
+        config=pick("config", None),
+        verbosity=int(before.get("verbose") or 0) + int(own.get("verbose") or 0),
+        log_format=pick("log_format", "text"),
+        output=pick("output", "text"),
+    )
+
+
+class HarborCommand(click.Command):
+    """A command that also takes the global options, and configures logging before it runs.
+
+    ``output=False`` marks a command with no JSON form: ``-o json`` is then a usage error.
+    """
+
+    def __init__(self, *args: Any, output: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.takes_output = output
+        self.params.extend(_global_params(output=output))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        own = {name: ctx.params.pop(name, None) for name in _GLOBAL_NAMES}
+        merged = _merge(ctx, own)
+        if not self.takes_output and merged.output != "text":
+            raise click.UsageError(f"{ctx.command_path} has no --output {merged.output}", ctx)
+        from harbor_secrets import logs
+
+        logs.configure(merged.verbosity, merged.log_format)
+        ctx.obj = merged
+        return super().invoke(ctx)
+
+
+class HarborGroup(click.Group):
+    """The root group: keeps the global options given before the subcommand for it."""
+
+    command_class = HarborCommand
+    group_class = type  # subgroups are HarborGroup too
+
+
+def command(
+    group: click.Group, name: str | None = None, *, output: bool = True
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """``@command(cli)``: a :class:`HarborCommand` under ``group``."""
+    decorator: Callable[[Callable[..., Any]], click.Command] = group.command(
+        name, cls=HarborCommand, output=output
+    )
+    return decorator
+
+
+@click.group(cls=HarborGroup, context_settings=CONTEXT, params=_global_params(output=True))
 @click.version_option(__version__, "-V", "--version", prog_name="harbor-secrets")
-@click.option(
-    "-c",
-    "--config",
-    metavar="FILE",
-    help="TOML configuration file. Default: $HARBOR_SECRETS_CONFIG.",
-)
-@click.option("-v", "--verbose", count=True, help="More logging: -v info, -vv debug.")
-@click.option(
-    "--log-format",
-    type=OUTPUT,
-    default="text",
-    envvar="HARBOR_SECRETS_LOG_FORMAT",
-    show_default=True,
-    help="Logs on stderr as text or JSON lines.",
-)
 @click.pass_context
-def cli(ctx: click.Context, config: str | None, verbose: int, log_format: str) -> None:
+def cli(ctx: click.Context, /, **options: Any) -> None:
     """Mint Harbor Lockers API tokens and keep them fresh in your secret stores.
 
     Run `sync` every minute (cron, Kubernetes CronJob, Lambda): it refreshes only the
-    tokens that are due and writes them to every configured store.
+    tokens that are due and writes them to every configured store. Services read the
+    token from their store on every use, or with `harbor-secrets get` / `exec`.
 
     \b
     Examples:
       harbor-secrets demo                      # the whole job against a local stand-in
-      harbor-secrets -c harbor.toml config check
-      harbor-secrets -c harbor.toml sync
-      harbor-secrets -c harbor.toml sync --output json
-      harbor-secrets -c harbor.toml status
+      harbor-secrets config check -c harbor.toml
+      harbor-secrets sync -c harbor.toml
+      harbor-secrets sync -c harbor.toml -o json
+      harbor-secrets status -c harbor.toml
+      harbor-secrets get -c harbor.toml -e sandbox -s service_provider
 
+    Global options (-c, -v, --log-format, -o) go before or after the command.
     Exit codes: 0 success (written or already fresh), 1 a failure at run time (other
     targets were still processed), 2 invalid usage or configuration (nothing was sent).
     """
-    from harbor_secrets import logs
-
-    logs.configure(verbose, log_format)
-    ctx.obj = Globals(config=config, verbosity=verbose)
+    ctx.meta[_GLOBALS] = options
 
 
-@cli.command()
-@click.option("--force", is_flag=True, help="Refresh every token, due or not.")
-@click.option("--dry-run", is_flag=True, help="Read the stores and say what would be written.")
-@click.option("-o", "--output", type=OUTPUT, default="text", show_default=True)
-@click.option(
-    "--watch",
-    is_flag=True,
-    help="Stay up: refresh each token when it falls due; exit 0 on SIGTERM or SIGINT.",
-)
-@click.option(
-    "--listen",
-    metavar="[HOST:]PORT",
-    help="With --watch: serve GET /healthz and /metrics (a bare PORT binds 127.0.0.1).",
-)
-@click.option(
-    "--metrics-file",
-    metavar="PATH",
-    help="Write metrics for node-exporter's textfile collector (a *.prom file, atomically).",
-)
-@click.option(
-    "--pushgateway",
-    metavar="URL",
-    help="Push metrics to a Prometheus Pushgateway (job harbor-secrets).",
-)
+def sync_options(func: F) -> F:
+    """The options of ``sync``; the command hands them on as one typed value."""
+    for decorator in reversed(
+        (
+            click.option("--force", is_flag=True, help="Refresh every token, due or not."),
+            click.option(
+                "--dry-run", is_flag=True, help="Read the stores and say what would be written."
+            ),
+            click.option(
+                "--watch",
+                is_flag=True,
+                help="Stay up: refresh each token when it falls due; exit 0 on SIGTERM or SIGINT.",
+            ),
+            click.option(
+                "--listen",
+                type=ListenAddress(),
+                help="With --watch: serve GET /healthz and /metrics (a bare PORT binds 127.0.0.1).",
+            ),
+            click.option(
+                "--metrics-file",
+                type=MetricsFile(),
+                help="Write metrics for node-exporter's textfile collector (a *.prom file, "
+                "atomically).",
+            ),
+            click.option(
+                "--pushgateway",
+                type=PushgatewayUrl(),
+                help="Push metrics to a Prometheus Pushgateway (job harbor-secrets).",
+            ),
+        )
+    ):
+        func = decorator(func)
+    return func
+
+
+@command(cli)
+@sync_options
 @click.pass_obj
-def sync(
-    g: Globals,
-    force: bool,
-    dry_run: bool,
-    output: str,
-    watch: bool,
-    listen: str | None,
-    metrics_file: str | None,
-    pushgateway: str | None,
-) -> int:
+def sync(g: Globals, /, **options: Any) -> int:
     """Refresh due tokens and write them to every configured sink.
 
     A token is due when its stored record has less than `refresh_before` left (or there is
     none). One token request per (credentials, environment, scope) serves every sink; a
-    store that already holds a newer token is never overwritten.
+    store that already holds a token expiring no earlier is never overwritten.
 
     With --watch it stays up instead of being scheduled: it sleeps until the earliest
     token falls due (at most `schedule_period`), backs off while the issuer or a store
@@ -117,100 +201,84 @@ def sync(
 
     \b
     Examples:
-      harbor-secrets -c harbor.toml sync
-      harbor-secrets -c harbor.toml sync --dry-run
-      harbor-secrets -c harbor.toml sync --force --output json | jq .counts
-      harbor-secrets -c harbor.toml sync --watch --listen 9464
-      harbor-secrets -c harbor.toml sync --metrics-file /var/lib/node_exporter/harbor.prom
-      harbor-secrets -c harbor.toml sync --pushgateway https://pushgateway.example:9091
+      harbor-secrets sync -c harbor.toml
+      harbor-secrets sync -c harbor.toml --dry-run
+      harbor-secrets sync -c harbor.toml --force -o json | jq .counts
+      harbor-secrets sync -c harbor.toml --watch --listen 9464
+      harbor-secrets sync -c harbor.toml --metrics-file /var/lib/node_exporter/harbor.prom
+      harbor-secrets sync -c harbor.toml --pushgateway https://pushgateway.example:9091
     """
-    from harbor_secrets.commands.sync import sync_command
+    from harbor_secrets.commands.sync import SyncOptions, sync_command
 
-    return sync_command(
-        g.config,
-        force=force,
-        dry_run=dry_run,
-        output=output,
-        watch=watch,
-        listen=listen,
-        metrics_file=metrics_file,
-        pushgateway=pushgateway,
-    )
+    return sync_command(g, SyncOptions(**options))
 
 
-@cli.command()
-@click.option("-o", "--output", type=OUTPUT, default="text", show_default=True)
+@command(cli)
 @click.pass_obj
-def status(g: Globals, output: str) -> int:
-    """Show each sink's stored token: expires in, age, due or not.
+def status(g: Globals) -> int:
+    """Show each sink's stored token: fresh, due, expired, missing or unreadable.
 
-    Exits 1 if any store cannot be read or holds no unexpired token, so it doubles as a
-    health check.
+    Uses the same freshness rule as `sync`: a token `status` calls due is one the next
+    `sync` rewrites. Exits 1 if any store cannot be read or holds no unexpired token, so
+    it doubles as a health check. Fetches nothing.
 
     \b
     Examples:
-      harbor-secrets -c harbor.toml status
-      harbor-secrets -c harbor.toml status --output json
+      harbor-secrets status -c harbor.toml
+      harbor-secrets status -c harbor.toml -o json
     """
     from harbor_secrets.commands.status import status_command
 
-    return status_command(g.config, output=output)
+    return status_command(g)
 
 
-def _target_options(func: click.decorators.FC) -> click.decorators.FC:
-    func = click.option("--credentials", metavar="NAME", help="Credentials table to use.")(func)
-    func = click.option(
-        "--scope",
-        default="service_provider",
-        show_default=True,
-        help="service_provider (backend API) or tower_access (mobile SDK).",
-    )(func)
-    func = click.option("--tower-id", metavar="ID", help="Pick the environment from a tower ID.")(
-        func
-    )
-    return click.option(
-        "-e", "--environment", metavar="NAME", help="production or sandbox (or a custom one)."
-    )(func)
+def target_options(func: F) -> F:
+    """Which token: environment (or a tower ID), scope and credentials."""
+    for decorator in reversed(
+        (
+            click.option(
+                "-e", "--environment", metavar="NAME", help="production or sandbox (or yours)."
+            ),
+            click.option("--tower-id", metavar="ID", help="Pick the environment from a tower ID."),
+            click.option(
+                "-s",
+                "--scope",
+                default="service_provider",
+                show_default=True,
+                help="service_provider (backend API) or tower_access (mobile SDK).",
+            ),
+            click.option("--credentials", metavar="NAME", help="Credentials table to use."),
+        )
+    ):
+        func = decorator(func)
+    return func
 
 
-@cli.command()
-@_target_options
+@command(cli)
+@target_options
 @click.pass_obj
-def token(
-    g: Globals, environment: str | None, tower_id: str | None, scope: str, credentials: str | None
-) -> int:
-    """Fetch one token from Harbor and print it on stdout (nothing is stored).
+def token(g: Globals, /, **target: Any) -> int:
+    """Mint a new token from Harbor now and print it (nothing is stored).
 
-    For scripts that need a token now. Only the token is printed, followed by a newline.
+    Needs the client secret. For a service, prefer `get`, which prints the token the
+    scheduled `sync` keeps fresh in your store and needs no client secret. Only the token
+    is printed, followed by a newline (-o json: the token with its expiry).
 
     \b
     Examples:
-      TOKEN=$(harbor-secrets -c harbor.toml token -e sandbox --scope tower_access)
-      harbor-secrets -c harbor.toml token --tower-id 0100000123
+      TOKEN=$(harbor-secrets token -c harbor.toml -e sandbox -s tower_access)
+      harbor-secrets token -c harbor.toml --tower-id 0100000123
     """
-    from harbor_secrets.commands.token import token_command
+    from harbor_secrets.commands.token import Target, token_command
 
-    return token_command(
-        g.config,
-        environment=environment,
-        tower_id=tower_id,
-        scope=scope,
-        credentials=credentials,
-    )
+    return token_command(g, Target(**target))
 
 
-@cli.command()
-@_target_options
+@command(cli, output=False)
+@target_options
 @click.option("--sink", metavar="NAME", help="Test the token stored in this sink instead.")
 @click.pass_obj
-def verify(
-    g: Globals,
-    environment: str | None,
-    tower_id: str | None,
-    scope: str,
-    credentials: str | None,
-    sink: str | None,
-) -> int:
+def verify(g: Globals, /, sink: str | None, **target: Any) -> int:
     """Test a token against Harbor's /api/v1/login/test-token endpoint.
 
     Without --sink a fresh token is fetched and tested (proves credentials and URLs). With
@@ -219,66 +287,58 @@ def verify(
 
     \b
     Examples:
-      harbor-secrets -c harbor.toml verify -e sandbox
-      harbor-secrets -c harbor.toml verify -e sandbox --scope tower_access --sink vault
+      harbor-secrets verify -c harbor.toml -e sandbox
+      harbor-secrets verify -c harbor.toml -e sandbox -s tower_access --sink vault
     """
-    from harbor_secrets.commands.token import verify_command
+    from harbor_secrets.commands.token import Target, verify_command
 
-    return verify_command(
-        g.config,
-        environment=environment,
-        tower_id=tower_id,
-        scope=scope,
-        credentials=credentials,
-        sink=sink,
-    )
+    return verify_command(g, Target(**target), sink=sink)
 
 
-@cli.command("environment")
+@command(cli, "environment")
 @click.argument("tower_id")
-@click.option("-o", "--output", type=OUTPUT, default="text", show_default=True)
-def environment_cmd(tower_id: str, output: str) -> int:
+@click.pass_obj
+def environment_cmd(g: Globals, tower_id: str) -> int:
     """Tell which Harbor environment a tower ID belongs to (10… production, 01… sandbox).
 
     \b
     Examples:
       harbor-secrets environment 0100000123
-      harbor-secrets environment 1000000042 --output json
+      harbor-secrets environment 1000000042 -o json
     """
     from harbor_secrets.commands.info import environment_command
 
-    return environment_command(tower_id, output=output)
+    return environment_command(tower_id, output=g.output)
 
 
-@cli.command()
-@click.option("-o", "--output", type=OUTPUT, default="text", show_default=True)
-def providers(output: str) -> int:
+@command(cli)
+@click.pass_obj
+def providers(g: Globals) -> int:
     """List installed secret-store providers, and how to install missing ones.
 
     \b
     Examples:
       harbor-secrets providers
-      harbor-secrets providers --output json
+      harbor-secrets providers -o json
     """
     from harbor_secrets.commands.info import providers_command
 
-    return providers_command(output=output)
+    return providers_command(output=g.output)
 
 
-@cli.group()
+@cli.group(cls=HarborGroup)
 def config() -> None:
     """Work with the configuration file."""
 
 
-@config.command("check")
-@click.option("-o", "--output", type=OUTPUT, default="text", show_default=True)
+@command(config, "check")
 @click.option(
     "--skip-references",
     is_flag=True,
     help="Do not resolve env:/file: secret references (e.g. in CI without the secrets).",
 )
 @click.pass_obj
-def config_check(g: Globals, output: str, skip_references: bool) -> int:
+def config_check(g: Globals, skip_references: bool) -> int:
     """Validate the configuration without any network call.
 
     Prints the effective configuration (secrets redacted: only references are shown), the
@@ -287,15 +347,15 @@ def config_check(g: Globals, output: str, skip_references: bool) -> int:
 
     \b
     Examples:
-      harbor-secrets -c harbor.toml config check
-      HARBOR_SECRETS_CONFIG=harbor.toml harbor-secrets config check --output json
+      harbor-secrets config check -c harbor.toml
+      HARBOR_SECRETS_CONFIG=harbor.toml harbor-secrets config check -o json
     """
     from harbor_secrets.commands.config_check import config_check_command
 
-    return config_check_command(g.config, output=output, skip_references=skip_references)
+    return config_check_command(g, skip_references=skip_references)
 
 
-@cli.command()
+@command(cli, output=False)
 @click.option(
     "-d",
     "--directory",
@@ -308,7 +368,8 @@ def demo(directory: str) -> int:
 
     Starts a Keycloak-shaped issuer on 127.0.0.1, writes a config and an env file into
     DIRECTORY, syncs both scopes of both environments, syncs again to show that nothing is
-    due, verifies a token, and shows how to point the same config at real Harbor.
+    due, reads a token back with `get`, and shows how to point the same config at real
+    Harbor.
 
     \b
     Examples:
@@ -320,10 +381,14 @@ def demo(directory: str) -> int:
     return demo_command(directory)
 
 
-def main(argv: list[str] | None = None) -> NoReturn:
+def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point: the single place where errors become messages and exit codes."""
     try:
-        code = cli.main(args=argv, prog_name="harbor-secrets", standalone_mode=False)
+        code = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="harbor-secrets",
+            standalone_mode=False,
+        )
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:

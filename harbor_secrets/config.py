@@ -2,7 +2,7 @@
 
 Loading is purely local: nothing here touches the network, so ``config check`` and the start
 of ``sync`` can reject a bad file with exit code 2 before any token is requested.
-Providers' own options are validated later by :mod:`harbor_secrets.sinks`, still offline.
+Providers' own options are validated later by :mod:`harbor_secrets.runtime`, still offline.
 """
 
 from __future__ import annotations
@@ -22,32 +22,13 @@ from harbor_secrets.environments import (
     resolve_environment,
 )
 from harbor_secrets.errors import ConfigError
+from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.options import Options
-from harbor_secrets.provider import RefreshPolicy
 
 CONFIG_ENV_VAR = "HARBOR_SECRETS_CONFIG"
 MAX_TOKEN_LIFETIME = 86_400  # the token client refuses longer lifetimes too
+#: How a client authenticates at the token endpoint; the token client accepts these only.
 AUTH_METHODS = ("client_secret_post", "client_secret_basic")
-LOCAL_SCHEMES = ("env", "file")
-TOP_LEVEL_KEYS = ("refresh", "http", "environments", "credentials", "sinks", "providers", "targets")
-
-
-@dataclass(frozen=True)
-class RefreshSettings:
-    """When to refresh, and how the run itself is paced."""
-
-    refresh_before: float = 150.0
-    schedule_period: float = 60.0
-    token_lifetime: float = 300.0
-    max_workers: int = 8
-
-    @property
-    def policy(self) -> RefreshPolicy:
-        return RefreshPolicy(
-            refresh_before=self.refresh_before,
-            schedule_period=self.schedule_period,
-            token_lifetime=self.token_lifetime,
-        )
 
 
 @dataclass(frozen=True)
@@ -102,7 +83,7 @@ class Job:
 @dataclass(frozen=True)
 class Config:
     source: str | None
-    refresh: RefreshSettings
+    refresh: RefreshPolicy
     http: HttpSettings
     environments: Mapping[str, Environment]
     credentials: Mapping[str, CredentialsConfig]
@@ -204,8 +185,8 @@ def _keys(options: Options) -> list[str]:
     return list(options.raw_table())
 
 
-def _parse_refresh(options: Options) -> RefreshSettings:
-    settings = RefreshSettings(
+def _parse_refresh(options: Options) -> RefreshPolicy:
+    settings = RefreshPolicy(
         refresh_before=options.duration("refresh_before", 150),
         schedule_period=options.duration("schedule_period", 60),
         token_lifetime=options.duration("token_lifetime", 300),

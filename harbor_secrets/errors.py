@@ -111,3 +111,10 @@ class ProviderUnavailableError(HarborSecretsError):
     """A provider is configured but its distribution (or a dependency) is not installed."""
 
     exit_code = EXIT_USAGE
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a log or a summary: an expected error's message, else "a bug"."""
+    if isinstance(exc, HarborSecretsError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__} (a bug; run with -vv for details)"

@@ -10,10 +10,7 @@ the textfile it replaces.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import suppress
 from pathlib import Path
 from urllib.error import HTTPError
 
@@ -28,6 +25,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from harbor_secrets._files import AtomicFile
 from harbor_secrets.errors import HarborSecretsError
 from harbor_secrets.metrics import (
     EXPIRY,
@@ -137,37 +135,12 @@ def _samples(text: str) -> Iterator[tuple[str, Mapping[str, str], float]]:
 def write_textfile(path: Path, metrics: SyncMetrics) -> None:
     """Replace ``path`` atomically: the collector reads the old file or the new one, whole.
 
-    The temporary file is in the same directory (so the rename is atomic) and does not end
-    in ``.prom`` (so the collector never reads it half-written).
+    The core's atomic writer puts the temporary file in the same directory (so the rename
+    is atomic) under a name that does not end in ``.prom`` (so the collector never reads it
+    half-written).
     """
-    data = generate_latest(registry_for(metrics))
-    try:
-        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise _file_error(path, exc) from None
-    try:
-        try:
-            os.fchmod(fd, TEXTFILE_MODE)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp_name, path)
-    except BaseException as exc:
-        with suppress(OSError):
-            os.unlink(temp_name)
-        if isinstance(exc, OSError):
-            raise _file_error(path, exc) from None
-        raise
-
-
-def _file_error(path: Path, exc: OSError) -> HarborSecretsError:
-    return HarborSecretsError(
-        f"cannot write the metrics file {path}: {exc.strerror or exc}",
-        hint=f"let this user create and rename files in {path.parent}",
-    )
+    target = AtomicFile(path, mode=TEXTFILE_MODE, what="the metrics file")
+    target.replace(generate_latest(registry_for(metrics)))
 
 
 # -- Pushgateway -------------------------------------------------------------------------------

@@ -14,20 +14,17 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from harbor_secrets.errors import ConfigError
+from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.metrics import SinkKey
 from harbor_secrets.secrets import scrub
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-_LISTEN_FIX = (
-    "write PORT for 127.0.0.1:PORT, or HOST:PORT (e.g. 0.0.0.0:9464 for every interface, "
-    "[::1]:9464 for IPv6)"
-)
 _MAX_REASON = 300
 
 MetricsRenderer = Callable[[str | None], tuple[bytes, str]]
@@ -55,16 +52,16 @@ class Verdict:
 
 def judge(
     *,
-    now: float,
+    now: datetime,
     expected: Iterable[SinkKey],
-    expiry: Mapping[SinkKey, float],
-    refresh_before: float,
+    expiry: Mapping[SinkKey, datetime],
+    policy: RefreshPolicy,
     grace: float,
     cycles: int,
     last_cycle_error: str | None,
 ) -> Verdict:
     """Unhealthy before the first cycle, after a cycle that failed entirely, or when any
-    sink's token is past due: ``expires_at − refresh_before + grace < now``.
+    sink's token is past due by more than ``grace`` (the freshness policy decides).
 
     ``grace`` covers the wake-up slack of a healthy loop (jitter, one token request with its
     retries); a token unknown to this process (never read successfully) counts as past due.
@@ -74,43 +71,13 @@ def judge(
     if last_cycle_error is not None:
         reason = scrub(f"the last cycle failed entirely: {last_cycle_error}")
         return Verdict(False, reason[:_MAX_REASON])
-    late = [
-        key for key in expected if key not in expiry or expiry[key] - refresh_before + grace < now
-    ]
+    late = [key for key in expected if key not in expiry or policy.overdue(expiry[key], now, grace)]
     if late:
         unknown = sum(1 for key in late if key not in expiry)
-        reason = f"{len(late)} token(s) past due (refresh_before {refresh_before:g}s"
+        reason = f"{len(late)} token(s) past due (refresh_before {policy.refresh_before:g}s"
         reason += f" + {grace:g}s grace)" + (f", {unknown} never read" if unknown else "")
         return Verdict(False, reason, tuple(label(key) for key in late))
     return Verdict(True)
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``9464`` → ``("127.0.0.1", 9464)``; ``HOST:PORT`` and ``[IPv6]:PORT`` as given."""
-    value = text.strip()
-    host, port_text = DEFAULT_HOST, value
-    if value.startswith("["):
-        end = value.find("]")
-        if end < 0 or value[end + 1 : end + 2] != ":":
-            raise ConfigError(f"{text!r} is not [HOST]:PORT", key="--listen", fix=_LISTEN_FIX)
-        host, port_text = value[1:end], value[end + 2 :]
-    elif value.count(":") == 1:
-        host, port_text = value.split(":")
-        if not host:
-            raise ConfigError(
-                f"{text!r} names no host (an empty host would mean every interface)",
-                key="--listen",
-                fix=_LISTEN_FIX,
-            )
-    elif ":" in value:
-        raise ConfigError(
-            f"{text!r} is ambiguous: put an IPv6 address in brackets",
-            key="--listen",
-            fix=_LISTEN_FIX,
-        )
-    if not port_text.isdigit() or int(port_text) > 65535 or not host:
-        raise ConfigError(f"{text!r} is not [HOST:]PORT", key="--listen", fix=_LISTEN_FIX)
-    return host, int(port_text)
 
 
 class StatusServer:

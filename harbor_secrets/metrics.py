@@ -15,11 +15,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from harbor_secrets.config import Job
-from harbor_secrets.environments import is_loopback_host
 from harbor_secrets.errors import (
     ConfigError,
     HarborSecretsError,
@@ -281,7 +278,7 @@ def _histogram_from(by_le: Mapping[str, float], total: float) -> Histogram | Non
     return histogram
 
 
-# -- options, checked before any network call ------------------------------------------------
+# -- the optional dependency, checked before any network call -------------------------------
 
 
 def require_prometheus(option: str) -> None:
@@ -294,46 +291,3 @@ def require_prometheus(option: str) -> None:
             key=option,
             fix=INSTALL_HINT,
         ) from None
-
-
-def check_metrics_file(path: str) -> Path:
-    """node-exporter's textfile collector reads only ``*.prom`` files in an existing directory."""
-    target = Path(path).expanduser()
-    if target.suffix != ".prom":
-        raise ConfigError(
-            f"{path!r} does not end in .prom, so node-exporter's textfile collector ignores it",
-            key="--metrics-file",
-            fix="name the file like /var/lib/node_exporter/textfile/harbor-secrets.prom",
-        )
-    if not target.parent.is_dir():
-        raise ConfigError(
-            f"directory {target.parent} does not exist",
-            key="--metrics-file",
-            fix="create it, or point --metrics-file at the collector's directory",
-        )
-    if target.is_dir():
-        raise ConfigError(f"{path!r} is a directory", key="--metrics-file", fix="name a file")
-    return target
-
-
-def check_pushgateway_url(url: str) -> str:
-    """https:// anywhere, http:// only on loopback (as for the issuer URLs); no credentials."""
-    parts = urlsplit(url)
-    fix = "use https://HOST[:PORT] (http:// is allowed only for 127.0.0.1, ::1 or localhost)"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{url!r} is not an http(s) URL", key="--pushgateway", fix=fix)
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError(
-            "the URL carries credentials, which would end up in logs and process lists",
-            key="--pushgateway",
-            fix="remove USER:PASSWORD@ from the URL",
-        )
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ConfigError(
-            f"plain http:// to {parts.hostname} sends metrics unauthenticated and unencrypted",
-            key="--pushgateway",
-            fix=fix,
-        )
-    if parts.query or parts.fragment:
-        raise ConfigError("the URL takes no query or fragment", key="--pushgateway", fix=fix)
-    return url.rstrip("/")

@@ -27,6 +27,7 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
 REASONS = {
     "missing": "nothing was stored",
     "due": "stored token was due",
+    "expired": "stored token had expired",
     "forced": "--force",
     "fresh": "",
 }

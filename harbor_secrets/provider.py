@@ -2,8 +2,10 @@
 
 A provider is a class registered on the entry-point group ``harbor_secrets.providers``.
 The core builds one instance per configured sink with :meth:`Provider.from_options` (which
-validates and must not touch the network), then calls :meth:`Provider.read` to decide
-whether the stored token is due and :meth:`Provider.write` to store a fresh one.
+validates and must not touch the network), renders each token's key from the sink's
+template (:mod:`harbor_secrets.keys`; the provider only normalises it), then calls
+:meth:`Provider.read` so the freshness policy can decide whether the token is due, and
+:meth:`Provider.write` to store a fresh one.
 
 ``write`` owns the monotonic guarantee because only the store can make read-compare-write
 atomic (a file lock, Vault's check-and-set, ...): it must never replace a record whose
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from harbor_secrets.errors import SecretReferenceError
+from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.options import Options
 from harbor_secrets.record import TokenRecord
 from harbor_secrets.secrets import Secret
@@ -35,20 +38,17 @@ class WriteOutcome(enum.Enum):
     KEPT_NEWER = "kept-newer"  # the store already held a record expiring at or after ours
 
 
-@dataclass(frozen=True)
-class RefreshPolicy:
-    """The timing facts a provider may need to warn about (e.g. write frequency)."""
+class InvalidKeyError(ValueError):
+    """Raised by :meth:`Provider.normalize_key`: the store cannot hold a key by that name.
 
-    refresh_before: float = 150.0
-    schedule_period: float = 60.0
-    token_lifetime: float = 300.0
+    ``problem`` completes "the rendered key ..." ("is not a valid SSM parameter name: ...");
+    ``fix`` says what to write instead. Neither ever carries a secret.
+    """
 
-    @property
-    def write_interval(self) -> float:
-        """Roughly how often one record is rewritten under this policy, in seconds."""
-        useful = max(self.token_lifetime - self.refresh_before, 0.0)
-        periods = max(1, -(-int(useful) // max(int(self.schedule_period), 1)))
-        return periods * self.schedule_period
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
 
 
 def _no_references(reference: str) -> Secret:
@@ -78,7 +78,8 @@ class Provider(ABC):
     distribution: ClassVar[str] = "harbor-secrets"
     #: One line for ``harbor-secrets providers``.
     summary: ClassVar[str] = ""
-    #: The sink option holding the key template, and its default.
+    #: The sink option holding the key template, and its default. The core reads, checks
+    #: and renders it; ``from_options`` never sees that option.
     key_option: ClassVar[str] = "key"
     default_key_template: ClassVar[str] = "harbor/{environment}/{scope}"
     #: Secret-reference schemes this provider resolves, e.g. ``("vault",)``.
@@ -95,9 +96,15 @@ class Provider(ABC):
         ``options.finish()`` at the end so unknown keys are reported.
         """
 
-    def render_key(self, template: str, *, environment: str, scope: str, credentials: str) -> str:
-        """Turn a key template into this store's key. Override to normalise (e.g. upper case)."""
-        return template.format(environment=environment, scope=scope, credentials=credentials)
+    def normalize_key(self, key: str) -> str:
+        """This store's form of a key the core rendered from the sink's template.
+
+        Override to normalise it (upper case, a leading ``/``) and to refuse, with
+        :class:`InvalidKeyError`, a name the store cannot hold: the core calls this for every
+        token before any network call, so a bad template exits 2 naming the sink. Pure: no
+        network, no state.
+        """
+        return key
 
     @abstractmethod
     def read(self, key: str) -> TokenRecord | None:

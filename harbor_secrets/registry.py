@@ -14,6 +14,12 @@ from importlib import metadata
 from harbor_secrets.errors import ConfigError, ProviderUnavailableError
 from harbor_secrets.provider import ENTRY_POINT_GROUP, Provider
 
+# These two tables must be listed, not derived: an entry point exists only once its
+# distribution is installed, so nothing installed can say that `provider = "vault"` needs
+# harbor-secrets-vault (the install hint), or that `vault:` references belong to a provider
+# that is installed but not yet imported (finding out would import hvac on every run).
+# tests/test_registry.py checks them against the providers' own pyproject.toml files.
+
 #: First-party providers, so a missing one can be named with its install command.
 KNOWN_PROVIDERS: dict[str, tuple[str, str]] = {
     "envfile": ("harbor-secrets-envfile", "harbor-secrets[envfile]"),

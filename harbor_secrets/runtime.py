@@ -1,8 +1,9 @@
 """Build, offline, everything a command needs from a :class:`Config`.
 
-Providers are constructed from their sinks' options, key templates are checked, and local
-secret references are resolved — all before the first network call, so any mistake here
-exits with code 2 and nothing is fetched or written.
+Providers are constructed from their sinks' options, every token's key is rendered and
+checked (:mod:`harbor_secrets.keys`), and local secret references are resolved — all before
+the first network call, so any mistake here exits with code 2 and nothing is fetched or
+written.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from harbor_secrets.config import Config, CredentialsConfig, Job
 from harbor_secrets.errors import ConfigError
+from harbor_secrets.keys import KeyTemplate, store_key
 from harbor_secrets.options import Options
 from harbor_secrets.provider import Provider, ProviderContext
 from harbor_secrets.references import ReferenceResolver, is_local, scheme_of
@@ -23,7 +24,6 @@ from harbor_secrets.registry import Registry
 from harbor_secrets.secrets import Secret
 
 log = logging.getLogger(__name__)
-TEMPLATE_FIELDS = ("environment", "scope", "credentials")
 UNRESOLVED = "<unresolved: config check --skip-references>"
 
 
@@ -40,19 +40,47 @@ def settle_gc() -> None:
 
 @dataclass(frozen=True)
 class Sink:
-    """A configured store: its provider instance and key template."""
+    """A configured store: its provider instance and the key template the core renders."""
 
     name: str
     provider: Provider
-    key_template: str
+    key_template: KeyTemplate
+    source: str | None = None
+
+    @property
+    def key_option(self) -> str:
+        """The dotted configuration key of the template, for error messages."""
+        return f"sinks.{self.name}.{self.provider.key_option}"
 
     def key_for(self, job: Job) -> str:
-        return self.provider.render_key(
+        """The key this sink stores ``job``'s token under (ConfigError if it cannot)."""
+        return store_key(
+            self.provider,
             self.key_template,
             environment=job.environment,
             scope=job.scope,
             credentials=job.credentials,
+            option=self.key_option,
+            source=self.source,
         )
+
+
+def build_sink(
+    name: str, cls: type[Provider], table: Mapping[str, object], context: ProviderContext
+) -> Sink:
+    """Build one sink offline: the core takes the key template, the provider the rest.
+
+    ``table`` is the sink's configuration table without ``provider``. The key template
+    option is read and checked here and never handed to :meth:`Provider.from_options`.
+    """
+    prefix = f"sinks.{name}"
+    options = Options(table, prefix=prefix, source=context.source)
+    text = options.string(cls.key_option, cls.default_key_template)
+    assert text is not None
+    template = KeyTemplate.parse(text, key=options.key(cls.key_option), source=context.source)
+    rest = {option: value for option, value in table.items() if option != cls.key_option}
+    provider = cls.from_options(Options(rest, prefix=prefix, source=context.source), context)
+    return Sink(name=name, provider=provider, key_template=template, source=context.source)
 
 
 class Runtime:
@@ -117,32 +145,7 @@ class Runtime:
 
     def _build_sink(self, name: str, provider_name: str, table: Mapping[str, object]) -> Sink:
         cls = self._load(provider_name, f"sinks.{name}.provider")
-        options = Options(table, prefix=f"sinks.{name}", source=self.config.source)
-        template = options.string(cls.key_option, cls.default_key_template)
-        assert template is not None
-        self._check_template_syntax(template, options.key(cls.key_option))
-        provider = cls.from_options(
-            Options(table, prefix=f"sinks.{name}", source=self.config.source),
-            self._context(name),
-        )
-        return Sink(name=name, provider=provider, key_template=template)
-
-    def _check_template_syntax(self, template: str, key: str) -> None:
-        fix = "use only {environment}, {scope} and {credentials} as placeholders"
-        try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-        except ValueError as exc:
-            raise ConfigError(
-                f"invalid template ({exc})", source=self.config.source, key=key, fix=fix
-            ) from None
-        for field_name in fields:
-            if field_name not in TEMPLATE_FIELDS:
-                raise ConfigError(
-                    f"unknown placeholder {{{field_name}}}",
-                    source=self.config.source,
-                    key=key,
-                    fix=fix,
-                )
+        return build_sink(name, cls, table, self._context(name))
 
     def _check_templates(self) -> None:
         """Two different tokens must never land on one key of one sink."""
@@ -153,11 +156,10 @@ class Runtime:
                 key = sink.key_for(job)
                 other = seen.setdefault((sink_name, key), job.label)
                 if other != job.label:
-                    option = sink.provider.key_option
                     raise ConfigError(
                         f"{other} and {job.label} would both be written to {key!r}",
                         source=self.config.source,
-                        key=f"sinks.{sink_name}.{option}",
+                        key=sink.key_option,
                         fix="add the placeholders that tell them apart "
                         "({environment}, {scope}, {credentials}) to the template",
                     )
@@ -217,23 +219,10 @@ class Runtime:
 
     def warnings(self) -> list[str]:
         """Policies that cannot keep tokens fresh, and each sink's own advice."""
-        refresh = self.config.refresh
-        notes = []
-        if refresh.refresh_before >= refresh.token_lifetime:
-            notes.append(
-                f"refresh.refresh_before ({refresh.refresh_before:g}s) is not less than the "
-                f"token lifetime ({refresh.token_lifetime:g}s): every run rewrites every token"
-            )
-        if refresh.refresh_before <= refresh.schedule_period and not self.watching:
-            notes.append(
-                f"refresh.refresh_before ({refresh.refresh_before:g}s) is not more than the "
-                f"schedule period ({refresh.schedule_period:g}s): readers can find an expired "
-                "token between runs; raise refresh_before or run more often"
-            )
+        policy = self.config.refresh
+        notes = policy.warnings(watching=self.watching)
         for sink in self.sinks.values():
-            notes.extend(
-                f"sinks.{sink.name}: {note}" for note in sink.provider.warnings(refresh.policy)
-            )
+            notes.extend(f"sinks.{sink.name}: {note}" for note in sink.provider.warnings(policy))
         return notes
 
     def close(self) -> None:

@@ -8,7 +8,6 @@ handler scrub any text that might still carry one (a library's exception message
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 
 REDACTED = "***"
 # Shorter values would blank out ordinary words; real client secrets and tokens are long.
@@ -77,11 +76,6 @@ def register(value: str, *, ephemeral: bool = False) -> None:
             _pinned.add(value)
             _ephemeral.pop(value, None)
         _by_length = tuple(sorted(_pinned | set(_ephemeral), key=len, reverse=True))
-
-
-def register_all(values: Iterable[str], *, ephemeral: bool = False) -> None:
-    for value in values:
-        register(value, ephemeral=ephemeral)
 
 
 def scrub(text: str) -> str:

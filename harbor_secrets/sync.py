@@ -1,10 +1,10 @@
 """The sync engine: refresh what is due, write it everywhere it goes, never go backwards.
 
 Per run and per (credentials, environment, scope) — a *job* — the engine reads each sink's
-stored record, decides which are due (``expires_at − refresh_before``), asks the issuer for
-at most one token, and writes it to every due sink. Stores enforce the monotonic rule in
-``Provider.write``. Jobs run concurrently on a bounded pool; one job's or one sink's failure
-is recorded and never stops the others.
+stored record, asks the freshness policy (:mod:`harbor_secrets.freshness`) which are due,
+asks the issuer for at most one token, and writes it to every due sink. Stores enforce the
+monotonic rule in ``Provider.write``. Jobs run concurrently on a bounded pool; one job's or
+one sink's failure is recorded and never stops the others.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harbor_secrets.config import Config, CredentialsConfig, Job
 from harbor_secrets.environments import Environment
-from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError
+from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
+from harbor_secrets.freshness import seconds_left
 from harbor_secrets.provider import WriteOutcome
 from harbor_secrets.record import TokenRecord, format_time
 from harbor_secrets.registry import Registry
@@ -90,7 +91,7 @@ class SinkResult:
         }
         if self.expires_at is not None:
             data["expires_at"] = format_time(self.expires_at)
-            data["expires_in_seconds"] = int((self.expires_at - now).total_seconds())
+            data["expires_in_seconds"] = int(seconds_left(self.expires_at, now))
         if self.error:
             data["error"] = self.error
         return data
@@ -171,23 +172,6 @@ class SyncReport:
             "warnings": list(self.warnings),
             "jobs": [r.to_dict(now) for r in self.results],
         }
-
-
-# Stored times have whole seconds, so a token can look up to a second fresher than it is;
-# counting it due a second early keeps the promise that readers find refresh_before minus
-# the schedule period left (docs/BENCHMARKS.md measured the 1 s shortfall without it).
-DUE_SLACK = timedelta(seconds=1)
-
-
-def is_due(expires_at: datetime, refresh_before: timedelta, now: datetime) -> bool:
-    """A stored token is due when less than ``refresh_before`` (+ the slack) is left."""
-    return expires_at - refresh_before <= now + DUE_SLACK
-
-
-def _describe_error(exc: BaseException) -> str:
-    if isinstance(exc, HarborSecretsError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__} (a bug; run with -vv for details)"
 
 
 def _traceback_wanted(exc: BaseException) -> bool:
@@ -282,7 +266,7 @@ class SyncEngine:
         try:
             self._sync_job(job, result, local_secrets, force=force, dry_run=dry_run)
         except Exception as exc:  # the job failed as a whole; other jobs carry on
-            result.error = _describe_error(exc)
+            result.error = describe_error(exc)
             result.error_type = type(exc).__name__
             result.error_class = type(exc)
             result.attempts = getattr(exc, "attempts", None) or result.attempts
@@ -310,7 +294,7 @@ class SyncEngine:
         dry_run: bool,
     ) -> None:
         now = self.now()
-        refresh_before = timedelta(seconds=self.config.refresh.refresh_before)
+        policy = self.config.refresh
         due: list[tuple[Sink, str, SinkResult]] = []
         for sink_name in job.sinks:
             sink = self.runtime.sinks[sink_name]
@@ -325,15 +309,14 @@ class SyncEngine:
                 continue
             if stored is not None:
                 sink_result.expires_at = stored.expires_at
-            if stored is None:
-                sink_result.reason = "missing"
-            elif force:
+            state = policy.assess(stored, now).state
+            if force and stored is not None:
                 sink_result.reason = "forced"
-            elif is_due(stored.expires_at, refresh_before, now):
-                sink_result.reason = "due"
+            elif state.needs_refresh:
+                sink_result.reason = state.value
             else:
                 sink_result.action = FRESH
-                sink_result.reason = "fresh"
+                sink_result.reason = state.value
                 continue
             sink_result.action = WOULD_WRITE
             due.append((sink, key, sink_result))
@@ -372,7 +355,7 @@ class SyncEngine:
                 sink_result.expires_at = record.expires_at
             else:
                 sink_result.action = KEPT_NEWER
-                sink_result.reason = "store already holds a newer token"
+                sink_result.reason = "the store already holds a token expiring no earlier"
             log.info(
                 "%s -> %s: %s",
                 job.label,
@@ -385,7 +368,7 @@ class SyncEngine:
         sink_result.action = FAILED
         specific = getattr(exc, "reason", None)
         sink_result.reason = specific if specific and specific != "error" else reason
-        sink_result.error = _describe_error(exc)
+        sink_result.error = describe_error(exc)
         log.error(
             "%s -> %s: %s",
             job.label,

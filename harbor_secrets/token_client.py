@@ -35,6 +35,7 @@ from harbor_secrets._token_response import (
     parse_success,
 )
 from harbor_secrets._version import __version__
+from harbor_secrets.config import AUTH_METHODS
 from harbor_secrets.environments import Environment
 from harbor_secrets.errors import (
     ConfigError,
@@ -54,8 +55,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("harbor_secrets.token_client")
-
-AUTH_METHODS = ("client_secret_post", "client_secret_basic")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 One :class:`~harbor_secrets.runtime.Runtime` (providers built once) serves every cycle, and
 each cycle is one ordinary engine pass, so due-ness, one token request per token and the
 monotonic write rule are exactly those of a scheduled run. Between cycles the loop sleeps
-until the earliest stored token falls due (``expires_at − refresh_before``) plus a little
+until the earliest stored token falls due (the freshness policy says when) plus a little
 jitter, never longer than ``schedule_period`` (so a store changed behind its back is
 noticed), and after failures on an exponential backoff capped well inside the refresh
 window. The stop flag is looked at only between cycles: a write in flight always completes.
@@ -22,11 +22,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import FrameType
 
 from harbor_secrets.config import Config
-from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError
+from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
+from harbor_secrets.freshness import Observation, RefreshPolicy, seconds_between
 from harbor_secrets.health import Verdict, judge
 from harbor_secrets.metrics import SyncMetrics, observed_expiry
 from harbor_secrets.record import format_time
@@ -50,10 +51,15 @@ Uniform = Callable[[float, float], float]
 
 
 @dataclass(frozen=True)
-class WatchPolicy:
-    """How long to sleep between cycles; :meth:`for_config` derives it from ``[refresh]``."""
+class WatchPacing:
+    """How long to sleep between cycles; :meth:`for_config` derives it from ``[refresh]``.
 
-    refresh_before: float
+    When a token falls due is the freshness policy's answer (``refresh``); this adds only
+    the pacing around it: bounds on the sleep, jitter, backoff after failures, and the grace
+    ``/healthz`` allows a healthy loop.
+    """
+
+    refresh: RefreshPolicy
     max_sleep: float  # ``schedule_period``: a store changed by someone else is seen this soon
     min_sleep: float  # never spin, whatever the store says
     max_jitter: float
@@ -63,7 +69,7 @@ class WatchPolicy:
     jitter_fraction: float = 0.05
 
     @classmethod
-    def for_config(cls, config: Config) -> WatchPolicy:
+    def for_config(cls, config: Config) -> WatchPacing:
         refresh = config.refresh
         window = refresh.refresh_before
         interval = max(refresh.token_lifetime - window, 1.0)  # between two writes of a token
@@ -74,7 +80,7 @@ class WatchPolicy:
         backoff_cap = max(min_sleep, min(30.0, window / 5, interval / 5))
         grace = min(window / 2, max_jitter + config.http.total_budget + 5.0)
         return cls(
-            refresh_before=window,
+            refresh=refresh,
             max_sleep=max(refresh.schedule_period, min_sleep),
             min_sleep=min_sleep,
             max_jitter=max_jitter,
@@ -98,38 +104,24 @@ class WatchPolicy:
         if due_at is None:
             wait = self.max_sleep
         else:
-            wait = max((due_at - now).total_seconds(), 0.0) + DUE_MARGIN
+            wait = max(seconds_between(now, due_at), 0.0) + DUE_MARGIN
             wait += uniform(0.0, min(self.jitter_fraction * wait, self.max_jitter))
         if failures:
             wait = min(wait, self.backoff(failures, uniform))
         return min(max(wait, self.min_sleep), self.max_sleep)
 
 
-def next_due(
-    report: SyncReport, refresh_before: float, now: datetime
-) -> tuple[datetime | None, bool]:
-    """The earliest moment a sink that did not fail falls due, and whether a token just
-    written was due on arrival (the issuer grants less than ``refresh_before``).
-
-    Failed sinks are left to the backoff. A token due on arrival is refreshed at half its
-    remaining lifetime instead, so a short-lived issuer is not asked again in a loop.
-    """
-    window = timedelta(seconds=refresh_before)
-    earliest: datetime | None = None
-    short = False
+def observations(report: SyncReport) -> list[Observation]:
+    """What one run saw of each sink that did not fail (failed sinks are left to backoff)."""
+    seen = []
     for job in report.results:
         for sink in job.sinks:
             if sink.action not in (WRITTEN, FRESH, KEPT_NEWER):
                 continue
             expires_at = observed_expiry(job, sink)
-            if expires_at is None:
-                continue
-            due = expires_at - window
-            if due <= now and sink.action != FRESH:
-                short = True
-                due = now + max((expires_at - now) / 2, timedelta(0))
-            earliest = due if earliest is None else min(earliest, due)
-    return earliest, short
+            if expires_at is not None:
+                seen.append(Observation(expires_at, refreshed=sink.action != FRESH))
+    return seen
 
 
 def failed_entirely(report: SyncReport) -> bool:
@@ -171,7 +163,7 @@ class Watcher:
         self,
         runtime: Runtime,
         *,
-        policy: WatchPolicy | None = None,
+        pacing: WatchPacing | None = None,
         metrics: SyncMetrics | None = None,
         stop: threading.Event | None = None,
         client_factory: ClientFactory = default_client_factory,
@@ -180,7 +172,7 @@ class Watcher:
         uniform: Uniform | None = None,
     ) -> None:
         self.runtime = runtime
-        self.policy = policy or WatchPolicy.for_config(runtime.config)
+        self.pacing = pacing or WatchPacing.for_config(runtime.config)
         self.metrics = metrics or SyncMetrics(runtime.config.jobs())
         self.stop = stop or threading.Event()
         self.engine = SyncEngine(runtime, client_factory=client_factory, now=now)
@@ -201,8 +193,8 @@ class Watcher:
             "watching %d token(s) in %d sink(s); refresh_before %gs, checking at least every %gs",
             len(jobs),
             len(self.metrics.expected),
-            self.policy.refresh_before,
-            self.policy.max_sleep,
+            self.pacing.refresh.refresh_before,
+            self.pacing.max_sleep,
             extra={"event": "watch.started"},
         )
         try:
@@ -240,7 +232,7 @@ class Watcher:
             report = self.engine.run(log_warnings=False)
         except Exception as exc:  # e.g. a file: secret vanished mid-rotation; keep going
             self.metrics.record_run_error(type(exc))
-            error = _describe(exc)
+            error = describe_error(exc)
             log.error(
                 "the run failed before any token was looked at: %s",
                 error,
@@ -255,17 +247,17 @@ class Watcher:
             self.metrics.record(report)
             if failed_entirely(report):
                 error = _first_error(report)
-            due_at, short = next_due(report, self.policy.refresh_before, now)
+            due_at, short = self.pacing.refresh.next_due(observations(report), now)
             if short and not self._warned_short:
                 self._warned_short = True
                 log.warning(
                     "the issuer grants tokens with less than refresh_before (%gs) to live; "
                     "refreshing them at half their remaining lifetime instead",
-                    self.policy.refresh_before,
+                    self.pacing.refresh.refresh_before,
                 )
         failing = report is None or report.exit_code != EXIT_OK
         self._failures = self._failures + 1 if failing else 0
-        delay = self.policy.wake_delay(due_at, now, self._failures, self.uniform)
+        delay = self.pacing.wake_delay(due_at, now, self._failures, self.uniform)
         with self._lock:
             self._cycles += 1
             self._last_error = error
@@ -277,12 +269,13 @@ class Watcher:
     def health(self) -> Verdict:
         with self._lock:
             cycles, error = self._cycles, self._last_error
+        expiry = self.metrics.snapshot().expiry
         return judge(
-            now=self.now().timestamp(),
+            now=self.now(),
             expected=self.metrics.expected,
-            expiry=self.metrics.snapshot().expiry,
-            refresh_before=self.policy.refresh_before,
-            grace=self.policy.grace,
+            expiry={key: datetime.fromtimestamp(when, UTC) for key, when in expiry.items()},
+            policy=self.pacing.refresh,
+            grace=self.pacing.grace,
             cycles=cycles,
             last_cycle_error=error,
         )
@@ -320,12 +313,6 @@ class Watcher:
                 "duration_seconds": round(duration, 3),
             },
         )
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, HarborSecretsError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__} (a bug; run with -vv for details)"
 
 
 def run_until_signalled(

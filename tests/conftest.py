@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harbor_secrets.testing.issuer import StandInIssuer
+from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.testing.memory import reset_memory_stores
 
 CLIENT_ID = "harbor-test-client"

@@ -12,7 +12,7 @@ import pytest
 from dotenv import dotenv_values
 
 from conftest import CLIENT_SECRET, Result, envfile_config
-from harbor_secrets.testing.issuer import StandInIssuer
+from harbor_secrets.stand_in_issuer import StandInIssuer
 
 Run = Callable[..., Result]
 NAMES = [

@@ -19,7 +19,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 import requests
 
-from harbor_secrets.testing.issuer import OMIT, Fault, StandInIssuer
+from harbor_secrets.stand_in_issuer import OMIT, Fault, StandInIssuer
 
 CLIENT_ID = "svc-client"
 SECRET = "s3cr:t/+&=% ü"
@@ -318,7 +318,7 @@ def test_url_before_start_is_an_error() -> None:
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harbor_secrets.testing.issuer", *args],
+        [sys.executable, "-m", "harbor_secrets.stand_in_issuer", *args],
         capture_output=True,
         text=True,
         timeout=30,
@@ -340,7 +340,7 @@ def test_cli_serves_until_sigterm() -> None:
         [
             sys.executable,
             "-m",
-            "harbor_secrets.testing.issuer",
+            "harbor_secrets.stand_in_issuer",
             "--port",
             "0",
             "--client",

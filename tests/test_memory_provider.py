@@ -11,13 +11,13 @@ import pytest
 from harbor_secrets import (
     ConfigError,
     Options,
-    Provider,
     ProviderContext,
     SecretReferenceError,
     StoreError,
     TokenRecord,
     WriteOutcome,
 )
+from harbor_secrets.runtime import Sink
 from harbor_secrets.testing import (
     MemoryProvider,
     MemoryStore,
@@ -35,10 +35,16 @@ def _fresh_stores() -> Iterator[None]:
 
 
 class TestMemoryProviderContract(ProviderContract):
+    provider_class = MemoryProvider
+    registered = False  # test-only: tests inject it through Registry(extra=...)
+
     @pytest.fixture
-    def make_provider(self) -> Callable[[], Provider]:
-        store = MemoryStore("contract")
-        return lambda: MemoryProvider.for_store(store)
+    def sink_options(self) -> dict[str, Any]:
+        return {"name": "contract"}
+
+    @pytest.fixture
+    def unreachable_options(self) -> dict[str, Any]:
+        return {"name": "contract-down", "unreachable": True}
 
 
 def _record(token: str = "tok-memory", *, at: int = 0) -> TokenRecord:
@@ -62,26 +68,26 @@ def _from_toml(table: dict[str, object]) -> MemoryProvider:
 
 def test_named_store_is_shared_between_configured_sinks() -> None:
     first = _from_toml({"name": "shared"})
-    second = _from_toml({"name": "shared", "key": "custom/{environment}/{scope}"})
+    second = _from_toml({"name": "shared"})
     assert first.write("k", _record()) is WriteOutcome.WRITTEN
     assert second.read("k") == _record()
     assert MemoryStore.get("shared").records() == {"k": _record()}
-    assert second.describe() == {
-        "provider": "memory",
-        "store": "shared",
-        "key": "custom/{environment}/{scope}",
-    }
+    assert second.describe() == {"provider": "memory", "store": "shared"}
 
 
 def test_default_store_name() -> None:
     assert _from_toml({}).store is MemoryStore.get("default")
 
 
-def test_unknown_option_and_bad_template_are_config_errors() -> None:
+def test_unknown_option_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"sinks\.mem\.colour"):
         _from_toml({"colour": "blue"})
+
+
+def test_the_key_template_is_the_cores_not_the_providers() -> None:
+    """The core takes the template out of the table: the provider never sees it."""
     with pytest.raises(ConfigError, match=r"sinks\.mem\.key"):
-        _from_toml({"key": "harbor/{tenant}"})
+        _from_toml({"key": "harbor/{environment}"})
 
 
 def test_injected_failures_raise_store_error_and_leave_the_record() -> None:
@@ -163,14 +169,73 @@ class _Leaky(MemoryProvider):
         return f"_Leaky({[r.access_token.reveal() for r in self.store.records().values()]})"
 
 
-def _run(check: Callable[..., None], broken: type[MemoryProvider], *extra: str) -> None:
-    store = MemoryStore("shared")
-    contract = ProviderContract()
+class _ComparesWithItsLastRead(MemoryProvider):
+    """Decides from what it read earlier instead of reading the store before the write."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__(store)
+        self.seen: dict[str, TokenRecord | None] = {}
+
+    def read(self, key: str) -> TokenRecord | None:
+        self.seen[key] = super().read(key)
+        return self.seen[key]
+
+    def write(self, key: str, record: TokenRecord) -> WriteOutcome:
+        known = self.seen.get(key)
+        if known is not None and not record.is_newer_than(known):
+            return WriteOutcome.KEPT_NEWER
+        self.store.put(key, record)
+        self.seen[key] = record
+        return WriteOutcome.WRITTEN
+
+
+class _SilentWhenDown(MemoryProvider):
+    """Hides a failing store: reads nothing and claims the store holds something newer."""
+
+    def read(self, key: str) -> TokenRecord | None:
+        try:
+            return super().read(key)
+        except StoreError:
+            return None
+
+    def write(self, key: str, record: TokenRecord) -> WriteOutcome:
+        try:
+            return super().write(key, record)
+        except StoreError:
+            return WriteOutcome.KEPT_NEWER
+
+
+class _RenamesKeys(MemoryProvider):
+    """Normalises a key differently each time it sees it."""
+
+    def normalize_key(self, key: str) -> str:
+        return "x" + key
+
+
+class _IgnoresTheTemplate(MemoryProvider):
+    def normalize_key(self, key: str) -> str:
+        return "one-key-for-everything"
+
+
+def _run(check: Callable[..., None], broken: type[MemoryProvider]) -> None:
+    contract = type("Contract", (ProviderContract,), {"provider_class": broken})()
     base = datetime.now(UTC).replace(microsecond=0)
+
+    def make_sink(**changes: Any) -> Sink:
+        built: Sink = contract.build({"name": "shared", **changes}, {})
+        return built
+
+    sink = make_sink()
     arguments: dict[str, object] = {
-        "make_provider": lambda: broken.for_store(store),
-        "provider": broken.for_store(store),
-        "key": "k",
+        "make_sink": make_sink,
+        "make_provider": lambda: make_sink().provider,
+        "sink": sink,
+        "sink_options": {"name": "shared"},
+        "provider": sink.provider,
+        "provider_environ": {},
+        "unreachable_options": {"name": "down", "unreachable": True},
+        "environment": "contractbroken",
+        "key": contract.key_of(sink, "contractbroken", "service_provider"),
         "record_factory": make_record_factory("contractbroken", base),
         "base_time": base,
     }
@@ -187,20 +252,34 @@ def _run(check: Callable[..., None], broken: type[MemoryProvider], *extra: str) 
         (ProviderContract.test_round_trip, _Caching),
         (ProviderContract.test_describe_carries_no_token, _Leaky),
         (ProviderContract.test_repr_and_str_carry_no_token, _Leaky),
+        (
+            ProviderContract.test_write_compares_with_the_store_not_with_what_it_read_before,
+            _ComparesWithItsLastRead,
+        ),
+        (ProviderContract.test_an_unreachable_store_fails_cleanly_and_in_time, _SilentWhenDown),
+        (ProviderContract.test_the_core_renders_the_key_template, _RenamesKeys),
+        (ProviderContract.test_the_core_renders_the_key_template, _IgnoresTheTemplate),
     ],
     ids=lambda value: getattr(value, "__name__", str(value)),
 )
 def test_contract_catches_a_broken_provider(
     check: Callable[..., None], broken: type[MemoryProvider]
 ) -> None:
-    with pytest.raises(AssertionError):
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
         _run(check, broken)
 
 
-def test_the_same_checks_pass_for_the_real_memory_provider() -> None:
-    for check in (
+@pytest.mark.parametrize(
+    "check",
+    [
         ProviderContract.test_older_record_is_refused,
         ProviderContract.test_round_trip,
         ProviderContract.test_describe_carries_no_token,
-    ):
-        _run(check, MemoryProvider)
+        ProviderContract.test_write_compares_with_the_store_not_with_what_it_read_before,
+        ProviderContract.test_an_unreachable_store_fails_cleanly_and_in_time,
+        ProviderContract.test_the_core_renders_the_key_template,
+    ],
+    ids=lambda value: getattr(value, "__name__", str(value)),
+)
+def test_the_same_checks_pass_for_the_real_memory_provider(check: Callable[..., None]) -> None:
+    _run(check, MemoryProvider)

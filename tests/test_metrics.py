@@ -42,8 +42,8 @@ from harbor_secrets.config import load_config
 from harbor_secrets.exposition import registry_for, render
 from harbor_secrets.health import StatusServer
 from harbor_secrets.runtime import Runtime
+from harbor_secrets.stand_in_issuer import Fault, StandInIssuer
 from harbor_secrets.sync import FRESH, KEPT_NEWER, WRITTEN
-from harbor_secrets.testing.issuer import Fault, StandInIssuer
 from harbor_secrets.watch import Cycle, Watcher
 
 Run = Callable[..., Result]
@@ -78,7 +78,7 @@ def test_scraped_metrics_carry_the_values_the_run_produced(tmp_path: Path) -> No
         config = load_config(text=watch_config(issuer.url, env_path=str(env_file)), environ={})
         runtime = Runtime(config, environ=SECRETS)
         cycles: list[Cycle] = []
-        watcher = Watcher(runtime, policy=FAST, on_cycle=cycles.append)
+        watcher = Watcher(runtime, pacing=FAST, on_cycle=cycles.append)
         registry = registry_for(watcher.metrics, process=True)
         server = StatusServer(
             "127.0.0.1", 0, health=watcher.health, metrics=lambda a: render(registry, a)
@@ -430,7 +430,9 @@ def test_status_json_gives_expiry_due_time_and_issue_time(
         labels = sink_labels(row["scope"])
         assert row["expires_at_unix"] == sample(metrics, EXPIRY, **labels)
         assert row["state"] == "fresh"
-        assert row["expires_at_unix"] - 150 == datetime.fromisoformat(row["due_at"]).timestamp()
+        # Due when sync rewrites it: refresh_before, plus the freshness policy's 1 s slack.
+        due_at = datetime.fromisoformat(row["due_at"]).timestamp()
+        assert row["expires_at_unix"] - 150 - 1 == due_at
         assert 140 <= row["due_in_seconds"] <= 150
         # The env file keeps no issue time: unknown, not a made-up (negative) age.
         assert row["issued_at"] is None

@@ -10,12 +10,14 @@ def test_public_api_is_pinned() -> None:
     assert sorted(harbor_secrets.__all__) == sorted(
         [
             "CONFIG_ENV_VAR",
+            "AtomicFile",
             "Config",
             "ENTRY_POINT_GROUP",
             "MANAGED_BY",
             "SCHEMA_VERSION",
             "ConfigError",
             "HarborSecretsError",
+            "InvalidKeyError",
             "IssuerError",
             "Options",
             "Provider",
@@ -34,6 +36,7 @@ def test_public_api_is_pinned() -> None:
             "run_sync",
             "scrub_handlers",
             "format_time",
+            "is_local_reference",
             "is_loopback_host",
             "parse_time",
             "scrub",
@@ -50,5 +53,6 @@ def test_testing_api_is_pinned() -> None:
         "MemoryStore",
         "ProviderContract",
         "reset_memory_stores",
+        "sink_from_options",
     ]
     assert harbor_secrets.testing.ProviderContract.__name__ == "ProviderContract"

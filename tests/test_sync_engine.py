@@ -6,6 +6,7 @@ same rules are exercised end to end against the stand-in issuer in test_cli_sync
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -236,3 +237,42 @@ def test_report_json_shape() -> None:
     sink = data["jobs"][0]["sinks"][0]
     assert set(sink) >= {"sink", "provider", "key", "action", "expires_at", "expires_in_seconds"}
     assert "tok-" not in str(data)
+
+
+def test_a_stored_token_with_the_same_expiry_is_kept_and_said_to_be_no_earlier() -> None:
+    """Equal expiry is not "newer": the report must not claim it is."""
+    issued = datetime.now(UTC).replace(microsecond=0)
+
+    class SameSecond(FakeSource):
+        class Client(FakeSource.Client):
+            def fetch(self, scope: str) -> IssuedToken:
+                token = super().fetch(scope)
+                return dataclasses.replace(token, issued_at=issued)
+
+        def factory(
+            self, config: Config, env: Environment, creds: CredentialsConfig, secret: Secret
+        ) -> FakeSource.Client:
+            return SameSecond.Client(self, env.name, creds.client_id)
+
+    store = MemoryStore.get("a")
+    key = "h/main/sandbox/tower_access"
+    same = TokenRecord.issue(
+        access_token="same-expiry",
+        issued_at=issued,
+        expires_in=300,
+        scope="tower_access",
+        environment="sandbox",
+        client_id="id",
+        issuer="x",
+    )
+    store.put(key, same)
+    report = run(SameSecond(), fixed_config(), force=True)
+    (kept,) = [
+        sink
+        for job in report.to_dict()["jobs"]
+        for sink in job["sinks"]
+        if sink["action"] == "kept-newer"
+    ]
+    assert kept["key"] == key
+    assert kept["reason"] == "the store already holds a token expiring no earlier"
+    assert store.records()[key].access_token.reveal() == "same-expiry"

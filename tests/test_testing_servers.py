@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harbor_secrets.testing.servers import (
+from harbor_testkit.servers import (
     MotoServer,
     OpenBaoDevServer,
     ServerStartError,

@@ -8,7 +8,6 @@ test_token_client_retry.py, error mapping in test_token_client_errors.py.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,32 +23,18 @@ from harbor_secrets.errors import (
     MalformedResponseError,
 )
 from harbor_secrets.secrets import Secret
-from harbor_secrets.testing.issuer import OMIT, Fault, StandInIssuer
+from harbor_secrets.stand_in_issuer import OMIT, Fault, StandInIssuer
 from harbor_secrets.token_client import (
     ClientCredentials,
     IssuedToken,
     RetryPolicy,
     TokenClient,
 )
+from harbor_testkit.clock import FakeTime
 
 CLIENT_ID = "svc-client"
 SECRET = "canary-secret-5b0e7f21"
 SCOPE = "service_provider"
-
-
-class FakeTime:
-    """Records sleeps instead of waiting; the clock moves by what was 'slept'."""
-
-    def __init__(self) -> None:
-        self.slept: list[float] = []
-        self.offset = 0.0
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.offset += seconds
-
-    def clock(self) -> float:
-        return time.monotonic() + self.offset
 
 
 MakeClient = Callable[..., TokenClient]
@@ -279,6 +264,30 @@ def test_unparseable_success_bodies_are_malformed_and_not_retried(
     with pytest.raises(MalformedResponseError):
         client.fetch(SCOPE)
     assert client.requests_sent == 1
+
+
+def test_a_huge_body_is_reported_as_too_large_not_as_cut_short(
+    issuer: StandInIssuer, make_client: MakeClient
+) -> None:
+    """The client stops reading at its own limit: the message must say so, not blame the
+    connection."""
+    issuer.inject(Fault(status=200, body=b"x" * (10 * 1024 * 1024)))
+    client = make_client()
+    with pytest.raises(MalformedResponseError) as caught:
+        client.fetch(SCOPE)
+    message = str(caught.value)
+    assert "larger than 1 MiB" in message
+    assert "stopped reading" in message
+    assert "cut short" not in message
+    assert client.requests_sent == 1
+
+
+def test_a_body_the_connection_cut_short_still_says_so(
+    issuer: StandInIssuer, make_client: MakeClient
+) -> None:
+    issuer.inject(Fault.truncated())
+    with pytest.raises(MalformedResponseError, match="cut short"):
+        make_client().fetch(SCOPE)
 
 
 # -- refresh grant ----------------------------------------------------------------------

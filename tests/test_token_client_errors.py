@@ -20,7 +20,7 @@ from harbor_secrets.errors import (
     UnauthorizedClientError,
 )
 from harbor_secrets.secrets import Secret
-from harbor_secrets.testing.issuer import Fault, StandInIssuer
+from harbor_secrets.stand_in_issuer import Fault, StandInIssuer
 from harbor_secrets.token_client import ClientCredentials, RetryPolicy, TokenClient
 
 CLIENT_ID = "svc-client"

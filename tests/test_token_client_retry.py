@@ -23,27 +23,13 @@ from harbor_secrets.errors import (
     MalformedResponseError,
 )
 from harbor_secrets.secrets import Secret
-from harbor_secrets.testing.issuer import Fault, StandInIssuer
+from harbor_secrets.stand_in_issuer import Fault, StandInIssuer
 from harbor_secrets.token_client import ClientCredentials, RetryPolicy, TokenClient
+from harbor_testkit.clock import FakeTime
 
 CLIENT_ID = "svc-client"
 SECRET = "retry-secret-0a1b2c"
 SCOPE = "service_provider"
-
-
-class FakeTime:
-    """Records sleeps instead of waiting; the clock moves by what was 'slept'."""
-
-    def __init__(self) -> None:
-        self.slept: list[float] = []
-        self.offset = 0.0
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.offset += seconds
-
-    def clock(self) -> float:
-        return time.monotonic() + self.offset
 
 
 def window_top(low: float, high: float) -> float:

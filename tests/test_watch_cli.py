@@ -29,7 +29,7 @@ from watch_helpers import (
 )
 
 from conftest import CLIENT_ID, CLIENT_SECRET, Result
-from harbor_secrets.testing.issuer import StandInIssuer
+from harbor_secrets.stand_in_issuer import StandInIssuer
 
 Run = Callable[..., Result]
 
@@ -111,11 +111,11 @@ RUNNER = """
 import atexit, os, sys, time
 from pathlib import Path
 
-from harbor_secrets_envfile import _files
+from harbor_secrets._files import AtomicFile
 
 journal = Path(sys.argv.pop(1))
 marker = journal.with_name("writing")
-real_replace_atomically = _files.replace_atomically
+real_replace = AtomicFile.replace
 real_rename = os.replace
 
 
@@ -125,18 +125,18 @@ def slow_rename(source, target, *args, **kwargs):
     return real_rename(source, target, *args, **kwargs)
 
 
-def journaled(path, data, mode):
+def journaled(self, data):
     marker.touch()
     with journal.open("a") as log:
         log.write("begin\\n")
-    real_replace_atomically(path, data, mode)
+    real_replace(self, data)
     with journal.open("a") as log:
         log.write("end\\n")
     marker.unlink()
 
 
 os.replace = slow_rename
-_files.replace_atomically = journaled
+AtomicFile.replace = journaled
 atexit.register(
     lambda: journal.with_name("modules").write_text(
         "prometheus_client" if "prometheus_client" in sys.modules else ""

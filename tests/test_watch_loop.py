@@ -33,8 +33,8 @@ from harbor_secrets.provider import WriteOutcome
 from harbor_secrets.record import TokenRecord
 from harbor_secrets.registry import Registry
 from harbor_secrets.runtime import Runtime
+from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.sync import FAILED, WRITTEN
-from harbor_secrets.testing.issuer import StandInIssuer
 from harbor_secrets.testing.memory import MemoryProvider, MemoryStore
 from harbor_secrets.watch import Cycle, Watcher
 
@@ -48,7 +48,7 @@ def test_backs_off_while_the_issuer_is_down_and_healthz_follows(tmp_path: Path) 
         text = watch_config(issuer.url, env_path=str(tmp_path / "harbor.env"))
         runtime = Runtime(load_config(text=text, environ={}), environ=SECRETS)
         cycles: list[Cycle] = []
-        watcher = Watcher(runtime, policy=FAST, on_cycle=cycles.append)
+        watcher = Watcher(runtime, pacing=FAST, on_cycle=cycles.append)
         registry = registry_for(watcher.metrics)
         server = StatusServer(
             "127.0.0.1", 0, health=watcher.health, metrics=lambda a: render(registry, a)
@@ -124,7 +124,7 @@ def test_a_stop_during_a_write_lets_every_write_of_the_cycle_finish() -> None:
             config, registry=Registry(extra={"gated": GatedProvider}), environ=SECRETS
         )
         cycles: list[Cycle] = []
-        watcher = Watcher(runtime, policy=FAST, on_cycle=cycles.append)
+        watcher = Watcher(runtime, pacing=FAST, on_cycle=cycles.append)
         with runtime, running(watcher) as result:
             assert GatedProvider.entered.wait(10)
             watcher.request_stop("SIGTERM")

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import click
 import pytest
 
+from harbor_secrets.cli_params import ListenAddress
 from harbor_secrets.config import Job, load_config
-from harbor_secrets.errors import ConfigError, IssuerUnavailableError, StoreError
-from harbor_secrets.health import Verdict, judge, parse_listen
+from harbor_secrets.errors import IssuerUnavailableError, StoreError
+from harbor_secrets.freshness import RefreshPolicy
+from harbor_secrets.health import Verdict, judge
 from harbor_secrets.metrics import SyncMetrics, error_reason
 from harbor_secrets.sync import (
     FAILED,
@@ -23,7 +26,7 @@ from harbor_secrets.sync import (
     SinkResult,
     SyncReport,
 )
-from harbor_secrets.watch import DUE_MARGIN, WatchPolicy, failed_entirely, next_due
+from harbor_secrets.watch import DUE_MARGIN, WatchPacing, failed_entirely, observations
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 JOB = Job("main", "sandbox", "service_provider", ("a", "b"))
@@ -49,9 +52,8 @@ def high(a: float, b: float) -> float:
     return b
 
 
-def policy(**changes: float) -> WatchPolicy:
+def policy(**changes: float) -> WatchPacing:
     values = {
-        "refresh_before": 150.0,
         "max_sleep": 600.0,
         "min_sleep": 1.0,
         "max_jitter": 5.0,
@@ -60,7 +62,13 @@ def policy(**changes: float) -> WatchPolicy:
         "grace": 40.0,
     }
     values.update(changes)
-    return WatchPolicy(**values)
+    return WatchPacing(refresh=RefreshPolicy(refresh_before=150.0), **values)
+
+
+def next_due(
+    done: SyncReport, refresh_before: float, now: datetime
+) -> tuple[datetime | None, bool]:
+    return RefreshPolicy(refresh_before=refresh_before).next_due(observations(done), now)
 
 
 def at(seconds: float) -> datetime:
@@ -75,8 +83,8 @@ def report(*jobs: JobResult) -> SyncReport:
 
 
 def test_default_policy_wakes_within_the_schedule_period_and_backs_off_inside_the_window() -> None:
-    chosen = WatchPolicy.for_config(load_config(text=BASE_CONFIG, environ={}))
-    assert chosen.refresh_before == 150
+    chosen = WatchPacing.for_config(load_config(text=BASE_CONFIG, environ={}))
+    assert chosen.refresh.refresh_before == 150
     assert chosen.max_sleep == 60  # schedule_period: a changed store is seen within a minute
     assert chosen.min_sleep == 1
     assert chosen.max_jitter == 5
@@ -88,7 +96,7 @@ def test_default_policy_wakes_within_the_schedule_period_and_backs_off_inside_th
 
 def test_short_lived_policy_scales_every_bound_to_the_window() -> None:
     text = BASE_CONFIG + '[refresh]\nrefresh_before = "2s"\ntoken_lifetime = "4s"\n'
-    chosen = WatchPolicy.for_config(load_config(text=text, environ={}))
+    chosen = WatchPacing.for_config(load_config(text=text, environ={}))
     assert chosen.min_sleep == pytest.approx(0.2)
     assert chosen.max_jitter == pytest.approx(0.2)
     assert chosen.backoff_cap == pytest.approx(0.4)
@@ -179,10 +187,10 @@ def verdict(
     last_cycle_error: str | None = None,
 ) -> Verdict:
     return judge(
-        now=1000.0,
+        now=datetime.fromtimestamp(1000.0, UTC),
         expected=[KEY],
-        expiry=expiry,
-        refresh_before=150.0,
+        expiry={key: datetime.fromtimestamp(when, UTC) for key, when in expiry.items()},
+        policy=RefreshPolicy(refresh_before=150.0),
         grace=40.0,
         cycles=cycles,
         last_cycle_error=last_cycle_error,
@@ -224,15 +232,15 @@ def test_healthy_response_is_plain_ok() -> None:
     ],
 )
 def test_listen_defaults_to_loopback(text: str, address: tuple[str, int]) -> None:
-    assert parse_listen(text) == address
+    assert ListenAddress().convert(text, None, None) == address
 
 
 @pytest.mark.parametrize("text", [":9464", "::1:9464", "nine", "70000", "[::1]9464", "host:"])
 def test_listen_rejects_ambiguous_or_invalid_addresses(text: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        parse_listen(text)
+    with pytest.raises(click.BadParameter) as caught:
+        ListenAddress().convert(text, None, None)
     assert caught.value.exit_code == 2
-    assert caught.value.key == "--listen"
+    assert "fix:" in caught.value.format_message()
 
 
 # -- metric facts ------------------------------------------------------------------------------

@@ -21,8 +21,9 @@ from dotenv import dotenv_values
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import CLIENT_ID, CLIENT_SECRET
+from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.record import parse_time
-from harbor_secrets.watch import Watcher, WatchPolicy
+from harbor_secrets.watch import Watcher, WatchPacing
 
 SCOPES = ("service_provider", "tower_access")
 # No proxy, whatever the environment says: every server here is on loopback.
@@ -31,8 +32,8 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 SECRETS = {"HARBOR_CLIENT_SECRET": CLIENT_SECRET}
 #: A short-lived policy for in-process loops: 2 s refresh window, backoff 0.1 s doubling to 1.6 s.
-FAST = WatchPolicy(
-    refresh_before=2.0,
+FAST = WatchPacing(
+    refresh=RefreshPolicy(refresh_before=2.0, token_lifetime=4.0),
     max_sleep=20.0,
     min_sleep=0.05,
     max_jitter=0.1,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from harbor_secrets.config import Config, CredentialsConfig, load_config
+from dataclasses import dataclass
+
+from harbor_secrets.config import Config, CredentialsConfig, Job, load_config
 from harbor_secrets.environments import environment_for_tower
 from harbor_secrets.errors import ConfigError
 
@@ -47,3 +49,19 @@ def pick_environment(config: Config, environment: str | None, tower_id: str | No
             fix=f"use one of: {', '.join(config.environments)}",
         )
     return environment
+
+
+@dataclass(frozen=True)
+class Target:
+    """One token, as the command line names it: ``-e``/``--tower-id``, ``-s``, ``--credentials``."""
+
+    environment: str | None = None
+    tower_id: str | None = None
+    scope: str = "service_provider"
+    credentials: str | None = None
+
+    def job(self, config: Config, sinks: tuple[str, ...] = ()) -> Job:
+        """The configured token this names (ConfigError, exit 2, if it names none)."""
+        environment = pick_environment(config, self.environment, self.tower_id)
+        credentials = pick_credentials(config, self.credentials)
+        return Job(credentials.name, environment, self.scope, sinks)

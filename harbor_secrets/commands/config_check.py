@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import load
 from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_OK
@@ -55,8 +56,9 @@ def effective_config(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-def config_check_command(config_path: str | None, *, output: str, skip_references: bool) -> int:
-    with Runtime(load(config_path), resolve_references=not skip_references) as runtime:
+def config_check_command(g: Globals, *, skip_references: bool) -> int:
+    output = g.output
+    with Runtime(load(g.config), resolve_references=not skip_references) as runtime:
         if not skip_references:
             runtime.resolve_local_secrets()
         data = effective_config(runtime)

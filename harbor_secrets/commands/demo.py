@@ -80,7 +80,7 @@ def _show_env_file(path: Path) -> str:
 
 
 def demo_command(directory: str) -> int:
-    from harbor_secrets.testing.issuer import StandInIssuer
+    from harbor_secrets.stand_in_issuer import StandInIssuer
 
     target = Path(directory).resolve()
     target.mkdir(parents=True, exist_ok=True)

@@ -9,21 +9,24 @@ after it is issued). Stores that keep only the token and its expiry (the env fil
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
+from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import load
 from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError
+from harbor_secrets.freshness import TokenState, seconds_between
 from harbor_secrets.output import table, to_json
 from harbor_secrets.record import format_time
 from harbor_secrets.runtime import Runtime
 
 
 def collect_status(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
-    refresh_before = runtime.config.refresh.refresh_before
+    """One row per (token, sink): what the store holds and what the freshness policy says."""
+    policy = runtime.config.refresh
     rows: list[dict[str, Any]] = []
     for job in runtime.config.jobs():
         for sink_name in job.sinks:
@@ -39,25 +42,22 @@ def collect_status(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
             try:
                 record = sink.provider.read(row["key"])
             except HarborSecretsError as exc:
-                row.update(state="error", error=str(exc))
+                row.update(state=policy.unreadable().state.value, error=str(exc))
                 rows.append(row)
                 continue
-            if record is None:
-                row["state"] = "missing"
-            else:
-                left = record.seconds_left(now)
-                state = "fresh" if left > refresh_before else ("due" if left > 0 else "expired")
-                due_at = record.expires_at - timedelta(seconds=refresh_before)
+            verdict = policy.assess(record, now)
+            row["state"] = verdict.state.value
+            if record is not None and verdict.due_at is not None:
                 issued = sink.provider.stores_full_record
+                age = seconds_between(record.issued_at, now) if issued else None
                 row.update(
                     expires_at=format_time(record.expires_at),
                     expires_at_unix=int(record.expires_at.timestamp()),
-                    expires_in_seconds=int(left),
-                    due_at=format_time(due_at),
-                    due_in_seconds=int((due_at - now).total_seconds()),
+                    expires_in_seconds=int(verdict.seconds_left or 0),
+                    due_at=format_time(verdict.due_at),
+                    due_in_seconds=int(verdict.seconds_to_due or 0),
                     issued_at=format_time(record.issued_at) if issued else None,
-                    age_seconds=int((now - record.issued_at).total_seconds()) if issued else None,
-                    state=state,
+                    age_seconds=int(age) if age is not None else None,
                 )
             rows.append(row)
     return rows
@@ -67,12 +67,12 @@ def _duration(seconds: float | None) -> str:
     return "-" if seconds is None else format_duration(seconds)
 
 
-def status_command(config_path: str | None, *, output: str) -> int:
-    now = datetime.now(UTC)
-    with Runtime(load(config_path)) as runtime:
+def status_command(g: Globals, *, now: datetime | None = None) -> int:
+    now = now or datetime.now(UTC)
+    with Runtime(load(g.config)) as runtime:
         rows = collect_status(runtime, now)
-    healthy = all(row["state"] in ("fresh", "due") for row in rows)
-    if output == "json":
+    healthy = all(row["state"] in (TokenState.FRESH, TokenState.DUE) for row in rows)
+    if g.output == "json":
         summary = {
             "ok": healthy,
             "time": format_time(now),

@@ -2,61 +2,73 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
 import click
 
-from harbor_secrets.commands._common import load, pick_credentials, pick_environment
+from harbor_secrets.cli import Globals
+from harbor_secrets.commands._common import Target, load
+from harbor_secrets.config import Job
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, ConfigError, StoreError
+from harbor_secrets.output import to_json
+from harbor_secrets.record import format_time
 from harbor_secrets.runtime import Runtime
 from harbor_secrets.secrets import Secret
 
+if TYPE_CHECKING:
+    from harbor_secrets.token_client import IssuedToken
 
-def _fetch(runtime: Runtime, environment: str, scope: str, credentials_name: str | None) -> Secret:
+__all__ = ["Target", "token_command", "verify_command"]
+
+
+def _fetch(runtime: Runtime, job: Job) -> IssuedToken:
     from harbor_secrets.sync import default_client_factory
 
     config = runtime.config
-    credentials = pick_credentials(config, credentials_name)
+    credentials = config.credentials[job.credentials]
     secret = runtime.client_secret(credentials)
-    client = default_client_factory(config, config.environments[environment], credentials, secret)
+    client = default_client_factory(
+        config, config.environments[job.environment], credentials, secret
+    )
     try:
-        return client.fetch(scope).access_token
+        return client.fetch(job.scope)
     finally:
         client.close()
 
 
-def token_command(
-    config_path: str | None,
-    *,
-    environment: str | None,
-    tower_id: str | None,
-    scope: str,
-    credentials: str | None,
-) -> int:
-    config = load(config_path)
-    name = pick_environment(config, environment, tower_id)
+def token_command(g: Globals, target: Target) -> int:
+    config = load(g.config)
+    job = target.job(config)
     with Runtime(config) as runtime:
-        token = _fetch(runtime, name, scope, credentials)
-    click.echo(token.reveal())
+        issued = _fetch(runtime, job)
+    if g.output == "json":
+        expires_at = issued.issued_at + timedelta(seconds=issued.expires_in)
+        click.echo(
+            to_json(
+                {
+                    "access_token": issued.access_token.reveal(),
+                    "token_type": "Bearer",
+                    "scope": job.scope,
+                    "environment": job.environment,
+                    "expires_in": issued.expires_in,
+                    "expires_at": format_time(expires_at),
+                }
+            )
+        )
+    else:
+        click.echo(issued.access_token.reveal())
     return EXIT_OK
 
 
-def verify_command(
-    config_path: str | None,
-    *,
-    environment: str | None,
-    tower_id: str | None,
-    scope: str,
-    credentials: str | None,
-    sink: str | None,
-) -> int:
-    from harbor_secrets.config import Job
+def verify_command(g: Globals, target: Target, *, sink: str | None) -> int:
     from harbor_secrets.token_client import ClientCredentials, TokenClient
 
-    config = load(config_path)
-    name = pick_environment(config, environment, tower_id)
-    chosen = pick_credentials(config, credentials)
+    config = load(g.config)
+    job = target.job(config)
     with Runtime(config) as runtime:
         if sink is None:
-            token = _fetch(runtime, name, scope, chosen.name)
+            token = _fetch(runtime, job).access_token
             origin = "a freshly fetched token"
         else:
             if sink not in runtime.sinks:
@@ -65,7 +77,7 @@ def verify_command(
                     key="--sink",
                     fix=f"use one of: {', '.join(runtime.sinks)}",
                 )
-            key = runtime.sinks[sink].key_for(Job(chosen.name, name, scope, (sink,)))
+            key = runtime.sinks[sink].key_for(job)
             record = runtime.sinks[sink].provider.read(key)
             if record is None:
                 raise StoreError(
@@ -74,20 +86,21 @@ def verify_command(
                 )
             token = record.access_token
             origin = f"the token stored in sink {sink!r} ({key})"
+        environment = config.environments[job.environment]
         client = TokenClient(
-            config.environments[name], ClientCredentials(chosen.client_id, Secret(""))
+            environment,
+            ClientCredentials(config.credentials[job.credentials].client_id, Secret("")),
         )
         try:
             result = client.test_token(token)
         finally:
             client.close()
-    environment_info = config.environments[name]
     if result.ok:
-        click.echo(f"ok: Harbor accepted {origin} ({environment_info.test_token_url})")
+        click.echo(f"ok: Harbor accepted {origin} ({environment.test_token_url})")
         return EXIT_OK
     click.echo(
         f"failed: Harbor answered {result.status} for {origin} "
-        f"({environment_info.test_token_url}): {result.message}",
+        f"({environment.test_token_url}): {result.message}",
         err=True,
     )
     return EXIT_FAILURE

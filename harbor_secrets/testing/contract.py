@@ -1,29 +1,61 @@
 """The provider contract as tests: every store's test suite subclasses :class:`ProviderContract`.
 
 Shipped in the core (not in ``tests/``) so a third-party provider proves the same guarantees
-the built-in ones do — round trip, monotonic writes, concurrent writers — by writing one
-fixture. Modelled on keyring's ``BackendBasicTests``. Only test code imports this module.
+the built-in ones do, against its real server, by writing two fixtures. Modelled on
+keyring's ``BackendBasicTests``. Only test code imports this module.
+
+Every promise of :class:`~harbor_secrets.Provider` is a test here:
+
+- construction from a sink's options, offline, by the core (:func:`harbor_secrets.runtime
+  .build_sink`), with unknown options refused naming the key;
+- keys rendered by the core from the sink's template, only normalised by the provider;
+- read round trip, missing keys, and a second instance seeing what the first stored;
+- the monotonic rule, read from the store before each write: never replace a record
+  expiring at or after the new one, also when another writer got there first;
+- concurrent writers leave the newest record;
+- an unreachable store fails with a :class:`~harbor_secrets.HarborSecretsError` in bounded
+  time, and no token appears in a description, a repr or an error.
 
 Usage::
 
     class TestMyStoreContract(ProviderContract):
+        provider_class = MyProvider
+
         @pytest.fixture
-        def make_provider(self) -> Callable[[], Provider]:
-            return lambda: MyProvider(...)  # a NEW instance per call, the SAME store
+        def sink_options(self) -> dict[str, object]:
+            return {"address": "https://127.0.0.1:8200"}  # a sink table, without provider
+
+        @pytest.fixture
+        def unreachable_options(self) -> dict[str, object]:
+            return {"address": "https://127.0.0.1:9"}  # nothing listens there
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import pytest
 
-from harbor_secrets import Provider, TokenRecord, WriteOutcome
+from harbor_secrets import (
+    ConfigError,
+    HarborSecretsError,
+    Provider,
+    TokenRecord,
+    WriteOutcome,
+)
+from harbor_secrets.config import Job
+from harbor_secrets.registry import Registry
+from harbor_secrets.runtime import Sink
+from harbor_secrets.testing.sinks import sink_from_options
+
+SINK_NAME = "contract"
 
 #: Token values that break naive quoting or encoding in some store. Each must round-trip.
 AWKWARD_TOKENS: tuple[str, ...] = (
@@ -80,23 +112,69 @@ def make_record_factory(environment: str, base_time: datetime) -> RecordFactory:
 
 
 class ProviderContract:
-    """Behaviour every :class:`~harbor_secrets.Provider` must show. Subclass and add
-    a ``make_provider`` fixture; every test here then runs against your store."""
+    """Behaviour every :class:`~harbor_secrets.Provider` must show. Subclass, set
+    :attr:`provider_class`, and define the ``sink_options`` and ``unreachable_options``
+    fixtures; every test here then runs against your store."""
 
+    #: The provider under test.
+    provider_class: ClassVar[type[Provider]]
+    #: False only for a provider that is not published under the entry-point group.
+    registered: ClassVar[bool] = True
     #: Records each of the two concurrent writers writes; lower it for a slow store.
     concurrent_writes: ClassVar[int] = 10
+    #: A key template over all three placeholders that this store accepts.
+    custom_template: ClassVar[str] = "custom/{credentials}/{environment}/{scope}"
+    #: How long an operation on an unreachable store may take before it must have failed.
+    unreachable_within: ClassVar[float] = 60.0
 
-    # -- fixtures -----------------------------------------------------------------------
+    # -- fixtures a subclass defines --------------------------------------------------------
 
     @pytest.fixture
-    def make_provider(self) -> Callable[[], Provider]:
-        pytest.fail(f"{type(self).__name__} must define a make_provider fixture")
+    def sink_options(self) -> Mapping[str, Any]:
+        """The sink's configuration table (without ``provider``), pointing at a live store."""
+        pytest.fail(f"{type(self).__name__} must define a sink_options fixture")
 
     @pytest.fixture
-    def provider(self, make_provider: Callable[[], Provider]) -> Iterator[Provider]:
-        instance = make_provider()
-        yield instance
-        instance.close()
+    def unreachable_options(self) -> Mapping[str, Any]:
+        """Options of the same store kind that cannot be reached (a closed port, a path
+        under a regular file ...): building must still succeed, offline."""
+        pytest.fail(f"{type(self).__name__} must define an unreachable_options fixture")
+
+    @pytest.fixture
+    def provider_environ(self) -> Mapping[str, str]:
+        """The environment the provider sees (``env:`` references resolve from it)."""
+        return dict(os.environ)
+
+    # -- fixtures built from them -----------------------------------------------------------
+
+    @pytest.fixture
+    def make_sink(
+        self, sink_options: Mapping[str, Any], provider_environ: Mapping[str, str]
+    ) -> Iterator[Callable[..., Sink]]:
+        """Build sinks as the core does; ``make_sink(**changes)`` alters the options."""
+        made: list[Sink] = []
+
+        def make(**changes: Any) -> Sink:
+            sink = self.build(dict(sink_options) | changes, provider_environ)
+            made.append(sink)
+            return sink
+
+        yield make
+        for sink in made:
+            sink.provider.close()
+
+    @pytest.fixture
+    def make_provider(self, make_sink: Callable[..., Sink]) -> Callable[[], Provider]:
+        """A NEW provider instance per call, over the SAME store."""
+        return lambda: make_sink().provider
+
+    @pytest.fixture
+    def sink(self, make_sink: Callable[..., Sink]) -> Sink:
+        return make_sink()
+
+    @pytest.fixture
+    def provider(self, sink: Sink) -> Provider:
+        return sink.provider
 
     @pytest.fixture
     def environment(self) -> str:
@@ -104,8 +182,8 @@ class ProviderContract:
         return f"contract{uuid.uuid4().hex[:8]}"
 
     @pytest.fixture
-    def key(self, provider: Provider, environment: str) -> str:
-        return self._key(provider, environment, "service_provider")
+    def key(self, sink: Sink, environment: str) -> str:
+        return self.key_of(sink, environment, "service_provider")
 
     @pytest.fixture
     def base_time(self) -> datetime:
@@ -117,14 +195,14 @@ class ProviderContract:
 
     # -- helpers ------------------------------------------------------------------------
 
+    def build(self, table: Mapping[str, Any], environ: Mapping[str, str]) -> Sink:
+        """One sink from ``table``, exactly as the core's runtime builds it."""
+        return sink_from_options(self.provider_class, table, environ=environ, name=SINK_NAME)
+
     @staticmethod
-    def _key(provider: Provider, environment: str, scope: str) -> str:
-        return provider.render_key(
-            provider.default_key_template,
-            environment=environment,
-            scope=scope,
-            credentials="main",
-        )
+    def key_of(sink: Sink, environment: str, scope: str, credentials: str = "main") -> str:
+        """The key the core gives this token in ``sink``."""
+        return sink.key_for(Job(credentials, environment, scope, (sink.name,)))
 
     @staticmethod
     def assert_same_record(
@@ -138,7 +216,64 @@ class ProviderContract:
             assert actual.access_token.reveal() == expected.access_token.reveal()
             assert actual.expires_at == expected.expires_at
 
-    # -- the contract -------------------------------------------------------------------
+    # -- construction and keys ------------------------------------------------------------
+
+    def test_is_published_under_its_entry_point_name(self) -> None:
+        names = Registry().names()
+        if self.registered:
+            assert Registry().load(self.provider_class.name) is self.provider_class
+        else:
+            assert self.provider_class.name not in names
+
+    def test_is_built_from_the_sink_options(
+        self, sink: Sink, sink_options: Mapping[str, Any]
+    ) -> None:
+        cls = self.provider_class
+        assert type(sink.provider) is cls
+        assert sink.key_template.text == sink_options.get(cls.key_option, cls.default_key_template)
+
+    def test_an_unknown_option_is_a_configuration_error(
+        self, make_sink: Callable[..., Sink]
+    ) -> None:
+        with pytest.raises(ConfigError) as caught:
+            make_sink(no_such_option=1)
+        assert caught.value.exit_code == 2
+        assert f"sinks.{SINK_NAME}.no_such_option" in str(caught.value)
+
+    def test_the_core_renders_the_key_template(
+        self, make_sink: Callable[..., Sink], environment: str
+    ) -> None:
+        sink = make_sink(**{self.provider_class.key_option: self.custom_template})
+        keys = {
+            self.key_of(sink, environment, scope, credentials)
+            for scope in ("service_provider", "tower_access")
+            for credentials in ("main", "other")
+        }
+        assert len(keys) == 4, "every placeholder must tell tokens apart"
+        for key in keys:
+            assert sink.provider.normalize_key(key) == key, "normalize_key is not idempotent"
+
+    def test_an_unknown_placeholder_is_a_configuration_error(
+        self, make_sink: Callable[..., Sink]
+    ) -> None:
+        option = self.provider_class.key_option
+        with pytest.raises(ConfigError) as caught:
+            make_sink(**{option: "harbor/{tenant}/{scope}"})
+        assert f"sinks.{SINK_NAME}.{option}" in str(caught.value)
+        assert "{tenant}" in str(caught.value)
+
+    def test_the_template_and_a_custom_key_round_trip(
+        self, make_sink: Callable[..., Sink], environment: str, record_factory: RecordFactory
+    ) -> None:
+        sink = make_sink(**{self.provider_class.key_option: self.custom_template})
+        key = self.key_of(sink, environment, "tower_access", "other")
+        record = record_factory(scope="tower_access")
+        assert sink.provider.write(key, record) is WriteOutcome.WRITTEN
+        self.assert_same_record(sink.provider, sink.provider.read(key), record)
+        default = make_sink()
+        assert default.provider.read(self.key_of(default, environment, "tower_access")) is None
+
+    # -- reading and writing ------------------------------------------------------------------
 
     def test_missing_key_reads_none(self, provider: Provider, key: str) -> None:
         assert provider.read(key) is None
@@ -154,10 +289,7 @@ class ProviderContract:
         assert provider.write(key, record) is WriteOutcome.WRITTEN
         self.assert_same_record(provider, provider.read(key), record)
         other = make_provider()  # another instance must see it: it is stored, not cached
-        try:
-            self.assert_same_record(other, other.read(key), record)
-        finally:
-            other.close()
+        self.assert_same_record(other, other.read(key), record)
 
     def test_overwrite_with_newer(
         self, provider: Provider, key: str, record_factory: RecordFactory, base_time: datetime
@@ -187,6 +319,23 @@ class ProviderContract:
         assert provider.write(key, same) is WriteOutcome.KEPT_NEWER
         self.assert_same_record(provider, provider.read(key), first)
 
+    def test_write_compares_with_the_store_not_with_what_it_read_before(
+        self,
+        make_provider: Callable[[], Provider],
+        key: str,
+        record_factory: RecordFactory,
+        base_time: datetime,
+    ) -> None:
+        """Read-before-write: a rival's newer record, written after our read, still wins."""
+        ours, rival = make_provider(), make_provider()
+        ours.write(key, record_factory())
+        assert ours.read(key) is not None  # whatever ours remembers is now stale
+        newest = record_factory(issued_at=base_time + timedelta(seconds=60))
+        assert rival.write(key, newest) is WriteOutcome.WRITTEN
+        between = record_factory(issued_at=base_time + timedelta(seconds=30))
+        assert ours.write(key, between) is WriteOutcome.KEPT_NEWER
+        self.assert_same_record(ours, make_provider().read(key), newest)
+
     @pytest.mark.parametrize("token", AWKWARD_TOKENS, ids=range(len(AWKWARD_TOKENS)))
     def test_awkward_token_values_round_trip(
         self, provider: Provider, key: str, record_factory: RecordFactory, token: str
@@ -199,12 +348,13 @@ class ProviderContract:
         self.assert_same_record(provider, stored, record)
 
     def test_scopes_do_not_interfere(
-        self, provider: Provider, environment: str, record_factory: RecordFactory
+        self, sink: Sink, environment: str, record_factory: RecordFactory
     ) -> None:
+        provider = sink.provider
         service = record_factory(scope="service_provider")
         tower = record_factory(scope="tower_access")
-        service_key = self._key(provider, environment, "service_provider")
-        tower_key = self._key(provider, environment, "tower_access")
+        service_key = self.key_of(sink, environment, "service_provider")
+        tower_key = self.key_of(sink, environment, "tower_access")
         assert service_key != tower_key
         assert provider.write(service_key, service) is WriteOutcome.WRITTEN
         assert provider.write(tower_key, tower) is WriteOutcome.WRITTEN
@@ -242,25 +392,43 @@ class ProviderContract:
             threading.Thread(target=run, args=(writer, parity))
             for parity, writer in enumerate(writers)
         ]
-        try:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=120)
-        finally:
-            for writer in writers:
-                writer.close()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
         assert not any(thread.is_alive() for thread in threads), "a writer hung"
         if failures:
             raise failures[0]
         assert late == [WriteOutcome.KEPT_NEWER, WriteOutcome.KEPT_NEWER]
-        reader = make_provider()
-        try:
-            final = reader.read(key)
-        finally:
-            reader.close()
+        final = make_provider().read(key)
         assert final is not None
         assert final.expires_at == base_time + timedelta(seconds=2 * count + 300)
+
+    # -- failure and secrecy --------------------------------------------------------------
+
+    def test_an_unreachable_store_fails_cleanly_and_in_time(
+        self,
+        unreachable_options: Mapping[str, Any],
+        provider_environ: Mapping[str, str],
+        environment: str,
+        record_factory: RecordFactory,
+    ) -> None:
+        canary = f"canary-{uuid.uuid4().hex}"
+        sink = self.build(unreachable_options, provider_environ)  # offline: must not fail
+        try:
+            key = self.key_of(sink, environment, "service_provider")
+            for operation in (
+                lambda: sink.provider.read(key),
+                lambda: sink.provider.write(key, record_factory(token=canary)),
+            ):
+                began = time.monotonic()
+                with pytest.raises(HarborSecretsError) as caught:
+                    operation()
+                assert time.monotonic() - began < self.unreachable_within
+                assert canary not in str(caught.value)
+                assert canary not in repr(caught.value)
+        finally:
+            sink.provider.close()
 
     def test_describe_carries_no_token(
         self, provider: Provider, key: str, record_factory: RecordFactory

@@ -12,7 +12,6 @@ import threading
 from typing import Any, ClassVar
 
 from harbor_secrets import (
-    ConfigError,
     Options,
     Provider,
     ProviderContext,
@@ -111,16 +110,16 @@ def reset_memory_stores() -> None:
 
 
 class MemoryProvider(Provider):
-    """Sink options: ``name`` (the shared store, default ``"default"``) and ``key``."""
+    """Sink options: ``name`` (the shared store, default ``"default"``), ``key`` (the
+    template, read by the core) and ``unreachable`` (every operation fails, for tests)."""
 
     name = "memory"
     distribution = "harbor-secrets"
     summary = "In-process store for tests (harbor_secrets.testing); nothing persists."
     reference_schemes = ("memory",)
 
-    def __init__(self, store: MemoryStore, *, key_template: str | None = None) -> None:
+    def __init__(self, store: MemoryStore) -> None:
         self.store = store
-        self.key_template = key_template or self.default_key_template
 
     @classmethod
     def for_store(cls, store: MemoryStore) -> MemoryProvider:
@@ -129,20 +128,13 @@ class MemoryProvider(Provider):
     @classmethod
     def from_options(cls, options: Options, context: ProviderContext) -> MemoryProvider:
         store_name = options.string("name", DEFAULT_STORE)
-        template = options.string(cls.key_option, cls.default_key_template)
         assert store_name is not None
-        assert template is not None
-        try:
-            template.format(environment="e", scope="s", credentials="c")
-        except (KeyError, IndexError, ValueError):
-            raise ConfigError(
-                "is not a valid key template",
-                source=context.source,
-                key=context.key(cls.key_option),
-                fix="use only {environment}, {scope} and {credentials}",
-            ) from None
+        fail = options.boolean("unreachable", False)
         options.finish()
-        return cls(MemoryStore.get(store_name), key_template=template)
+        store = MemoryStore.get(store_name)
+        if fail:  # for the contract's unreachable-store test: every read and write fails
+            store.fail_reads = store.fail_writes = True
+        return cls(store)
 
     def read(self, key: str) -> TokenRecord | None:
         return self.store.read(key)
@@ -160,7 +152,7 @@ class MemoryProvider(Provider):
         return Secret(value)
 
     def describe(self) -> dict[str, Any]:
-        return {"provider": self.name, "store": self.store.name, "key": self.key_template}
+        return {"provider": self.name, "store": self.store.name}
 
     def __repr__(self) -> str:
         return f"MemoryProvider(store={self.store.name!r})"

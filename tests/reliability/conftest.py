@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from conftest import CLIENT_ID, CLIENT_SECRET
-from harbor_secrets.testing.issuer import StandInIssuer
+from harbor_secrets.stand_in_issuer import StandInIssuer
 
 from . import report as reliability
 from .servers import REGION, Bao, Moto, start_bao, start_moto

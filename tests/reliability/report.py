@@ -128,7 +128,7 @@ def render(log: ReliabilityLog, *, now: datetime | None = None) -> str:
         "CLI (`python -m harbor_secrets -c FILE [-vv] sync --force`) as a separate process "
         "against real local components — the stand-in issuer, an OpenBao dev server, "
         "moto_server and env files — with one fault injected: by the stand-in issuer, by "
-        "the loopback TCP fault proxy (`harbor_secrets.testing.proxy`) in front of a "
+        "the loopback TCP fault proxy (`harbor_testkit.proxy`) in front of a "
         "server, or in the store. Failures no local server can produce are injected inside "
         "the CLI process by `tests/reliability/hooks/sitecustomize.py`: AWS throttling and "
         "IAM/KMS denials answered at botocore's `before-send` event (inside the SDK's retry "

@@ -14,7 +14,7 @@ from pathlib import Path
 import hvac
 import pytest
 
-from harbor_secrets.testing.servers import MotoServer, OpenBaoDevServer, ServerStartError
+from harbor_testkit.servers import MotoServer, OpenBaoDevServer, ServerStartError
 
 READY_TIMEOUT = 30.0
 REGION = "us-east-1"

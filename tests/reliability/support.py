@@ -33,12 +33,13 @@ from harbor_secrets_aws.ssm import ParameterStoreProvider
 from harbor_secrets_envfile import EnvFileProvider
 from harbor_secrets_vault import VaultProvider
 
-from harbor_secrets import HarborSecretsError, Options, ProviderContext, TokenRecord
-from harbor_secrets.config import load_config
+from harbor_secrets import HarborSecretsError, TokenRecord
+from harbor_secrets.config import Job, load_config
 from harbor_secrets.logs import configure as configure_logging
+from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.sync import run_sync
-from harbor_secrets.testing.issuer import StandInIssuer
-from harbor_secrets.testing.proxy import FaultProxy
+from harbor_secrets.testing import sink_from_options
+from harbor_testkit.proxy import FaultProxy
 
 from .report import ReliabilityLog, Row
 from .servers import REGION, Bao
@@ -226,13 +227,8 @@ class EnvFileStore:
         return {"provider": "envfile", "path": str(self.path)}
 
     def key(self, job: JobKey) -> str:
-        provider = EnvFileProvider(self.path)
-        return provider.render_key(
-            provider.default_key_template,
-            environment=job.environment,
-            scope=job.scope,
-            credentials="main",
-        )
+        sink = sink_from_options(EnvFileProvider, {"path": str(self.path)}, name=self.sink)
+        return sink.key_for(Job("main", job.environment, job.scope, (self.sink,)))
 
     def seed(self, job: JobKey, record: TokenRecord) -> None:
         EnvFileProvider(self.path.resolve()).write(self.key(job), record)
@@ -275,10 +271,10 @@ class VaultStore:
         self.template = f"{unique('rel')}/{{environment}}/{{scope}}"
         environ = {"VAULT_TOKEN": bao.root_token, "HOME": str(home)}
         table = {"address": bao.address, "path": self.template, "timeout": "10s"}
-        context = ProviderContext(sink_name=sink, source="reliability", environ=environ)
-        self.provider = VaultProvider.from_options(
-            Options(table, prefix=f"sinks.{sink}", source="reliability"), context
+        self.built = sink_from_options(
+            VaultProvider, table, environ=environ, name=sink, source="reliability"
         )
+        self.provider = self.built.provider
 
     def options(self) -> dict[str, object]:
         return {
@@ -289,7 +285,7 @@ class VaultStore:
         }
 
     def key(self, job: JobKey) -> str:
-        return self.template.format(environment=job.environment, scope=job.scope)
+        return self.built.key_for(Job("main", job.environment, job.scope, (self.sink,)))
 
     def seed(self, job: JobKey, record: TokenRecord) -> None:
         self.provider.write(self.key(job), record)

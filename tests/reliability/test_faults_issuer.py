@@ -18,9 +18,9 @@ from typing import Literal
 import pytest
 
 from conftest import CLIENT_ID, CLIENT_SECRET
-from harbor_secrets.testing.issuer import OMIT, Fault, StandInIssuer
-from harbor_secrets.testing.proxy import FaultProxy, ProxyFault
-from harbor_secrets.testing.servers import free_port
+from harbor_secrets.stand_in_issuer import OMIT, Fault, StandInIssuer
+from harbor_testkit.proxy import FaultProxy, ProxyFault
+from harbor_testkit.servers import free_port
 
 from .support import (
     HTTP_BUDGET,

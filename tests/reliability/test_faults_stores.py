@@ -27,8 +27,8 @@ from harbor_secrets_vault.connection import VaultConnection
 from harbor_secrets_vault.errors import Operation
 
 from harbor_secrets import TokenRecord
-from harbor_secrets.testing.issuer import StandInIssuer
-from harbor_secrets.testing.proxy import FaultProxy, ProxyFault
+from harbor_secrets.stand_in_issuer import StandInIssuer
+from harbor_testkit.proxy import FaultProxy, ProxyFault
 
 from .conftest import AWS_TEST_ENV
 from .servers import Bao, Moto, start_bao

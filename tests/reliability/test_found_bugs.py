@@ -14,9 +14,9 @@ from conftest import CLIENT_ID, CLIENT_SECRET
 from harbor_secrets._http_retry import parse_retry_after
 from harbor_secrets.environments import Environment
 from harbor_secrets.secrets import Secret
-from harbor_secrets.testing.issuer import StandInIssuer
-from harbor_secrets.testing.proxy import FaultProxy, ProxyFault
+from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.token_client import ClientCredentials, RetryPolicy, TokenClient
+from harbor_testkit.proxy import FaultProxy, ProxyFault
 
 
 def test_retry_after_with_a_non_ascii_digit_is_ignored() -> None:

@@ -26,8 +26,8 @@ from typing import Any
 from dotenv import dotenv_values
 
 from harbor_secrets import parse_time
-from harbor_secrets.testing.issuer import StandInIssuer
-from harbor_secrets.testing.proxy import ProxyFault
+from harbor_secrets.stand_in_issuer import StandInIssuer
+from harbor_testkit.proxy import ProxyFault
 
 from .conftest import AWS_TEST_ENV
 from .report import ReliabilityLog

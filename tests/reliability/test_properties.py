@@ -243,10 +243,8 @@ class Gated(Provider):
     def from_options(cls, options: Options, context: ProviderContext) -> Gated:
         raise NotImplementedError
 
-    def render_key(self, template: str, *, environment: str, scope: str, credentials: str) -> str:
-        return self.inner.render_key(
-            template, environment=environment, scope=scope, credentials=credentials
-        )
+    def normalize_key(self, key: str) -> str:
+        return self.inner.normalize_key(key)
 
     def read(self, key: str) -> TokenRecord | None:
         with self.gate.turn(self.who):

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from harbor_secrets.testing.proxy import FaultProxy, ProxyFault
+from harbor_testkit.proxy import FaultProxy, ProxyFault
 
 BODY = b'{"ok": true, "padding": "' + b"x" * 2000 + b'"}'
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import boto3
 
-from harbor_secrets.testing.issuer import StandInIssuer
-from harbor_secrets.testing.servers import MotoServer, ServerStartError
+from harbor_secrets.stand_in_issuer import StandInIssuer
+from harbor_testkit.servers import MotoServer, ServerStartError
 
 # Peak RSS of this process. On Linux, ru_maxrss survives exec, so a child forked from this
 # (boto3- and moto-laden) parent would report the parent's size; VmHWM belongs to the new image.

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from harbor_secrets_aws.clients import AwsSettings, ClientCache
 
-from harbor_secrets.testing.servers import MotoServer, ServerStartError
+from harbor_testkit.servers import MotoServer, ServerStartError
 
 REGION = "us-east-1"
 

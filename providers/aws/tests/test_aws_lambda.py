@@ -15,7 +15,7 @@ from harbor_secrets_aws import lambda_handler
 from harbor_secrets_aws.clients import shared_clients
 
 from harbor_secrets import ConfigError, TokenRecord, format_time
-from harbor_secrets.testing.issuer import StandInIssuer
+from harbor_secrets.stand_in_issuer import StandInIssuer
 
 CLIENT_ID = "lambda-client"
 CLIENT_SECRET = "canary-lambda-secret-5e8c21"

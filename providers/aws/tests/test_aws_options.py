@@ -8,18 +8,17 @@ import pytest
 from harbor_secrets_aws import ParameterStoreProvider, SecretsManagerProvider
 from harbor_secrets_aws.clients import AwsSettings
 
-from harbor_secrets import ConfigError, Options, ProviderContext
+from harbor_secrets import ConfigError
+from harbor_secrets.testing import sink_from_options
 
 PROVIDERS = [SecretsManagerProvider, ParameterStoreProvider]
 ENV = {"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
 
 
 def build(cls: Any, table: dict[str, Any], environ: dict[str, str] | None = None) -> Any:
-    options = Options(table, prefix="sinks.aws", source="harbor.toml")
-    context = ProviderContext(
-        sink_name="aws", source="harbor.toml", environ=ENV if environ is None else environ
-    )
-    return cls.from_options(options, context)
+    """The provider as the core builds it from ``[sinks.aws]``."""
+    environ = ENV if environ is None else environ
+    return sink_from_options(cls, table, environ=environ, name="aws", source="harbor.toml").provider
 
 
 @pytest.mark.parametrize("cls", PROVIDERS)

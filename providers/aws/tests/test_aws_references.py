@@ -12,7 +12,7 @@ from harbor_secrets_aws.clients import AwsSettings, ClientCache, shared_clients
 from harbor_secrets_aws.references import parse_secretsmanager_reference
 
 from harbor_secrets import SecretReferenceError, load_config, run_sync
-from harbor_secrets.testing.issuer import StandInIssuer
+from harbor_secrets.stand_in_issuer import StandInIssuer
 
 CANARY = "canary-client-secret-4b1d9e"
 

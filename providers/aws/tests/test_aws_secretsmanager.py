@@ -15,6 +15,8 @@ from harbor_secrets_aws.clients import AwsSettings, ClientCache
 from harbor_secrets_aws.stored import request_token
 
 from harbor_secrets import ConfigError, RefreshPolicy, StoreError, TokenRecord, WriteOutcome
+from harbor_secrets.config import Job
+from harbor_secrets.testing import sink_from_options
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -313,18 +315,11 @@ def test_warns_when_policy_writes_more_often_than_aws_recommends(
     assert provider.warnings(slow) == []
 
 
-def test_render_key_validates_secret_names(make: Callable[..., SecretsManagerProvider]) -> None:
-    provider = make()
-    assert (
-        provider.render_key(
-            provider.default_key_template,
-            environment="sandbox",
-            scope="tower_access",
-            credentials="main",
-        )
-        == "harbor/sandbox/tower_access"
-    )
+def test_keys_must_be_valid_secret_names(aws_env: dict[str, str]) -> None:
+    def key(template: str) -> str:
+        sink = sink_from_options(SecretsManagerProvider, {"name": template}, environ=aws_env)
+        return sink.key_for(Job("main", "sandbox", "tower_access", ("test",)))
+
+    assert key("harbor/{environment}/{scope}") == "harbor/sandbox/tower_access"
     with pytest.raises(ConfigError, match="not a valid Secrets Manager secret name"):
-        provider.render_key(
-            "harbor {environment}", environment="sandbox", scope="s", credentials="c"
-        )
+        key("harbor {environment}")

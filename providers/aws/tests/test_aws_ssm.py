@@ -15,6 +15,8 @@ from harbor_secrets_aws import ParameterStoreProvider
 from harbor_secrets_aws.clients import AwsSettings, ClientCache
 
 from harbor_secrets import ConfigError, RefreshPolicy, StoreError, TokenRecord, WriteOutcome
+from harbor_secrets.config import Job
+from harbor_secrets.testing import sink_from_options
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -136,15 +138,12 @@ def test_advanced_tier_only_when_allowed(
     assert stored(ssm_client, name) == big.to_dict()
 
 
-def test_render_key_makes_hierarchies_valid(make: Callable[..., ParameterStoreProvider]) -> None:
-    provider = make()
-
+def test_keys_become_valid_parameter_names(aws_env: dict[str, str]) -> None:
     def render(template: str) -> str:
-        return provider.render_key(
-            template, environment="sandbox", scope="tower_access", credentials="main"
-        )
+        sink = sink_from_options(ParameterStoreProvider, {"name": template}, environ=aws_env)
+        return sink.key_for(Job("main", "sandbox", "tower_access", ("test",)))
 
-    assert render(provider.default_key_template) == "/harbor/sandbox/tower_access"
+    assert render(ParameterStoreProvider.default_key_template) == "/harbor/sandbox/tower_access"
     assert render("harbor/{environment}/{scope}") == "/harbor/sandbox/tower_access"
     assert render("harbor-{environment}-{scope}") == "harbor-sandbox-tower_access"
     for bad in ("/harbor//{scope}", "/harbor/{scope}/", "/aws/{scope}", "ssm-{scope}", "a b"):

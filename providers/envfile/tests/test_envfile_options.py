@@ -12,15 +12,22 @@ from harbor_secrets_envfile import EnvFileProvider
 from harbor_secrets import (
     ENTRY_POINT_GROUP,
     ConfigError,
-    Options,
     ProviderContext,
     RefreshPolicy,
 )
+from harbor_secrets.config import Job
+from harbor_secrets.runtime import Sink, build_sink
+
+
+def _sink(table: dict[str, Any], source: str | None = None) -> Sink:
+    """The sink as the core builds it: the core takes the prefix template, the provider the rest."""
+    return build_sink("local", EnvFileProvider, table, ProviderContext("local", source=source))
 
 
 def _build(table: dict[str, Any], source: str | None = None) -> EnvFileProvider:
-    options = Options(table, prefix="sinks.local", source=source)
-    return EnvFileProvider.from_options(options, ProviderContext(sink_name="local", source=source))
+    provider = _sink(table, source).provider
+    assert isinstance(provider, EnvFileProvider)
+    return provider
 
 
 def test_registered_under_the_entry_point_group() -> None:
@@ -62,7 +69,6 @@ def test_home_is_expanded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         ({"path": "x", "colour": "red"}, "sinks.local.colour", "spelling"),
         ({"path": "x", "prefix": "HARBOR_{tenant}"}, "sinks.local.prefix", "{environment}"),
         ({"path": "x", "prefix": "{environment"}, "sinks.local.prefix", "{environment}"),
-        ({"path": "x", "prefix": "9_{scope}"}, "sinks.local.prefix", "letter"),
         ({"path": "x", "file_mode": "0644"}, "sinks.local.file_mode", "0640"),
         ({"path": "x", "file_mode": "0700"}, "sinks.local.file_mode", "0600"),
         ({"path": "x", "file_mode": "0400"}, "sinks.local.file_mode", "0600"),
@@ -81,8 +87,19 @@ def test_invalid_options_name_the_key_and_the_fix(
     assert caught.value.exit_code == 2
 
 
+def test_a_prefix_that_renders_no_shell_name_is_a_config_error_naming_the_template() -> None:
+    sink = _sink({"path": "x", "prefix": "9_{scope}"}, "harbor.toml")
+    with pytest.raises(ConfigError) as caught:
+        sink.key_for(Job("main", "sandbox", "tower_access", ("local",)))
+    assert caught.value.key == "sinks.local.prefix"
+    assert "9_{scope}" in str(caught.value)
+    assert "'9_TOWER_ACCESS'" in str(caught.value)
+    assert "letter" in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
 def test_options_are_applied() -> None:
-    provider = _build(
+    sink = _sink(
         {
             "path": "/srv/harbor.env",
             "prefix": "APP_{credentials}_{scope}",
@@ -90,23 +107,18 @@ def test_options_are_applied() -> None:
             "lock_timeout": "2m",
         }
     )
-    assert (provider.prefix, provider.file_mode, provider.lock_timeout) == (
-        "APP_{credentials}_{scope}",
-        0o640,
-        120.0,
-    )
+    provider = sink.provider
+    assert isinstance(provider, EnvFileProvider)
+    assert sink.key_template.text == "APP_{credentials}_{scope}"
+    assert (provider.file_mode, provider.lock_timeout) == (0o640, 120.0)
     assert _build({"path": "/x", "file_mode": 0o660}).file_mode == 0o660
     assert provider.describe() == {
         "provider": "envfile",
         "path": "/srv/harbor.env",
-        "prefix": "APP_{credentials}_{scope}",
         "file_mode": "0640",
         "lock_timeout": 120.0,
     }
-    assert (
-        repr(provider)
-        == "EnvFileProvider(path='/srv/harbor.env', prefix='APP_{credentials}_{scope}')"
-    )
+    assert repr(provider) == "EnvFileProvider(path='/srv/harbor.env')"
 
 
 @pytest.mark.parametrize(
@@ -118,17 +130,11 @@ def test_options_are_applied() -> None:
         ("café", "s", "x", "HARBOR_CAF__S"),
     ],
 )
-def test_render_key_makes_shell_names(
+def test_keys_become_shell_names(
     environment: str, scope: str, credentials: str, expected: str
 ) -> None:
-    provider = EnvFileProvider("/x")
-    rendered = provider.render_key(
-        provider.default_key_template,
-        environment=environment,
-        scope=scope,
-        credentials=credentials,
-    )
-    assert rendered == expected
+    sink = _sink({"path": "/x"})
+    assert sink.key_for(Job(credentials, environment, scope, ("local",))) == expected
 
 
 def test_warnings_point_at_a_missing_directory_or_a_bad_target(tmp_path: Path) -> None:

@@ -373,3 +373,20 @@ def test_kept_newer_does_not_rewrite_the_file(env_file: Path) -> None:
 def test_invalid_key_is_refused(env_file: Path) -> None:
     with pytest.raises(StoreError, match="not a valid variable-name prefix"):
         EnvFileProvider(env_file).write("harbor/sandbox", new_record())
+
+
+def test_a_hard_linked_env_file_is_refused_not_split(tmp_path: Path) -> None:
+    """Replacing one name of a hard-linked file would leave the other with the old token."""
+    env_file = tmp_path / "harbor.env"
+    env_file.write_bytes(ORIGINAL)
+    other = tmp_path / "app.env"
+    os.link(env_file, other)
+    provider = EnvFileProvider(env_file)
+    token = _canary()
+    with pytest.raises(StoreError, match="hard links") as caught:
+        provider.write(KEY, new_record(token=token))
+    assert caught.value.reason == "hard-link"
+    assert token not in str(caught.value)
+    assert env_file.read_bytes() == other.read_bytes() == ORIGINAL
+    assert os.stat(env_file).st_ino == os.stat(other).st_ino
+    assert any("hard links" in advice for advice in provider.warnings(RefreshPolicy()))

@@ -30,7 +30,7 @@ import requests
 from harbor_secrets_vault import VaultProvider
 
 from harbor_secrets import Options, ProviderContext, TokenRecord, WriteOutcome
-from harbor_secrets.testing.servers import OpenBaoDevServer, ServerStartError
+from harbor_testkit.servers import OpenBaoDevServer, ServerStartError
 
 
 class RequestCounter:

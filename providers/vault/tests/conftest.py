@@ -12,11 +12,10 @@ from vault_support import (
     BaoServer,
     MakeProvider,
     readme_policy,
-    resolver,
     start_bao,
 )
 
-from harbor_secrets import Options, ProviderContext
+from harbor_secrets.testing import sink_from_options
 
 
 @pytest.fixture(scope="session")
@@ -47,15 +46,11 @@ def make_vault(bao: BaoServer) -> Iterator[MakeProvider]:
         if environ is None:
             environ = {"HOME": str(bao.home), "VAULT_TOKEN": bao.root_token}
         table = {"address": bao.address, **options}
-        context = ProviderContext(
-            sink_name="vault",
-            source="harbor-secrets.toml",
-            environ=dict(environ),
-            resolve_reference=resolver(environ),
+        sink = sink_from_options(
+            VaultProvider, table, environ=environ, name="vault", source="harbor-secrets.toml"
         )
-        provider = VaultProvider.from_options(
-            Options(table, prefix="sinks.vault", source="harbor-secrets.toml"), context
-        )
+        provider = sink.provider
+        assert isinstance(provider, VaultProvider)
         made.append(provider)
         return provider
 

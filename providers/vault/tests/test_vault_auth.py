@@ -24,7 +24,7 @@ from harbor_secrets_vault import VaultProvider
 from vault_support import BaoServer, MakeProvider, make_record, unique
 
 from harbor_secrets import StoreError, WriteOutcome
-from harbor_secrets.testing.servers import free_port
+from harbor_testkit.servers import free_port
 
 K8S_ROLE = "harbor-secrets"
 K8S_NAMESPACE = "platform"

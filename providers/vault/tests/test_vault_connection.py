@@ -16,7 +16,7 @@ import urllib3.exceptions
 from vault_support import BaoServer, MakeProvider, make_record, start_bao, unique
 
 from harbor_secrets import StoreError, WriteOutcome
-from harbor_secrets.testing.servers import free_port
+from harbor_testkit.servers import free_port
 
 
 @pytest.fixture(scope="module")

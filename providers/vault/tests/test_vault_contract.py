@@ -2,30 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
-from vault_support import MakeProvider
+from harbor_secrets_vault import VaultProvider
+from vault_support import BaoServer
 
-from harbor_secrets import Provider
 from harbor_secrets.testing import ProviderContract
+from harbor_testkit.servers import free_port
 
 
-class TestVaultKv2Contract(ProviderContract):
+class _VaultContract(ProviderContract):
+    provider_class = VaultProvider
+    unreachable_within = 30.0
+
     @pytest.fixture
-    def make_provider(self, make_vault: MakeProvider) -> Callable[[], Provider]:
-        return lambda: make_vault(mount="secret")
+    def provider_environ(self, bao: BaoServer) -> Mapping[str, str]:
+        return {"HOME": str(bao.home), "VAULT_TOKEN": bao.root_token}
 
-
-class TestVaultKv2ExplicitVersionContract(ProviderContract):
     @pytest.fixture
-    def make_provider(self, make_vault: MakeProvider) -> Callable[[], Provider]:
-        return lambda: make_vault(
-            mount="secret", kv_version=2, path="team/{credentials}/{environment}/{scope}"
-        )
+    def unreachable_options(self) -> dict[str, Any]:
+        """Nothing listens on the port; a short timeout keeps the test quick."""
+        return {"address": f"http://127.0.0.1:{free_port()}", "timeout": "2s"}
 
 
-class TestVaultKv1Contract(ProviderContract):
+class TestVaultKv2Contract(_VaultContract):
     @pytest.fixture
-    def make_provider(self, make_vault: MakeProvider) -> Callable[[], Provider]:
-        return lambda: make_vault(mount="kv1", kv_version=1)
+    def sink_options(self, bao: BaoServer) -> dict[str, Any]:
+        return {"address": bao.address, "mount": "secret"}
+
+
+class TestVaultKv2ExplicitVersionContract(_VaultContract):
+    @pytest.fixture
+    def sink_options(self, bao: BaoServer) -> dict[str, Any]:
+        return {
+            "address": bao.address,
+            "mount": "secret",
+            "kv_version": 2,
+            "path": "team/{credentials}/{environment}/{scope}",
+        }
+
+
+class TestVaultKv1Contract(_VaultContract):
+    @pytest.fixture
+    def sink_options(self, bao: BaoServer) -> dict[str, Any]:
+        return {"address": bao.address, "mount": "kv1", "kv_version": 1}

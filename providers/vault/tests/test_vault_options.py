@@ -12,30 +12,30 @@ from typing import Any
 
 import pytest
 from harbor_secrets_vault import VaultProvider
-from vault_support import resolver
 
 from harbor_secrets import (
     ENTRY_POINT_GROUP,
     ConfigError,
-    Options,
-    ProviderContext,
     RefreshPolicy,
 )
+from harbor_secrets.config import Job
+from harbor_secrets.runtime import Sink
+from harbor_secrets.testing import sink_from_options
 
 CLOSED = "http://127.0.0.1:9"  # nothing listens; from_options must not notice
 
 
-def build(environ: Mapping[str, str] | None = None, **table: Any) -> VaultProvider:
+def sink(environ: Mapping[str, str] | None = None, **table: Any) -> Sink:
     environ = {"VAULT_TOKEN": "s.offline-token"} if environ is None else environ
-    context = ProviderContext(
-        sink_name="vault",
-        source="harbor.toml",
-        environ=dict(environ),
-        resolve_reference=resolver(environ),
+    return sink_from_options(
+        VaultProvider, table, environ=environ, name="vault", source="harbor.toml"
     )
-    return VaultProvider.from_options(
-        Options(table, prefix="sinks.vault", source="harbor.toml"), context
-    )
+
+
+def build(environ: Mapping[str, str] | None = None, **table: Any) -> VaultProvider:
+    provider = sink(environ, **table).provider
+    assert isinstance(provider, VaultProvider)
+    return provider
 
 
 def config_error(environ: Mapping[str, str] | None = None, **table: Any) -> ConfigError:
@@ -60,7 +60,6 @@ def test_defaults_follow_the_vault_cli_environment() -> None:
         "address": "https://vault.example.com:8200",
         "namespace": "team",
         "mount": "secret",
-        "path": "harbor/{environment}/{scope}",
         "kv_version": "auto",
         "auth": "token",
         "max_versions": 5,
@@ -73,7 +72,7 @@ def test_defaults_follow_the_vault_cli_environment() -> None:
 
 
 def test_options_win_over_the_environment() -> None:
-    provider = build(
+    built = sink(
         {"VAULT_ADDR": "https://other:8200", "VAULT_NAMESPACE": "other", "VAULT_TOKEN": "s.x"},
         address="https://vault.example.com",
         namespace="team",
@@ -84,19 +83,18 @@ def test_options_win_over_the_environment() -> None:
         cas_retries=0,
         timeout="2s",
     )
+    provider = built.provider
+    assert isinstance(provider, VaultProvider)
     settings = provider.settings
     assert (settings.address, settings.namespace, settings.mount) == (
         "https://vault.example.com",
         "team",
         "kv",
     )
-    assert settings.path_template == "apps/harbor/{environment}/{scope}"
     assert (settings.kv_version, settings.max_versions, settings.cas_retries) == (1, 2, 0)
     assert settings.timeout == 2.0
-    key = provider.render_key(
-        provider.default_key_template, environment="sandbox", scope="tower_access", credentials="m"
-    )
-    assert key == "harbor/sandbox/tower_access"
+    key = built.key_for(Job("m", "sandbox", "tower_access", ("vault",)))
+    assert key == "apps/harbor/sandbox/tower_access"  # the core renders, Vault trims the /
 
 
 def test_missing_address_names_the_key_and_the_fix() -> None:
@@ -176,8 +174,6 @@ def test_client_certificate_from_the_environment() -> None:
         ("adopt", "yes"),
         ("timeout", "soon"),
         ("timeout", 0),
-        ("path", "harbor/../{scope}"),
-        ("path", "harbor//{scope}"),
         ("mount", "/"),
         ("colour", "blue"),
     ],
@@ -185,6 +181,16 @@ def test_client_certificate_from_the_environment() -> None:
 def test_bad_values_name_their_key(option: str, value: object) -> None:
     table: dict[str, Any] = {option: value}
     assert config_error(None, address=CLOSED, **table).key == f"sinks.vault.{option}"
+
+
+@pytest.mark.parametrize("path", ["harbor/../{scope}", "harbor//{scope}", "/"])
+def test_a_path_that_is_no_secret_path_names_the_template(path: str) -> None:
+    built = sink(address=CLOSED, path=path)
+    with pytest.raises(ConfigError) as caught:
+        built.key_for(Job("main", "sandbox", "tower_access", ("vault",)))
+    assert caught.value.key == "sinks.vault.path"
+    assert repr(path) in str(caught.value)
+    assert "'.' or '..' segments" in str(caught.value)
 
 
 def test_unknown_auth_method_and_misplaced_auth_options() -> None:

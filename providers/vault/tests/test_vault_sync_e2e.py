@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from vault_support import BaoServer, unique
 
-from harbor_secrets.testing.issuer import StandInIssuer
+from harbor_secrets.stand_in_issuer import StandInIssuer
 
 CLIENT_ID = "vault-e2e-client"
 CLIENT_SECRET = "canary-vault-e2e-client-secret-5b2e"

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,9 @@ import hvac
 import pytest
 from harbor_secrets_vault import VaultProvider
 
-from harbor_secrets import ConfigError, Secret, TokenRecord
-from harbor_secrets.testing.servers import OpenBaoDevServer, ServerStartError
+from harbor_secrets import TokenRecord
+from harbor_testkit import records
+from harbor_testkit.servers import OpenBaoDevServer, ServerStartError
 
 READY_TIMEOUT = 20.0
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -130,22 +131,6 @@ def start_bao(directory: Path, *, tls: bool = False) -> BaoServer:
         pytest.fail(str(error), pytrace=False)
 
 
-def resolver(environ: Mapping[str, str]) -> Callable[[str], Secret]:
-    """env:/file: references like the core's resolver (a missing one is a ConfigError)."""
-
-    def resolve(reference: str) -> Secret:
-        scheme, _, rest = reference.partition(":")
-        if scheme == "env":
-            if not environ.get(rest):
-                raise ConfigError(f"environment variable {rest} is not set", fix=f"export {rest}")
-            return Secret(environ[rest])
-        if scheme == "file":
-            return Secret(Path(rest).read_text(encoding="utf-8").strip())
-        raise ConfigError(f"no resolver for {scheme}:")
-
-    return resolve
-
-
 MakeProvider = Callable[..., VaultProvider]
 
 
@@ -157,12 +142,12 @@ def make_record(
     token: str | None = None,
     expires_in: int = 300,
 ) -> TokenRecord:
-    return TokenRecord.issue(
-        access_token=token or f"tok-{uuid.uuid4().hex}",
+    """The testkit's record, with this suite's habitual scope."""
+    return records.make_record(
+        token=token,
         issued_at=issued_at or datetime.now(UTC),
         expires_in=expires_in,
-        scope=scope,
         environment=environment,
+        scope=scope,
         client_id="vault-test-client",
-        issuer="http://127.0.0.1:1/realms/harbor/protocol/openid-connect/token",
     )

@@ -25,7 +25,6 @@ class AwsCommonArgs(TypedDict, total=False):
     description: str
     adopt: bool
     sink_name: str | None
-    source: str | None
 
 
 class _AwsProvider(Provider):
@@ -50,7 +49,6 @@ class _AwsProvider(Provider):
         description: str = DEFAULT_DESCRIPTION,
         adopt: bool = False,
         sink_name: str | None = None,
-        source: str | None = None,
     ) -> None:
         self.settings = settings or AwsSettings()
         self._client_override = client
@@ -60,11 +58,9 @@ class _AwsProvider(Provider):
         self.description = description
         self.adopt = adopt
         self.sink_name = sink_name or self.name
-        self._source = source
 
     @classmethod
     def from_options(cls, options: Options, context: ProviderContext) -> Self:
-        options.string(cls.key_option)  # the core renders it; read so finish() accepts it
         settings = AwsSettings.from_options(options, context.environ)
         kms_key_id = options.string("kms_key_id")
         tags = read_tags(options)
@@ -80,7 +76,6 @@ class _AwsProvider(Provider):
             description=description,
             adopt=adopt,
             sink_name=context.sink_name,
-            source=context.source,
             **own,
         )
 

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Final, Unpack
 from botocore.exceptions import ClientError
 
 from harbor_secrets import (
-    ConfigError,
+    InvalidKeyError,
     RefreshPolicy,
     Secret,
     StoreError,
@@ -77,16 +77,13 @@ class SecretsManagerProvider(_AwsProvider):
 
     # -- keys -----------------------------------------------------------------------------
 
-    def render_key(self, template: str, *, environment: str, scope: str, credentials: str) -> str:
-        name = template.format(environment=environment, scope=scope, credentials=credentials)
-        if not _NAME.match(name):
-            raise ConfigError(
-                f"{name!r} is not a valid Secrets Manager secret name",
-                source=self._source,
-                key=f"sinks.{self.sink_name}.{self.key_option}",
-                fix="use 1-512 letters, digits and /_+=.@- (e.g. harbor/{environment}/{scope})",
+    def normalize_key(self, key: str) -> str:
+        if not _NAME.match(key):
+            raise InvalidKeyError(
+                "is not a valid Secrets Manager secret name",
+                "use 1-512 letters, digits and /_+=.@- (e.g. harbor/{environment}/{scope})",
             )
-        return name
+        return key
 
     # -- reading --------------------------------------------------------------------------
 

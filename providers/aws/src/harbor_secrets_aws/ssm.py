@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Unpack
 from botocore.exceptions import ClientError
 
 from harbor_secrets import (
-    ConfigError,
+    InvalidKeyError,
     Options,
     Secret,
     StoreError,
@@ -74,18 +74,14 @@ class ParameterStoreProvider(_AwsProvider):
 
     # -- keys -----------------------------------------------------------------------------
 
-    def render_key(self, template: str, *, environment: str, scope: str, credentials: str) -> str:
+    def normalize_key(self, key: str) -> str:
         """A valid parameter name; a hierarchical name gets its required leading ``/``."""
-        name = template.format(environment=environment, scope=scope, credentials=credentials)
-        if "/" in name and not name.startswith("/"):
-            name = "/" + name
+        name = "/" + key if "/" in key and not key.startswith("/") else key
         problem = _name_problem(name)
         if problem:
-            raise ConfigError(
-                f"{name!r} is not a valid SSM parameter name: {problem}",
-                source=self._source,
-                key=f"sinks.{self.sink_name}.{self.key_option}",
-                fix='use a path such as "/harbor/{environment}/{scope}"',
+            raise InvalidKeyError(
+                f"is not a valid SSM parameter name: {problem}",
+                'use a path such as "/harbor/{environment}/{scope}"',
             )
         return name
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harbor_secrets import (
-    ConfigError,
+    AtomicFile,
+    InvalidKeyError,
     Options,
     Provider,
     ProviderContext,
@@ -27,7 +28,7 @@ from harbor_secrets import (
     format_time,
     parse_time,
 )
-from harbor_secrets_envfile import _files, _format
+from harbor_secrets_envfile import _format
 
 log = logging.getLogger("harbor_secrets.envfile")
 
@@ -53,54 +54,35 @@ class EnvFileProvider(Provider):
         self,
         path: str | os.PathLike[str],
         *,
-        prefix: str = default_key_template,
         file_mode: int = DEFAULT_MODE,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
-        self.path = Path(os.path.abspath(path))
-        self.prefix = prefix
+        self.file = AtomicFile(path, mode=file_mode, lock_timeout=lock_timeout)
+        self.path = self.file.path
         self.file_mode = file_mode
         self.lock_timeout = lock_timeout
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
 
     @classmethod
     def from_options(cls, options: Options, context: ProviderContext) -> EnvFileProvider:
         path = _resolve_path(options.required_str("path"), context.source)
-        prefix = options.string(cls.key_option, cls.default_key_template)
-        assert prefix is not None
         file_mode = _file_mode(options)
         lock_timeout = options.duration("lock_timeout", DEFAULT_LOCK_TIMEOUT)
         options.finish()
-        try:
-            example = _render(prefix, environment="sandbox", scope="scope", credentials="main")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise options.error(
-                cls.key_option,
-                f"is not a usable variable-name template ({exc})",
-                'use {environment}, {scope} and {credentials}, e.g. "HARBOR_{environment}_{scope}"',
-            ) from None
-        if not _format.is_variable_name(example):
-            raise options.error(
-                cls.key_option,
-                f"renders to {example!r}, which is not a shell variable name",
+        return cls(path, file_mode=file_mode, lock_timeout=lock_timeout)
+
+    def normalize_key(self, key: str) -> str:
+        """Upper case, anything but ``A-Z 0-9 _`` becomes ``_``: a valid shell name."""
+        name = _NOT_NAME_CHAR.sub("_", key.upper())
+        if not _format.is_variable_name(name):
+            raise InvalidKeyError(
+                f"becomes {name!r}, not a shell variable name",
                 "start the prefix with a letter or underscore, e.g. HARBOR_",
             )
-        return cls(path, prefix=prefix, file_mode=file_mode, lock_timeout=lock_timeout)
-
-    def render_key(self, template: str, *, environment: str, scope: str, credentials: str) -> str:
-        """Upper case, anything but ``A-Z 0-9 _`` becomes ``_``: a valid shell name."""
-        key = _render(template, environment=environment, scope=scope, credentials=credentials)
-        if not _format.is_variable_name(key):
-            raise ConfigError(
-                f"variable prefix {key!r} is not a valid shell variable name",
-                key=self.key_option,
-                fix="start the prefix with a letter or underscore, e.g. HARBOR_",
-            )
-        return key
+        return name
 
     def read(self, key: str) -> TokenRecord | None:
         names = _names(key)
-        data = _files.read_bytes(self.path)
+        data = self.file.read()
         if data is None:
             return None
         return self._record(_format.values(_format.decode(data), set(names)), names)
@@ -119,17 +101,16 @@ class EnvFileProvider(Provider):
                 hint="store this token in a different sink (Vault, AWS); nothing was written",
                 reason="unrepresentable",
             ) from None
-        _files.check_directory(self.path)
-        _files.check_target(self.path)
-        with _files.locked(self.lock_path, self.lock_timeout):
-            data = _files.read_bytes(self.path)
+        self.file.check()
+        with self.file.locked():
+            data = self.file.read()
             text = _format.decode(data) if data is not None else ""
             found = _format.parse(text, set(names))
             current = self._record(_format.effective(found), names)
             if current is not None and not record.is_newer_than(current):
                 return WriteOutcome.KEPT_NEWER
             updated = _format.update(text, new_values, found)
-            _files.replace_atomically(self.path, _format.encode(updated), self.file_mode)
+            self.file.replace(_format.encode(updated))
         return WriteOutcome.WRITTEN
 
     def _record(self, found: dict[str, str | None], names: tuple[str, str]) -> TokenRecord | None:
@@ -162,37 +143,23 @@ class EnvFileProvider(Provider):
         return {
             "provider": self.name,
             "path": str(self.path),
-            "prefix": self.prefix,
             "file_mode": f"{self.file_mode:04o}",
             "lock_timeout": self.lock_timeout,
         }
 
     def warnings(self, policy: RefreshPolicy) -> list[str]:
-        advice = []
-        if not self.path.parent.is_dir():
-            advice.append(
-                f"directory {self.path.parent} does not exist; create it before the first sync"
-            )
-        elif self.path.is_symlink():
-            advice.append(f"{self.path} is a symbolic link; writes to it will be refused")
-        elif self.path.is_dir():
-            advice.append(f"{self.path} is a directory; set `path` to a file")
-        return advice
+        problem = self.file.problem()
+        return [f"{problem}; writes will be refused until it is fixed"] if problem else []
 
     def __repr__(self) -> str:
-        return f"EnvFileProvider(path={str(self.path)!r}, prefix={self.prefix!r})"
-
-
-def _render(template: str, *, environment: str, scope: str, credentials: str) -> str:
-    rendered = template.format(environment=environment, scope=scope, credentials=credentials)
-    return _NOT_NAME_CHAR.sub("_", rendered.upper())
+        return f"EnvFileProvider(path={str(self.path)!r})"
 
 
 def _names(key: str) -> tuple[str, str]:
     if not _format.is_variable_name(key):
         raise StoreError(
             f"{key!r} is not a valid variable-name prefix",
-            hint="render keys with EnvFileProvider.render_key",
+            hint="keys come from the core's rendering of the sink's prefix template",
             reason="bad-key",
         )
     return key + TOKEN_SUFFIX, key + EXPIRES_SUFFIX

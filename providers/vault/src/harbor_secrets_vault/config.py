@@ -19,6 +19,7 @@ from harbor_secrets import (
     ProviderContext,
     Secret,
     check_reference_syntax,
+    is_local_reference,
     is_loopback_host,
 )
 
@@ -29,7 +30,6 @@ DEFAULT_CAS_RETRIES = 3
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_TOKEN_FILE = "~/.vault-token"
 DEFAULT_K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-LOCAL_SCHEMES = ("env", "file")  # resolvable offline, so resolved (and checked) up front
 
 # Options of the [sinks.<name>.auth] table, by the method they belong to.
 _METHOD_OPTIONS = {
@@ -82,18 +82,12 @@ class AuthSettings:
     references: Mapping[str, str] = field(default_factory=dict)  # option -> reference
     resolved: Mapping[str, Secret] = field(default_factory=dict)  # option -> value
 
-    @property
-    def logs_in(self) -> bool:
-        """True when the provider creates (and so must revoke) its own token."""
-        return self.method != "token"
-
 
 @dataclass(frozen=True)
 class VaultSettings:
     address: str
     namespace: str | None
     mount: str
-    path_template: str
     kv_version: int | None  # None: detect from the mount
     max_versions: int
     adopt: bool
@@ -127,12 +121,10 @@ def parse_settings(options: Options, context: ProviderContext) -> VaultSettings:
     mount = (options.string("mount", DEFAULT_MOUNT) or DEFAULT_MOUNT).strip("/")
     if not mount:
         raise options.error("mount", "must name a secrets engine mount", 'set mount = "secret"')
-    template = _path_template(options)
     settings = VaultSettings(
         address=address.rstrip("/"),
         namespace=namespace or None,
         mount=mount,
-        path_template=template,
         kv_version=_kv_version(options),
         max_versions=options.integer("max_versions", DEFAULT_MAX_VERSIONS, minimum=1),
         adopt=options.boolean("adopt", False),
@@ -167,18 +159,6 @@ def _address(options: Options, environ: Mapping[str, str]) -> str:
             "remove the path (the API prefix /v1 is added by the client)",
         )
     return address
-
-
-def _path_template(options: Options) -> str:
-    template = (options.string("path", "harbor/{environment}/{scope}") or "").strip("/")
-    sample = template.replace("{", "").replace("}", "")
-    if not template or any(part in ("", ".", "..") for part in sample.split("/")):
-        raise options.error(
-            "path",
-            f"{template!r} is not a usable secret path (empty, '.' or '..' segments)",
-            'use a relative path under the mount, e.g. "harbor/{environment}/{scope}"',
-        )
-    return template
 
 
 def _kv_version(options: Options) -> int | None:
@@ -312,7 +292,7 @@ def _resolve_local(references: Mapping[str, str], context: ProviderContext) -> d
     return {
         name: context.resolve_reference(reference)
         for name, reference in references.items()
-        if reference.partition(":")[0] in LOCAL_SCHEMES
+        if is_local_reference(reference)  # resolvable offline, so resolved (checked) up front
     }
 
 

@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from harbor_secrets import (
+    InvalidKeyError,
     Options,
     Provider,
     ProviderContext,
@@ -57,11 +58,16 @@ class VaultProvider(Provider):
             f"auth={self.settings.auth.method!r})"
         )
 
-    def render_key(self, template: str, *, environment: str, scope: str, credentials: str) -> str:
-        key = super().render_key(
-            template, environment=environment, scope=scope, credentials=credentials
-        )
-        return key.strip("/")
+    def normalize_key(self, key: str) -> str:
+        """A secret path relative to the mount: no leading or trailing ``/``, no empty,
+        ``.`` or ``..`` segment."""
+        path = key.strip("/")
+        if not path or any(part in ("", ".", "..") for part in path.split("/")):
+            raise InvalidKeyError(
+                "is not a usable secret path (empty, '.' or '..' segments)",
+                'use a relative path under the mount, e.g. "harbor/{environment}/{scope}"',
+            )
+        return path
 
     def read(self, key: str) -> TokenRecord | None:
         return self._kv().read(key)
@@ -79,7 +85,6 @@ class VaultProvider(Provider):
             described["namespace"] = settings.namespace
         return described | {
             "mount": settings.mount,
-            "path": settings.path_template,
             "kv_version": settings.kv_version or "auto",
             "auth": settings.auth.method,
             "max_versions": settings.max_versions,

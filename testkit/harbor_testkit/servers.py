@@ -133,7 +133,7 @@ class _LocalServer:
             for _ in range(self.attempts):
                 self.port = free_port()
                 with self.log_path.open("wb") as log:
-                    self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                    self._process = subprocess.Popen(
                         self._command(self.port),
                         stdout=log,
                         stderr=subprocess.STDOUT,

@@ -9,7 +9,7 @@ package can ship it for ``harbor-secrets demo``.
 
 Run it by hand::
 
-    python -m harbor_secrets.testing.issuer --port 8401 --client my-id:my-secret --lifetime 300
+    python -m harbor_secrets.stand_in_issuer --port 8401 --client my-id:my-secret --lifetime 300
 """
 
 from __future__ import annotations
@@ -695,14 +695,14 @@ def _client_arg(text: str) -> tuple[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the stand-in in the foreground until Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(
-        prog="python -m harbor_secrets.testing.issuer",
+        prog="python -m harbor_secrets.stand_in_issuer",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "A local stand-in for Harbor's token issuer (Keycloak realm 'harbor') and its\n"
             "test-token endpoint. Use its URL as both accounts_url and api_url."
         ),
         epilog=(
-            "example:\n  python -m harbor_secrets.testing.issuer --port 8401 "
+            "example:\n  python -m harbor_secrets.stand_in_issuer --port 8401 "
             "--client demo-client:demo-secret --lifetime 300"
         ),
     )

@@ -1,0 +1,266 @@
+"""The one atomic file writer: every file this tool writes is replaced whole, or not at all.
+
+Readers must only ever see the old file or the new one, whole, so new content goes to a
+temporary file in the same directory (same file system, so ``os.replace`` is atomic), with
+an explicit mode (independent of the umask and of the old file), is fsynced, and is renamed
+over the old one; the directory is fsynced so the rename survives a crash. A symbolic link,
+a directory, a special file or a file with several hard links is refused: replacing it would
+break the link, or leave the other names holding the old content without a word.
+
+Writers that read, compare and write (the env file, the token-file store) hold
+:meth:`AtomicFile.locked`, an ``flock`` on a sibling ``<file>.lock``: the data file's inode
+changes on every write, so a lock on it would protect nothing. Used by the env-file and
+token-file stores and by the metrics text file. Errors are :class:`StoreError` values that
+say what failed, where, and what to do; they never carry file content.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from harbor_secrets.errors import StoreError
+
+log = logging.getLogger("harbor_secrets.files")
+
+PRIVATE_MODE = 0o600
+_POLL_FIRST = 0.002
+_POLL_MAX = 0.05
+
+# flock excludes other processes; threads of this process queue on a plain lock first so
+# they wait without polling (the sync engine writes many keys to one file concurrently).
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+def _thread_lock(path: Path) -> threading.Lock:
+    with _thread_locks_guard:
+        return _thread_locks.setdefault(str(path), threading.Lock())
+
+
+class AtomicFile:
+    """One file that is only ever replaced whole; ``what`` names it in errors."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        mode: int = PRIVATE_MODE,
+        lock_timeout: float = 10.0,
+        what: str = "",
+    ) -> None:
+        self.path = Path(os.path.abspath(path))
+        self.mode = mode
+        self.lock_timeout = lock_timeout
+        self.what = what
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+
+    def __repr__(self) -> str:
+        return f"AtomicFile({str(self.path)!r})"
+
+    @property
+    def _name(self) -> str:
+        return f"{self.what} {self.path}" if self.what else str(self.path)
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Refuse a missing directory and an unsafe target (a missing file is fine)."""
+        if not self.path.parent.is_dir():
+            raise StoreError(
+                f"cannot write {self._name}: directory {self.path.parent} does not exist",
+                hint=f"create it (mkdir -p {self.path.parent}) or fix the path",
+                reason="missing-directory",
+            )
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._os_error("inspect", exc) from exc
+        self._check_mode(info)
+
+    def problem(self) -> str | None:
+        """Why a write would be refused, for offline advice (``config check``); None if fine."""
+        try:
+            self.check()
+        except StoreError as exc:
+            return exc.message
+        return None
+
+    def _check_mode(self, info: os.stat_result) -> None:
+        mode = info.st_mode
+        if stat.S_ISLNK(mode):
+            raise StoreError(
+                f"refusing to use {self._name}: it is a symbolic link",
+                hint="point the path at the real file; writes replace the file, which would "
+                "break the link",
+                reason="symlink",
+            )
+        if stat.S_ISDIR(mode):
+            raise StoreError(
+                f"{self._name} is a directory",
+                hint="point the path at a file inside it",
+                reason="not-a-file",
+            )
+        if not stat.S_ISREG(mode):
+            raise StoreError(f"{self._name} is not a regular file", reason="not-a-file")
+        if info.st_nlink > 1:
+            raise StoreError(
+                f"refusing to replace {self._name}: it has {info.st_nlink} hard links, and a "
+                "write would split them (the other names would keep the old content)",
+                hint="point the path at the name your readers use and remove the other links "
+                "(find -samefile), or copy the file so it has one name",
+                reason="hard-link",
+            )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def read(self) -> bytes | None:
+        """The file's content, ``None`` if it does not exist. Never follows a symlink."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: FIFOs
+        try:
+            fd = os.open(self.path, flags)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._os_error("read", exc) from exc
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                self._check_mode(info)
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except OSError as exc:
+            raise self._os_error("read", exc) from exc
+        finally:
+            os.close(fd)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on the sibling lock file, or fail after ``lock_timeout``."""
+        lock_path, timeout = self.lock_path, self.lock_timeout
+        deadline = time.monotonic() + timeout
+        local = _thread_lock(lock_path)
+        if not local.acquire(timeout=timeout):
+            raise self._lock_timeout()
+        try:
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(lock_path, flags, PRIVATE_MODE)
+            except OSError as exc:
+                raise _os_error("open the lock file", lock_path, exc) from exc
+            try:
+                delay = _POLL_FIRST
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            raise self._lock_timeout() from None
+                        time.sleep(min(delay, remaining))
+                        delay = min(delay * 2, _POLL_MAX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        finally:
+            local.release()
+
+    def replace(self, data: bytes) -> None:
+        """Make the file hold ``data`` with :attr:`mode`; on failure leave it untouched."""
+        self.check()
+        try:
+            fd, temp_name = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+            )
+        except OSError as exc:
+            raise self._os_error("create a temporary file for", exc) from exc
+        try:
+            try:
+                os.fchmod(fd, self.mode)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp_name, self.path)
+        except BaseException as exc:
+            with suppress(OSError):
+                os.unlink(temp_name)
+            if isinstance(exc, OSError):
+                raise self._os_error("write", exc) from exc
+            raise
+        fsync_directory(self.path.parent)
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def _os_error(self, action: str, exc: OSError) -> StoreError:
+        if exc.errno == errno.ELOOP:
+            return StoreError(
+                f"refusing to use {self._name}: it is a symbolic link",
+                hint="point the path at the real file",
+                reason="symlink",
+            )
+        return _os_error(action, self.path, exc, name=self._name)
+
+    def _lock_timeout(self) -> StoreError:
+        return StoreError(
+            f"timed out after {self.lock_timeout:g}s waiting for the lock on {self.lock_path}",
+            hint="another harbor-secrets run is writing this file (or is stuck holding the "
+            f"lock); raise `lock_timeout` or find the process holding it (fuser -v "
+            f"{self.lock_path})",
+            reason="lock-timeout",
+        )
+
+
+def _os_error(action: str, path: Path, exc: OSError, *, name: str | None = None) -> StoreError:
+    """A :class:`StoreError` saying what failed, where, and what to do about it."""
+    code = exc.errno
+    message = f"cannot {action} {name or path}: {exc.strerror or exc}"
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        hint: str | None = f"free space (or quota) on the file system holding {path.parent}"
+        reason = "no-space"
+    elif code == errno.EROFS:
+        hint = f"{path.parent} is on a read-only file system; point the path somewhere writable"
+        reason = "read-only"
+    elif code in (errno.EACCES, errno.EPERM):
+        hint = (
+            f"let the user running harbor-secrets create and rename files in {path.parent} "
+            "(each write creates a temporary file there)"
+        )
+        reason = "permission"
+    else:
+        hint = None
+        reason = "io"
+    return StoreError(message, hint=hint, reason=reason)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Persist a rename. The new file is already in place, so failure only warns."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.warning("could not fsync directory %s after writing: %s", directory, exc.strerror)

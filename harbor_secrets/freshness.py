@@ -1,0 +1,209 @@
+"""When is a stored token due? The one module that compares an expiry with the clock.
+
+``sync`` (write or not), ``status`` (what to call a token), watch mode (when to wake up),
+``/healthz`` (is a token past due), the metrics and the readers (``get``, ``exec``: is a
+token still good for long enough) all ask :class:`RefreshPolicy`, so they cannot disagree.
+A change to the rule is made here, once.
+
+The rule: a token must be rewritten by its *deadline*, ``expires_at − refresh_before``, and
+is *due* from :data:`DUE_SLACK` before that. Stored times have whole seconds, so a token can
+look up to a second fresher than it is; counting it due a second early keeps the promise
+that, while the issuer answers, a reader of a scheduled run's store finds at least
+``refresh_before − schedule_period`` seconds left (docs/BENCHMARKS.md measured the
+one-second shortfall without the slack). Watch mode needs no slack: it wakes at the
+deadline itself, when the token has been due for a second, so its cycle rewrites it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from harbor_secrets.record import TokenRecord
+
+DUE_SLACK = timedelta(seconds=1)
+
+
+class TokenState(enum.StrEnum):
+    """What a sink holds for one token, as ``status`` shows it and ``sync`` acts on it."""
+
+    MISSING = "missing"  # nothing stored (or nothing this tool can use)
+    UNREADABLE = "unreadable"  # the store could not be read
+    EXPIRED = "expired"  # stored, but past its expiry
+    DUE = "due"  # stored and valid, but with less than refresh_before left
+    FRESH = "fresh"  # stored with more than refresh_before left
+
+    @property
+    def needs_refresh(self) -> bool:
+        """True exactly when ``sync`` writes a new token (unreadable stores are not written)."""
+        return self in (TokenState.MISSING, TokenState.EXPIRED, TokenState.DUE)
+
+
+class ReaderState(enum.StrEnum):
+    """Whether a reader (``get``, ``exec``) may use a stored token right now."""
+
+    MISSING = "missing"
+    UNREADABLE = "unreadable"
+    EXPIRED = "expired"
+    SHORT = "short-lived"  # valid, but with less than the reader's minimum left
+    USABLE = "usable"
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """The verdict on one stored token at one moment."""
+
+    state: TokenState
+    expires_at: datetime | None = None
+    due_at: datetime | None = None  # when sync starts rewriting it
+    seconds_left: float | None = None  # until expiry; negative once expired
+    seconds_to_due: float | None = None
+
+
+@dataclass(frozen=True)
+class ReaderVerdict:
+    """Whether a reader may use a stored token, and how long it has left."""
+
+    state: ReaderState
+    seconds_left: float | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.state is ReaderState.USABLE
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A sink's token expiry as one run saw it; ``refreshed`` when that run fetched it (and
+    wrote it, or found the store already holding one no older)."""
+
+    expires_at: datetime
+    refreshed: bool
+
+
+def seconds_between(earlier: datetime, later: datetime) -> float:
+    """``later − earlier`` in seconds (negative when ``later`` comes first)."""
+    return (later - earlier).total_seconds()
+
+
+def seconds_left(expires_at: datetime, now: datetime) -> float:
+    """How long a token expiring at ``expires_at`` still lives at ``now`` (negative: expired)."""
+    return seconds_between(now, expires_at)
+
+
+@dataclass(frozen=True)
+class RefreshPolicy:
+    """The ``[refresh]`` table: when to rewrite a token, and how a run is paced.
+
+    The one configuration type for refresh settings; providers get it too, to warn about
+    policies their store cannot serve (e.g. writing AWS Secrets Manager too often).
+    """
+
+    refresh_before: float = 150.0
+    schedule_period: float = 60.0
+    token_lifetime: float = 300.0
+    max_workers: int = 8
+
+    def deadline(self, expires_at: datetime) -> datetime:
+        """The latest moment to rewrite a token and still keep ``refresh_before`` left."""
+        return expires_at - timedelta(seconds=self.refresh_before)
+
+    def due_at(self, expires_at: datetime) -> datetime:
+        """The moment a token expiring at ``expires_at`` becomes due (sync rewrites it)."""
+        return self.deadline(expires_at) - DUE_SLACK
+
+    def is_due(self, expires_at: datetime, now: datetime) -> bool:
+        return self.due_at(expires_at) <= now
+
+    def assess(self, record: TokenRecord | None, now: datetime) -> Freshness:
+        """The state of a stored record (``None``: nothing stored) at ``now``."""
+        if record is None:
+            return Freshness(TokenState.MISSING)
+        expires_at = record.expires_at
+        due_at = self.due_at(expires_at)
+        left = seconds_left(expires_at, now)
+        if left <= 0:
+            state = TokenState.EXPIRED
+        elif due_at <= now:
+            state = TokenState.DUE
+        else:
+            state = TokenState.FRESH
+        return Freshness(state, expires_at, due_at, left, seconds_between(now, due_at))
+
+    @staticmethod
+    def unreadable() -> Freshness:
+        """The verdict for a store that could not be read."""
+        return Freshness(TokenState.UNREADABLE)
+
+    def overdue(self, expires_at: datetime, now: datetime, grace: float) -> bool:
+        """Past its deadline by more than ``grace`` seconds: a healthy loop would have
+        rewritten it by now."""
+        return self.deadline(expires_at) + timedelta(seconds=grace) < now
+
+    @property
+    def write_interval(self) -> float:
+        """Roughly how often one record is rewritten under this policy, in seconds."""
+        useful = max(self.token_lifetime - self.refresh_before, 0.0)
+        periods = max(1, -(-int(useful) // max(int(self.schedule_period), 1)))
+        return periods * self.schedule_period
+
+    def reader_floor(self, *, watching: bool = False, propagation: float = 0.0) -> float:
+        """The least lifetime a reader can find left while the issuer answers, in seconds.
+
+        A scheduled run may come up to one ``schedule_period`` after a token fell due (watch
+        mode wakes when it falls due instead); ``propagation`` is how much later than the
+        write the reader sees it (e.g. the kubelet's refresh of a mounted Secret).
+        """
+        late = 0.0 if watching else self.schedule_period
+        return self.refresh_before - late - propagation
+
+    def warnings(self, *, watching: bool = False) -> list[str]:
+        """Settings under which this policy cannot keep its promise."""
+        notes = []
+        if self.refresh_before >= self.token_lifetime:
+            notes.append(
+                f"refresh.refresh_before ({self.refresh_before:g}s) is not less than the "
+                f"token lifetime ({self.token_lifetime:g}s): every run rewrites every token"
+            )
+        if not watching and self.reader_floor() <= 0:
+            notes.append(
+                f"refresh.refresh_before ({self.refresh_before:g}s) is not more than the "
+                f"schedule period ({self.schedule_period:g}s): readers can find an expired "
+                "token between runs; raise refresh_before or run more often"
+            )
+        return notes
+
+    def next_due(
+        self, observations: Iterable[Observation], now: datetime
+    ) -> tuple[datetime | None, bool]:
+        """When watch mode should next run: the earliest deadline of the tokens seen.
+
+        Also says whether a token just written was due on arrival (the issuer grants less
+        than ``refresh_before``): such a token is refreshed at half its remaining lifetime
+        instead, so a short-lived issuer is not asked again in a loop.
+        """
+        earliest: datetime | None = None
+        short = False
+        for seen in observations:
+            due = self.deadline(seen.expires_at)
+            if due <= now and seen.refreshed:
+                short = True
+                due = now + max((seen.expires_at - now) / 2, timedelta(0))
+            earliest = due if earliest is None else min(earliest, due)
+        return earliest, short
+
+    @staticmethod
+    def for_reader(
+        record: TokenRecord | None, now: datetime, *, min_remaining: float
+    ) -> ReaderVerdict:
+        """May a reader use ``record`` now, needing ``min_remaining`` seconds of it?"""
+        if record is None:
+            return ReaderVerdict(ReaderState.MISSING)
+        left = seconds_left(record.expires_at, now)
+        if left <= 0:
+            return ReaderVerdict(ReaderState.EXPIRED, left)
+        if left < min_remaining:
+            return ReaderVerdict(ReaderState.SHORT, left)
+        return ReaderVerdict(ReaderState.USABLE, left)

@@ -1,0 +1,81 @@
+"""Global options go where people type them: before or after the subcommand.
+
+``-c/--config``, ``-v``, ``--log-format`` and ``-o/--output`` are declared once and accepted
+in either place; ``HARBOR_SECRETS_CONFIG`` still works. Each form runs the real CLI process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import Result, envfile_config
+from harbor_secrets.stand_in_issuer import StandInIssuer
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def config(tmp_path: Path, issuer: StandInIssuer) -> Path:
+    path = tmp_path / "cfg.toml"
+    path.write_text(envfile_config(issuer.url), encoding="utf-8")
+    return path
+
+
+def test_sync_dash_c_after_the_subcommand(config: Path, run_cli: Run) -> None:
+    result = run_cli("sync", "-c", str(config))
+    assert result.code == 0, result.output
+    assert "4 written" in result.stdout
+
+
+def test_sync_long_config_and_json_output_after_the_subcommand(config: Path, run_cli: Run) -> None:
+    result = run_cli("sync", "--config", str(config), "-o", "json")
+    assert result.code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["written"] == 4
+
+
+def test_the_global_form_still_works(config: Path, run_cli: Run) -> None:
+    result = run_cli("-c", str(config), "-o", "json", "sync")
+    assert result.code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["written"] == 4
+
+
+def test_the_environment_variable_still_works(config: Path, run_cli: Run) -> None:
+    result = run_cli("status", "-o", "json", env={"HARBOR_SECRETS_CONFIG": str(config)})
+    assert result.code == 1  # nothing synced yet: every token missing
+    assert {row["state"] for row in json.loads(result.stdout)["tokens"]} == {"missing"}
+
+
+def test_an_option_after_the_subcommand_wins_over_one_before(
+    config: Path, tmp_path: Path, run_cli: Run
+) -> None:
+    result = run_cli("-c", str(tmp_path / "missing.toml"), "sync", "-c", str(config))
+    assert result.code == 0, result.output
+
+
+def test_verbosity_and_log_format_after_the_subcommand(config: Path, run_cli: Run) -> None:
+    result = run_cli("sync", "-c", str(config), "-vv", "--log-format", "json")
+    assert result.code == 0, result.output
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any(line["level"] == "debug" for line in lines)
+    split = run_cli("-v", "sync", "--force", "-c", str(config), "-v")  # counts add up: debug
+    assert "DEBUG" in split.stderr
+
+
+def test_json_output_where_a_command_has_none_is_a_usage_error(run_cli: Run) -> None:
+    after = run_cli("demo", "-o", "json")
+    assert after.code == 2
+    assert "No such option '-o'" in after.stderr
+    before = run_cli("-o", "json", "demo")
+    assert before.code == 2
+    assert "harbor-secrets demo has no --output json" in before.stderr
+
+
+def test_a_bad_option_value_is_a_usage_error_naming_the_fix(config: Path, run_cli: Run) -> None:
+    result = run_cli("sync", "-c", str(config), "--watch", "--listen", ":9464")
+    assert result.code == 2
+    assert "--listen" in result.stderr
+    assert "fix:" in result.stderr
