@@ -6,14 +6,16 @@ BIN := $(VENV)/bin
 PROVIDERS := $(sort $(dir $(wildcard providers/*/pyproject.toml)))
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+DIST ?= dist
 
-.PHONY: help install test lint typecheck unit demo bench reliability lambda-zip clean
+.PHONY: help install test lint typecheck unit demo bench reliability dist lambda-zip clean
 
 help:
 	@echo "make demo   run the whole job against a local stand-in issuer (no Harbor account needed)"
 	@echo "make test   lint (ruff), type-check (mypy) and run every test, real servers included"
 	@echo "make bench  measure against local servers and regenerate docs/BENCHMARKS.md"
 	@echo "make reliability  run the fault-injection suite and regenerate docs/RELIABILITY.md"
+	@echo "make dist   build the wheel and sdist of the core and of every provider into dist/"
 	@echo "make lambda-zip  build dist/harbor-secrets-lambda.zip for AWS Lambda"
 	@echo "make clean  remove the virtual environment and caches"
 
@@ -53,6 +55,18 @@ bench: $(STAMP)
 
 reliability: $(STAMP)
 	HARBOR_SECRETS_WRITE_RELIABILITY=1 $(BIN)/pytest tests/reliability -q $(PYTEST_ARGS)
+
+# `pip install --find-links dist 'harbor-secrets[all]'` installs from these (nothing is on PyPI
+# yet). Each is built sdist first, then the wheel from that sdist, in an isolated environment;
+# never the test kit. Our own old builds go first so two versions never mix; anything else in
+# $(DIST)/ (the Lambda zip) is kept.
+dist: $(STAMP)
+	@mkdir -p $(DIST)
+	rm -f $(DIST)/harbor_secrets*.whl $(DIST)/harbor_secrets*.tar.gz $(DIST)/harbor-secrets*.tar.gz
+	@for project in . $(PROVIDERS); do \
+		echo "$(BIN)/python -m build --outdir $(DIST) $$project"; \
+		$(BIN)/python -m build --outdir $(DIST) $$project || exit 1; \
+	done
 
 lambda-zip: $(STAMP)
 	$(BIN)/python providers/aws/build_lambda_zip.py --output dist/harbor-secrets-lambda.zip

@@ -26,6 +26,7 @@ KNOWN_PROVIDERS: dict[str, tuple[str, str]] = {
     "vault": ("harbor-secrets-vault", "harbor-secrets[vault]"),
     "aws-secretsmanager": ("harbor-secrets-aws", "harbor-secrets[aws]"),
     "aws-ssm": ("harbor-secrets-aws", "harbor-secrets[aws]"),
+    "kubernetes": ("harbor-secrets-kubernetes", "harbor-secrets[kubernetes]"),
 }
 
 #: Reference schemes of first-party providers, known without importing them.

@@ -1,0 +1,83 @@
+"""What one token's Secret holds, and how a record goes in and comes out.
+
+A pod mounts the Secret as a volume and reads ``/var/run/harbor/access_token``; tools that
+want the whole record read ``record.json`` (the schema-1 object, exactly what the Vault and
+AWS stores hold). ``expires_at`` and ``token_type`` are there so a shell reader needs no JSON
+parser. The record is the truth: :func:`decode` reads ``record.json`` only.
+
+Secret data is base64 on the wire, so the base64 forms of the token and of the record are
+registered as secrets too: an API error that echoes a request body can then be scrubbed even
+though it never contains the token in plain text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+
+from harbor_secrets import MANAGED_BY, Secret, TokenRecord, format_time
+
+#: The label that marks a Secret as written (and owned) by harbor-secrets.
+MANAGED_LABEL = "app.kubernetes.io/managed-by"
+#: The annotation that shows the stored token's expiry (``kubectl get secret -o yaml``).
+EXPIRES_ANNOTATION = "harbor-secrets/expires-at"
+RECORD_KEY = "record.json"
+TOKEN_KEY = "access_token"
+DATA_KEYS = (TOKEN_KEY, "expires_at", "token_type", RECORD_KEY)
+SECRET_TYPE = "Opaque"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def encode(record: TokenRecord) -> dict[str, str]:
+    """The Secret's ``data`` for ``record``: base64 values, as the API takes them."""
+    token = record.access_token.reveal()
+    document = record.to_json()
+    data = {
+        TOKEN_KEY: _b64(token),
+        "expires_at": _b64(format_time(record.expires_at)),
+        "token_type": _b64(record.token_type),
+        RECORD_KEY: _b64(document),
+    }
+    Secret(data[TOKEN_KEY], ephemeral=True)  # registers the encoded forms for scrubbing
+    Secret(data[RECORD_KEY], ephemeral=True)
+    return data
+
+
+def expiry_annotations(record: TokenRecord) -> dict[str, str]:
+    return {EXPIRES_ANNOTATION: format_time(record.expires_at)}
+
+
+def managed_labels() -> dict[str, str]:
+    return {MANAGED_LABEL: MANAGED_BY}
+
+
+def is_managed(secret_labels: Mapping[str, str] | None) -> bool:
+    return (secret_labels or {}).get(MANAGED_LABEL) == MANAGED_BY
+
+
+def has_record(data: Mapping[str, str] | None) -> bool:
+    return bool(data) and RECORD_KEY in (data or {})
+
+
+def decode(data: Mapping[str, str] | None) -> TokenRecord | None:
+    """The record in a Secret's ``data``; None when it holds none (a pre-created, empty one).
+
+    Raises ``ValueError`` naming what is wrong (never a value) when ``record.json`` is there
+    but unusable.
+    """
+    if not has_record(data):
+        return None
+    assert data is not None
+    try:
+        text = base64.b64decode(data[RECORD_KEY], validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError(f"{RECORD_KEY} is not base64-encoded UTF-8") from None
+    record = TokenRecord.from_json(text)
+    Secret(data[RECORD_KEY], ephemeral=True)
+    if TOKEN_KEY in data:
+        Secret(data[TOKEN_KEY], ephemeral=True)
+    return record
