@@ -95,10 +95,6 @@ def parse_settings(options: Options, context: ProviderContext) -> KubernetesSett
         raise options.error("timeout", "must be more than zero", 'set timeout = "10s"')
     retries = options.integer("conflict_retries", DEFAULT_CONFLICT_RETRIES, minimum=0)
     propagation = options.duration("volume_propagation", DEFAULT_VOLUME_PROPAGATION)
-    if propagation < 0:
-        raise options.error(
-            "volume_propagation", "cannot be negative", 'set volume_propagation = "95s"'
-        )
     if namespace_option is not None:
         problem = why_not_namespace(namespace_option)
         if problem:

@@ -58,7 +58,8 @@ class KubernetesProvider(Provider):
     def __init__(self, settings: KubernetesSettings) -> None:
         self.settings = settings
         self._api = SecretsApi(settings)
-        self._seen: dict[str, KubeSecret] = {}  # name -> the Secret read() fetched last
+        # name -> what read() found last (None: no such Secret), for the write that follows
+        self._seen: dict[str, KubeSecret | None] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -78,10 +79,7 @@ class KubernetesProvider(Provider):
     def read(self, key: str) -> TokenRecord | None:
         secret = self._api.get(key)
         with self._lock:
-            if secret is None:
-                self._seen.pop(key, None)
-            else:
-                self._seen[key] = secret
+            self._seen[key] = secret
         if secret is None:
             return None
         return self._record_in(secret, key, action="use")
@@ -103,8 +101,9 @@ class KubernetesProvider(Provider):
 
     def write(self, key: str, record: TokenRecord) -> WriteOutcome:
         with self._lock:
+            known = key in self._seen
             secret = self._seen.pop(key, None)
-        if secret is None:
+        if not known:
             secret = self._api.get(key)
         retries = self.settings.conflict_retries
         for attempt in range(retries + 1):
