@@ -17,6 +17,7 @@ from harbor_secrets.errors import (
     StoreError,
 )
 from harbor_secrets.freshness import RefreshPolicy
+from harbor_secrets.keys import ENV_PREFIX_TEMPLATE, env_names, is_shell_name, shell_name
 from harbor_secrets.options import Options
 from harbor_secrets.provider import (
     ENTRY_POINT_GROUP,
@@ -66,6 +67,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CONFIG_ENV_VAR",
     "ENTRY_POINT_GROUP",
+    "ENV_PREFIX_TEMPLATE",
     "MANAGED_BY",
     "SCHEMA_VERSION",
     "AtomicFile",
@@ -87,12 +89,15 @@ __all__ = [
     "__version__",
     "check_reference_syntax",
     "configure_logging",
+    "env_names",
     "format_time",
     "is_local_reference",
     "is_loopback_host",
+    "is_shell_name",
     "load_config",
     "parse_time",
     "run_sync",
     "scrub",
     "scrub_handlers",
+    "shell_name",
 ]

@@ -19,7 +19,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from harbor_secrets._version import __version__
-from harbor_secrets.cli_params import ListenAddress, MetricsFile, PushgatewayUrl
+from harbor_secrets.cli_params import Duration, ListenAddress, MetricsFile, PushgatewayUrl
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_USAGE, HarborSecretsError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -113,11 +113,11 @@ class HarborGroup(click.Group):
 
 
 def command(
-    group: click.Group, name: str | None = None, *, output: bool = True
+    group: click.Group, name: str | None = None, *, output: bool = True, **settings: Any
 ) -> Callable[[Callable[..., Any]], click.Command]:
     """``@command(cli)``: a :class:`HarborCommand` under ``group``."""
     decorator: Callable[[Callable[..., Any]], click.Command] = group.command(
-        name, cls=HarborCommand, output=output
+        name, cls=HarborCommand, output=output, **settings
     )
     return decorator
 
@@ -260,9 +260,10 @@ def target_options(func: F) -> F:
 def token(g: Globals, /, **target: Any) -> int:
     """Mint a new token from Harbor now and print it (nothing is stored).
 
-    Needs the client secret. For a service, prefer `get`, which prints the token the
-    scheduled `sync` keeps fresh in your store and needs no client secret. Only the token
-    is printed, followed by a newline (-o json: the token with its expiry).
+    Needs the client secret: it is for trying credentials by hand. Services and scripts
+    should use `get`, which prints the token the scheduled `sync` keeps fresh in your
+    store and needs no client secret (and sends Harbor nothing). Only the token is
+    printed, followed by a newline (-o json: the token with its expiry).
 
     \b
     Examples:
@@ -272,6 +273,88 @@ def token(g: Globals, /, **target: Any) -> int:
     from harbor_secrets.commands.token import Target, token_command
 
     return token_command(g, Target(**target))
+
+
+def reader_options(func: F) -> F:
+    """Where a reader takes the token from, and how much life it needs left."""
+    for decorator in reversed(
+        (
+            click.option(
+                "--sink",
+                metavar="NAME",
+                help="Read this sink. Default: the first of the token's sinks that holds it.",
+            ),
+            click.option(
+                "--min-remaining",
+                type=Duration(),
+                default="30s",
+                show_default=True,
+                help="Refuse (exit 1) a token with less than this left.",
+            ),
+        )
+    ):
+        func = decorator(func)
+    return func
+
+
+@command(cli)
+@target_options
+@reader_options
+@click.pass_obj
+def get(g: Globals, /, sink: str | None, min_remaining: float, **target: Any) -> int:
+    """Print the token your store holds now (what `sync` keeps fresh), for scripts.
+
+    Reads only: never asks Harbor, never needs the client secret. Prints the bare token
+    and a newline, nothing else on stdout (-o json: the stored record). Exits 1, saying
+    why on stderr, when the store holds no token, cannot be read, or holds one with less
+    than --min-remaining left. Call it on every use; do not keep its output for longer
+    than the token lives. Use `token` instead only to mint a new one by hand.
+
+    \b
+    Examples:
+      curl -H "Authorization: Bearer $(harbor-secrets get -e sandbox -s service_provider)" \\
+           https://api.sandbox.harborlockers.com/api/v1/login/test-token
+      harbor-secrets get -c harbor.toml --tower-id 0100000123 -s tower_access
+      harbor-secrets get -c harbor.toml -e production --sink vault -o json | jq .expires_at
+    """
+    from harbor_secrets.commands._common import Target
+    from harbor_secrets.commands.read import get_command
+
+    return get_command(g, Target(**target), sink=sink, min_remaining=min_remaining)
+
+
+@command(
+    cli,
+    "exec",
+    output=False,
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+)
+@target_options
+@reader_options
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_(
+    g: Globals, /, sink: str | None, min_remaining: float, command: tuple[str, ...], **target: Any
+) -> int:
+    """Run COMMAND with the stored token in its environment, then exit with its status.
+
+    The variables are the env file's: HARBOR_<ENVIRONMENT>_<SCOPE>_ACCESS_TOKEN and
+    ..._EXPIRES_AT. The token is read once, when COMMAND starts: this suits jobs that
+    finish well within --min-remaining, not daemons (they would outlive the token; let
+    them read the store on each use instead). Refuses (exit 1) a token with less than
+    --min-remaining left. COMMAND replaces this process, so its exit status and signals
+    are its own.
+
+    \b
+    Examples:
+      harbor-secrets exec -c harbor.toml -e sandbox -- ./nightly-report.sh
+      harbor-secrets exec -c harbor.toml -e sandbox -s tower_access --min-remaining 2m \\
+          -- python issue_mobile_keys.py
+    """
+    from harbor_secrets.commands._common import Target
+    from harbor_secrets.commands.read import exec_command
+
+    exec_command(g, Target(**target), command, sink=sink, min_remaining=min_remaining)
 
 
 @command(cli, output=False)

@@ -9,6 +9,7 @@ a name the store cannot hold). Providers never see or parse the template.
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 
@@ -17,6 +18,44 @@ from harbor_secrets.provider import InvalidKeyError, Provider
 
 FIELDS = ("environment", "scope", "credentials")
 _FIX = "use only {environment}, {scope} and {credentials} as placeholders"
+
+#: The env-file contract (DESIGN.md): HARBOR_<ENVIRONMENT>_<SCOPE>_ACCESS_TOKEN / _EXPIRES_AT.
+#: The env-file store and ``harbor-secrets exec`` both name variables this way.
+ENV_PREFIX_TEMPLATE = "HARBOR_{environment}_{scope}"
+TOKEN_SUFFIX = "_ACCESS_TOKEN"
+EXPIRES_SUFFIX = "_EXPIRES_AT"
+_NOT_NAME_CHAR = re.compile(r"[^A-Z0-9_]")
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def is_shell_name(name: str) -> bool:
+    """A name sh, python-dotenv and systemd all accept as a variable."""
+    return _SHELL_NAME.match(name) is not None
+
+
+def shell_name(text: str) -> str:
+    """``text`` upper-cased with anything but ``A-Z 0-9 _`` turned into ``_``.
+
+    Raises :class:`InvalidKeyError` when the result still is not a variable name (it
+    starts with a digit).
+    """
+    name = _NOT_NAME_CHAR.sub("_", text.upper())
+    if not is_shell_name(name):
+        raise InvalidKeyError(
+            f"becomes {name!r}, not a shell variable name",
+            "start the prefix with a letter or underscore, e.g. HARBOR_",
+        )
+    return name
+
+
+def env_names(prefix: str) -> tuple[str, str]:
+    """The token and expiry variable names for a (normalised) prefix."""
+    return prefix + TOKEN_SUFFIX, prefix + EXPIRES_SUFFIX
+
+
+def default_env_names(*, environment: str, scope: str) -> tuple[str, str]:
+    """The variables the env file uses by default, e.g. HARBOR_SANDBOX_TOWER_ACCESS_…"""
+    return env_names(shell_name(ENV_PREFIX_TEMPLATE.format(environment=environment, scope=scope)))
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ SINK_LABELS = ("credentials", "environment", "scope", "sink")
 #: Token-request latency buckets; the last one is the default retry budget (30 s).
 BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 INSTALL_HINT = "pip install 'harbor-secrets[metrics]'"
+#: The failure reason of a sink whose token was written but whose on_write command failed.
+ON_WRITE_FAILED = "on-write-failed"
 
 #: (credentials, environment, scope, sink), in :data:`SINK_LABELS` order.
 SinkKey = tuple[str, str, str, str]
@@ -192,6 +194,9 @@ class SyncMetrics:
                         self._skips[key] = self._skips.get(key, 0.0) + 1
                     elif sink.action == FAILED:
                         failure = (key, failure_reason(job, sink))
+                        self._failures[failure] = self._failures.get(failure, 0.0) + 1
+                    if sink.on_write_ok is False:
+                        failure = (key, ON_WRITE_FAILED)
                         self._failures[failure] = self._failures.get(failure, 0.0) + 1
                     if sink.action in (WRITTEN, FRESH, KEPT_NEWER):
                         self._last_success[key] = finished

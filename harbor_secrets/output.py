@@ -41,6 +41,10 @@ def sync_text(report: SyncReport) -> str:
         for sink in job["sinks"]:
             left = sink.get("expires_in_seconds")
             detail = sink.get("error") or REASONS.get(sink["reason"], sink["reason"])
+            hook = sink.get("on_write")
+            if hook is not None:
+                ran = "on_write ran" if hook["ok"] else f"on_write FAILED: {hook['error']}"
+                detail = f"{detail}; {ran}" if detail else ran
             rows.append(
                 [
                     label,
@@ -55,10 +59,12 @@ def sync_text(report: SyncReport) -> str:
     counts = data["counts"]
     summary = (
         f"{counts['written']} written, {counts['fresh']} fresh, "
-        f"{counts['kept-newer']} kept (store newer), {counts['failed']} failed; "
+        f"{counts['kept-newer']} kept (the store held one no older), {counts['failed']} failed; "
         f"{data['tokens_fetched']} token(s) fetched in {data['token_requests']} request(s), "
         f"{data['duration_seconds']}s"
     )
+    if data["on_write_failed"]:
+        summary += f"; {data['on_write_failed']} on_write command(s) failed"
     if report.dry_run:
         summary = (
             f"dry run: {counts['would-write']} would be written, {counts['fresh']} fresh, "

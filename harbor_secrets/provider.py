@@ -122,6 +122,13 @@ class Provider(ABC):
         """Resolve ``<scheme>:…`` for a scheme in :attr:`reference_schemes`."""
         return _no_references(reference)
 
+    def location(self, key: str) -> str | None:
+        """The file a reader opens for ``key``, for stores that have one (else None).
+
+        ``on_write`` commands get it as ``HARBOR_SECRETS_PATH``.
+        """
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Where this sink writes, for ``config check`` and ``status``. No secrets."""
         return {"provider": self.name}

@@ -23,6 +23,7 @@ from harbor_secrets.provider import ENTRY_POINT_GROUP, Provider
 #: First-party providers, so a missing one can be named with its install command.
 KNOWN_PROVIDERS: dict[str, tuple[str, str]] = {
     "envfile": ("harbor-secrets-envfile", "harbor-secrets[envfile]"),
+    "files": ("harbor-secrets-envfile", "harbor-secrets[envfile]"),
     "vault": ("harbor-secrets-vault", "harbor-secrets[vault]"),
     "aws-secretsmanager": ("harbor-secrets-aws", "harbor-secrets[aws]"),
     "aws-ssm": ("harbor-secrets-aws", "harbor-secrets[aws]"),

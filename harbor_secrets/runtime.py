@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 from harbor_secrets.config import Config, CredentialsConfig, Job
 from harbor_secrets.errors import ConfigError
+from harbor_secrets.hooks import OPTION as ON_WRITE
+from harbor_secrets.hooks import TIMEOUT_OPTION as ON_WRITE_TIMEOUT
+from harbor_secrets.hooks import OnWrite
 from harbor_secrets.keys import KeyTemplate, store_key
 from harbor_secrets.options import Options
 from harbor_secrets.provider import Provider, ProviderContext
@@ -46,6 +49,7 @@ class Sink:
     provider: Provider
     key_template: KeyTemplate
     source: str | None = None
+    on_write: OnWrite | None = None
 
     @property
     def key_option(self) -> str:
@@ -68,19 +72,28 @@ class Sink:
 def build_sink(
     name: str, cls: type[Provider], table: Mapping[str, object], context: ProviderContext
 ) -> Sink:
-    """Build one sink offline: the core takes the key template, the provider the rest.
+    """Build one sink offline: the core takes its own options, the provider the rest.
 
-    ``table`` is the sink's configuration table without ``provider``. The key template
-    option is read and checked here and never handed to :meth:`Provider.from_options`.
+    ``table`` is the sink's configuration table without ``provider``. The key template and
+    ``on_write`` (with its timeout) are read and checked here and never handed to
+    :meth:`Provider.from_options`.
     """
     prefix = f"sinks.{name}"
     options = Options(table, prefix=prefix, source=context.source)
     text = options.string(cls.key_option, cls.default_key_template)
     assert text is not None
     template = KeyTemplate.parse(text, key=options.key(cls.key_option), source=context.source)
-    rest = {option: value for option, value in table.items() if option != cls.key_option}
+    on_write = OnWrite.from_options(options)
+    core = {cls.key_option, ON_WRITE, ON_WRITE_TIMEOUT}
+    rest = {option: value for option, value in table.items() if option not in core}
     provider = cls.from_options(Options(rest, prefix=prefix, source=context.source), context)
-    return Sink(name=name, provider=provider, key_template=template, source=context.source)
+    return Sink(
+        name=name,
+        provider=provider,
+        key_template=template,
+        source=context.source,
+        on_write=on_write,
+    )
 
 
 class Runtime:
@@ -94,9 +107,12 @@ class Runtime:
         environ: Mapping[str, str] | None = None,
         resolve_references: bool = True,
         watching: bool = False,
+        client_secrets: bool = True,
     ) -> None:
         """``resolve_references=False`` (``config check --skip-references``) lets providers
-        be built where the secrets they read at construction are absent, e.g. in CI."""
+        be built where the secrets they read at construction are absent, e.g. in CI.
+        ``client_secrets=False`` (the readers: ``get``, ``exec``) never looks at the
+        credentials' secret references, so a reader needs no client secret at all."""
         self.config = config
         self._resolve_references = resolve_references
         # Watch mode wakes when a token falls due, so the schedule period does not bound it.
@@ -115,7 +131,8 @@ class Runtime:
             for name, sink in config.sinks.items():
                 self.sinks[name] = self._build_sink(name, sink.provider, sink.options)
             self._check_templates()
-            self._check_reference_schemes()
+            if client_secrets:
+                self._check_reference_schemes()
         except BaseException:
             self.close()
             raise
@@ -216,6 +233,28 @@ class Runtime:
         return self.resolver.resolve(
             credentials.client_secret, key=f"credentials.{credentials.name}.client_secret"
         )
+
+    def hidden_variables(self) -> frozenset[str]:
+        """Environment variables the configuration reads secrets from (``env:NAME``).
+
+        Commands this tool starts (``on_write``) never inherit them.
+        """
+        names: set[str] = set()
+
+        def visit(value: object) -> None:
+            if isinstance(value, str) and value.startswith("env:"):
+                names.add(value.removeprefix("env:"))
+            elif isinstance(value, Mapping):
+                for item in value.values():
+                    visit(item)
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    visit(item)
+
+        visit([c.client_secret for c in self.config.credentials.values()])
+        visit([sink.options for sink in self.config.sinks.values()])
+        visit(list(self.config.providers.values()))
+        return frozenset(names)
 
     def warnings(self) -> list[str]:
         """Policies that cannot keep tokens fresh, and each sink's own advice."""

@@ -22,6 +22,7 @@ from harbor_secrets.config import Config, CredentialsConfig, Job
 from harbor_secrets.environments import Environment
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
 from harbor_secrets.freshness import seconds_left
+from harbor_secrets.hooks import Change, HookError, run_hook
 from harbor_secrets.provider import WriteOutcome
 from harbor_secrets.record import TokenRecord, format_time
 from harbor_secrets.registry import Registry
@@ -55,18 +56,12 @@ ClientFactory = Callable[[Config, Environment, CredentialsConfig, Secret], Token
 def default_client_factory(
     config: Config, environment: Environment, credentials: CredentialsConfig, secret: Secret
 ) -> TokenSource:
-    from harbor_secrets.token_client import ClientCredentials, RetryPolicy, TokenClient
+    from harbor_secrets.token_client import ClientCredentials, TokenClient
 
-    http = config.http
     return TokenClient(
         environment,
         ClientCredentials(credentials.client_id, secret, credentials.auth_method),
-        retry=RetryPolicy(
-            connect_timeout=http.connect_timeout,
-            read_timeout=http.read_timeout,
-            total_budget=http.total_budget,
-            max_attempts=http.max_attempts,
-        ),
+        retry=config.http,
         default_expires_in=int(config.refresh.token_lifetime),
     )
 
@@ -80,6 +75,14 @@ class SinkResult:
     reason: str = ""
     expires_at: datetime | None = None
     error: str | None = None
+    #: The sink's on_write command ran after this write: True if it succeeded.
+    on_write_ok: bool | None = None
+    on_write_error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """The store failed, or its on_write command did (the token was still written)."""
+        return self.action == FAILED or self.on_write_ok is False
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -94,6 +97,8 @@ class SinkResult:
             data["expires_in_seconds"] = int(seconds_left(self.expires_at, now))
         if self.error:
             data["error"] = self.error
+        if self.on_write_ok is not None:
+            data["on_write"] = {"ok": self.on_write_ok, "error": self.on_write_error}
         return data
 
 
@@ -115,7 +120,7 @@ class JobResult:
 
     @property
     def failed(self) -> bool:
-        return self.error is not None or any(s.action == FAILED for s in self.sinks)
+        return self.error is not None or any(s.failed for s in self.sinks)
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -154,6 +159,10 @@ class SyncReport:
     def token_requests(self) -> int:
         return sum(r.attempts for r in self.results)
 
+    @property
+    def on_write_failures(self) -> int:
+        return sum(1 for r in self.results for s in r.sinks if s.on_write_ok is False)
+
     def to_dict(self) -> dict[str, Any]:
         now = self.finished_at
         return {
@@ -167,6 +176,7 @@ class SyncReport:
                 action: self.count(action)
                 for action in (WRITTEN, FRESH, KEPT_NEWER, WOULD_WRITE, FAILED)
             },
+            "on_write_failed": self.on_write_failures,
             "tokens_fetched": sum(1 for r in self.results if r.fetched),
             "token_requests": self.token_requests,
             "warnings": list(self.warnings),
@@ -198,6 +208,9 @@ class SyncEngine:
         # out is used in memory. A rotated secret gets a new client.
         self._clients: dict[tuple[str, str], tuple[Secret, TokenSource]] = {}
         self._clients_lock = threading.Lock()
+        # on_write commands of one sink run one at a time, whatever job wrote to it.
+        self._hook_locks = {name: threading.Lock() for name in runtime.sinks}
+        self._hidden = runtime.hidden_variables()
 
     def _client(self, job: Job, secret: Secret) -> TokenSource:
         key = (job.credentials, job.environment)
@@ -353,6 +366,8 @@ class SyncEngine:
             if outcome is WriteOutcome.WRITTEN:
                 sink_result.action = WRITTEN
                 sink_result.expires_at = record.expires_at
+                if sink.on_write is not None:
+                    self._on_write(job, sink, key, record, sink_result)
             else:
                 sink_result.action = KEPT_NEWER
                 sink_result.reason = "the store already holds a token expiring no earlier"
@@ -363,6 +378,38 @@ class SyncEngine:
                 sink_result.action,
                 extra={"event": "sink." + sink_result.action, "job": job.label, "sink": sink.name},
             )
+
+    def _on_write(
+        self, job: Job, sink: Sink, key: str, record: TokenRecord, sink_result: SinkResult
+    ) -> None:
+        """Run the sink's command after a write; a failure is reported, the write stays."""
+        assert sink.on_write is not None
+        change = Change(
+            sink=sink.name,
+            credentials=job.credentials,
+            environment=job.environment,
+            scope=job.scope,
+            key=key,
+            expires_at=format_time(record.expires_at),
+            location=sink.provider.location(key),
+        )
+        with self._hook_locks[sink.name]:
+            try:
+                run_hook(
+                    sink.on_write, change, base_environ=self.runtime.environ, hidden=self._hidden
+                )
+            except HookError as exc:
+                sink_result.on_write_ok = False
+                sink_result.on_write_error = str(exc)
+                log.error(
+                    "%s -> %s: %s",
+                    job.label,
+                    sink.name,
+                    exc,
+                    extra={"event": "sink.on_write_failed", "job": job.label, "sink": sink.name},
+                )
+                return
+        sink_result.on_write_ok = True
 
     def _sink_failed(self, job: Job, sink_result: SinkResult, reason: str, exc: Exception) -> None:
         sink_result.action = FAILED

@@ -13,6 +13,7 @@ def test_public_api_is_pinned() -> None:
             "AtomicFile",
             "Config",
             "ENTRY_POINT_GROUP",
+            "ENV_PREFIX_TEMPLATE",
             "MANAGED_BY",
             "SCHEMA_VERSION",
             "ConfigError",
@@ -32,14 +33,17 @@ def test_public_api_is_pinned() -> None:
             "__version__",
             "check_reference_syntax",
             "configure_logging",
+            "env_names",
             "load_config",
             "run_sync",
             "scrub_handlers",
             "format_time",
             "is_local_reference",
             "is_loopback_host",
+            "is_shell_name",
             "parse_time",
             "scrub",
+            "shell_name",
         ]
     )
     for name in harbor_secrets.__all__:

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import click
 
+from harbor_secrets.cli import Globals
+from harbor_secrets.commands._common import Target
+from harbor_secrets.commands.read import DEFAULT_MIN_REMAINING, find_token
 from harbor_secrets.config import load_config
+from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK
 from harbor_secrets.output import sync_text
 from harbor_secrets.sync import run_sync
@@ -108,10 +112,22 @@ def demo_command(directory: str) -> int:
         click.echo(sync_text(second))
         click.echo(f"token requests sent by the second sync: {issuer.token_requests - before}\n")
 
-    click.echo("== how services read it")
-    click.echo(f"  set -a; . {env_file}; set +a")
+    click.echo("== how services read it: from the store, on every use (docs/READING.md)")
+    found = find_token(
+        Globals(config=str(config_path)),
+        Target(environment="sandbox", scope="service_provider"),
+        sink=None,
+        min_remaining=DEFAULT_MIN_REMAINING,
+    )
+    shown = found.record.access_token.reveal()[:12]
+    click.echo(f"  harbor-secrets get -c {config_path} -e sandbox -s service_provider")
+    click.echo(f"    -> {shown}… ({format_duration(found.verdict.seconds_left or 0)} left)")
     click.echo(
-        '  curl -H "Authorization: Bearer $HARBOR_SANDBOX_SERVICE_PROVIDER_ACCESS_TOKEN" …\n'
+        f'  curl -H "Authorization: Bearer $(harbor-secrets get -c {config_path} -e sandbox)" …'
+    )
+    click.echo(
+        "  (not `set -a; . harbor.env` in a long-running service: that freezes a token "
+        "that dies in five minutes)\n"
     )
     click.echo(REAL_HARBOR.format(config=config_path))
     ok = first.exit_code == EXIT_OK and second.exit_code == EXIT_OK

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # One assignment, including a quoted value that spans lines; the rest of its last line
 # (a comment, say) belongs to it. finditer resumes after each match, so lines inside a
 # multi-line value are never mistaken for assignments.
@@ -52,10 +51,6 @@ class Assignment:
     start: int
     end: int
     lead: str
-
-
-def is_variable_name(name: str) -> bool:
-    return _NAME.match(name) is not None
 
 
 def decode(data: bytes) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harbor_secrets import (
+    ENV_PREFIX_TEMPLATE,
     AtomicFile,
-    InvalidKeyError,
     Options,
     Provider,
     ProviderContext,
@@ -25,18 +25,18 @@ from harbor_secrets import (
     StoreError,
     TokenRecord,
     WriteOutcome,
+    env_names,
     format_time,
+    is_shell_name,
     parse_time,
+    shell_name,
 )
 from harbor_secrets_envfile import _format
 
 log = logging.getLogger("harbor_secrets.envfile")
 
-TOKEN_SUFFIX = "_ACCESS_TOKEN"
-EXPIRES_SUFFIX = "_EXPIRES_AT"
 DEFAULT_MODE = 0o600
 DEFAULT_LOCK_TIMEOUT = 10.0
-_NOT_NAME_CHAR = re.compile(r"[^A-Z0-9_]")
 _MODE_TEXT = re.compile(r"0?[0-7]{3}\Z")
 
 
@@ -45,9 +45,9 @@ class EnvFileProvider(Provider):
 
     name = "envfile"
     distribution = "harbor-secrets-envfile"
-    summary = "An env file of KEY='value' lines, read by sh (set -a; . FILE) and python-dotenv."
+    summary = "An env file of KEY='value' lines for sh and python-dotenv (re-read it on use)."
     key_option = "prefix"
-    default_key_template = "HARBOR_{environment}_{scope}"
+    default_key_template = ENV_PREFIX_TEMPLATE
     stores_full_record = False
 
     def __init__(
@@ -64,21 +64,12 @@ class EnvFileProvider(Provider):
 
     @classmethod
     def from_options(cls, options: Options, context: ProviderContext) -> EnvFileProvider:
-        path = _resolve_path(options.required_str("path"), context.source)
-        file_mode = _file_mode(options)
-        lock_timeout = options.duration("lock_timeout", DEFAULT_LOCK_TIMEOUT)
-        options.finish()
-        return cls(path, file_mode=file_mode, lock_timeout=lock_timeout)
+        path, mode, lock_timeout = file_options(options, context, "path")
+        return cls(path, file_mode=mode, lock_timeout=lock_timeout)
 
     def normalize_key(self, key: str) -> str:
         """Upper case, anything but ``A-Z 0-9 _`` becomes ``_``: a valid shell name."""
-        name = _NOT_NAME_CHAR.sub("_", key.upper())
-        if not _format.is_variable_name(name):
-            raise InvalidKeyError(
-                f"becomes {name!r}, not a shell variable name",
-                "start the prefix with a letter or underscore, e.g. HARBOR_",
-            )
-        return name
+        return shell_name(key)
 
     def read(self, key: str) -> TokenRecord | None:
         names = _names(key)
@@ -156,16 +147,28 @@ class EnvFileProvider(Provider):
 
 
 def _names(key: str) -> tuple[str, str]:
-    if not _format.is_variable_name(key):
+    if not is_shell_name(key):
         raise StoreError(
             f"{key!r} is not a valid variable-name prefix",
             hint="keys come from the core's rendering of the sink's prefix template",
             reason="bad-key",
         )
-    return key + TOKEN_SUFFIX, key + EXPIRES_SUFFIX
+    return env_names(key)
 
 
-def _resolve_path(raw: str, source: str | None) -> Path:
+def file_options(
+    options: Options, context: ProviderContext, location: str
+) -> tuple[Path, int, float]:
+    """The options both file stores take: where (``location``), ``file_mode``,
+    ``lock_timeout``; unknown options are refused."""
+    path = resolve_path(options.required_str(location), context.source)
+    mode = file_mode(options)
+    lock_timeout = options.duration("lock_timeout", DEFAULT_LOCK_TIMEOUT)
+    options.finish()
+    return path, mode, lock_timeout
+
+
+def resolve_path(raw: str, source: str | None) -> Path:
     """Relative paths are relative to the configuration file's directory (else the cwd)."""
     path = Path(raw).expanduser()
     if not path.is_absolute() and source and Path(source).is_file():
@@ -173,7 +176,7 @@ def _resolve_path(raw: str, source: str | None) -> Path:
     return Path(os.path.abspath(path))
 
 
-def _file_mode(options: Options) -> int:
+def file_mode(options: Options) -> int:
     raw = options.raw("file_mode", DEFAULT_MODE)
     if isinstance(raw, str) and _MODE_TEXT.match(raw):
         mode = int(raw, 8)

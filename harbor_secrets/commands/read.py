@@ -1,0 +1,199 @@
+"""``harbor-secrets get`` and ``harbor-secrets exec``: the token a store holds, for a reader.
+
+Both only read. They never call the issuer and never look at the credentials' secret
+reference, so a reader's host needs no client secret at all: only read access to the store
+the scheduled ``sync`` keeps fresh. Whether a stored token is still good enough is the
+freshness policy's answer (:meth:`RefreshPolicy.for_reader`); a token with less than
+``--min-remaining`` left is refused rather than handed to a caller that would get 401s.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import click
+
+from harbor_secrets.cli import Globals
+from harbor_secrets.commands._common import Target, load
+from harbor_secrets.config import Config, Job
+from harbor_secrets.durations import format_duration
+from harbor_secrets.errors import EXIT_OK, ConfigError, HarborSecretsError
+from harbor_secrets.freshness import ReaderState, ReaderVerdict, RefreshPolicy
+from harbor_secrets.keys import default_env_names
+from harbor_secrets.output import to_json
+from harbor_secrets.record import TokenRecord, format_time
+from harbor_secrets.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIN_REMAINING = 30.0
+
+
+class TokenUnavailableError(HarborSecretsError):
+    """No stored token good enough for the reader (exit 1); the message says what to run."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """The token a reader gets, and where it came from."""
+
+    job: Job
+    sink: str
+    key: str
+    record: TokenRecord
+    full_record: bool
+    verdict: ReaderVerdict
+
+
+def _configured_job(config: Config, target: Target) -> Job:
+    wanted = target.job(config)
+    for job in config.jobs():
+        if (job.credentials, job.environment, job.scope) == (
+            wanted.credentials,
+            wanted.environment,
+            wanted.scope,
+        ):
+            return job
+    kept = ", ".join(job.label for job in config.jobs())
+    raise ConfigError(
+        f"no target keeps {wanted.label} fresh",
+        key="--scope" if target.scope != "service_provider" else "--environment",
+        fix=f"ask for one of: {kept}",
+    )
+
+
+def find_token(g: Globals, target: Target, *, sink: str | None, min_remaining: float) -> Found:
+    """Read the token from ``sink`` (default: the first of its sinks that holds it)."""
+    config = load(g.config)
+    job = _configured_job(config, target)
+    if sink is not None and sink not in job.sinks:
+        raise ConfigError(
+            f"sink {sink!r} does not hold {job.label}",
+            key="--sink",
+            fix=f"use one of: {', '.join(job.sinks)}",
+        )
+    order = [sink] if sink is not None else list(job.sinks)
+    problems: list[str] = []
+    best: Found | None = None
+    now = datetime.now(UTC)
+    with Runtime(config, client_secrets=False) as runtime:
+        for name in order:
+            configured = runtime.sinks[name]
+            key = configured.key_for(job)
+            try:
+                record = configured.provider.read(key)
+            except HarborSecretsError as exc:
+                problems.append(f"sink {name!r} could not be read: {exc}")
+                continue
+            verdict = RefreshPolicy.for_reader(record, now, min_remaining=min_remaining)
+            if record is None:
+                problems.append(f"sink {name!r} holds no token under {key!r}")
+                continue
+            found = Found(job, name, key, record, configured.provider.stores_full_record, verdict)
+            if verdict.usable:
+                return found
+            best = best or found
+    if best is not None:
+        raise _too_old(best, min_remaining, problems)
+    raise TokenUnavailableError(
+        f"no stored token for {job.label}: " + "; ".join(problems),
+        hint="run `harbor-secrets sync` (it writes every configured sink); "
+        "`harbor-secrets status` shows what each sink holds",
+    )
+
+
+def _too_old(found: Found, min_remaining: float, problems: Sequence[str]) -> TokenUnavailableError:
+    left = found.verdict.seconds_left or 0.0
+    where = f"sink {found.sink!r} ({found.key})"
+    if found.verdict.state is ReaderState.EXPIRED:
+        message = f"the token for {found.job.label} in {where} expired {format_duration(-left)} ago"
+    else:
+        message = (
+            f"the token for {found.job.label} in {where} has only {format_duration(left)} "
+            f"left, less than --min-remaining {format_duration(min_remaining)}"
+        )
+    others = f" ({'; '.join(problems)})" if problems else ""
+    return TokenUnavailableError(
+        message + others,
+        hint="the scheduled `harbor-secrets sync` should have refreshed it: check that it "
+        "runs (every minute) with `harbor-secrets status`, or run `harbor-secrets sync` now",
+    )
+
+
+def record_for_output(found: Found) -> dict[str, Any]:
+    """The stored record (schema 1) as a reader sees it; fields the store does not keep
+    (an env file keeps only the token and its expiry) are null."""
+    data = found.record.to_dict()
+    data["scope"] = data["scope"] or found.job.scope
+    data["environment"] = data["environment"] or found.job.environment
+    if not found.full_record:
+        for name in ("issued_at", "expires_in", "client_id", "issuer", "managed_by", "schema"):
+            data[name] = None
+    return data
+
+
+def get_command(g: Globals, target: Target, *, sink: str | None, min_remaining: float) -> int:
+    found = find_token(g, target, sink=sink, min_remaining=min_remaining)
+    log.info(
+        "%s from sink %s: %s left",
+        found.job.label,
+        found.sink,
+        format_duration(found.verdict.seconds_left or 0),
+        extra={"event": "get.found", "sink": found.sink, "key": found.key},
+    )
+    if g.output == "json":
+        click.echo(to_json(record_for_output(found)))
+    else:
+        click.echo(found.record.access_token.reveal())
+    return EXIT_OK
+
+
+def exec_command(
+    g: Globals,
+    target: Target,
+    command: Sequence[str],
+    *,
+    sink: str | None,
+    min_remaining: float,
+) -> NoReturn:
+    """Replace this process with ``command``, the token in its environment.
+
+    ``exec`` (not a child process): the command's exit status and any signal it gets or
+    dies of are exactly its own, and nothing of this tool stays in memory beside it.
+    """
+    found = find_token(g, target, sink=sink, min_remaining=min_remaining)
+    token_name, expires_name = default_env_names(
+        environment=found.job.environment, scope=found.job.scope
+    )
+    environ = dict(os.environ)
+    environ[token_name] = found.record.access_token.reveal()
+    environ[expires_name] = format_time(found.record.expires_at)
+    log.info(
+        "running %s with %s (%s left)",
+        command[0],
+        token_name,
+        format_duration(found.verdict.seconds_left or 0),
+        extra={"event": "exec.start", "sink": found.sink},
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(command[0], list(command), environ)  # noqa: S606 - argv, no shell
+    except OSError as exc:
+        raise _exec_failed(command[0], exc) from None
+
+
+def _exec_failed(program: str, exc: OSError) -> HarborSecretsError:
+    error = HarborSecretsError(
+        f"cannot run {program!r}: {exc.strerror or type(exc).__name__}",
+        hint="give the command after --, e.g. harbor-secrets exec -e sandbox -- ./job.sh",
+    )
+    error.exit_code = 127 if isinstance(exc, FileNotFoundError) else 126
+    return error
