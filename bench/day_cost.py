@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from harbor_secrets.config import Config, CredentialsConfig, load_config
 from harbor_secrets.environments import Environment
@@ -31,7 +31,8 @@ from harbor_secrets.secrets import Secret
 from harbor_secrets.sync import SyncEngine, TokenSource
 from harbor_secrets.testing.memory import MemoryProvider, MemoryStore, reset_memory_stores
 from harbor_secrets.token_client import IssuedToken
-from harbor_secrets.watch import DUE_MARGIN, Watcher, WatchPolicy
+from harbor_secrets.watch import DUE_MARGIN, Watcher, WatchPacing
+from harbor_testkit.clock import FakeClock
 
 DAY = 86_400.0
 LIFETIME = 300
@@ -47,16 +48,6 @@ ONE_SHOT_AIM = 1.7
 ONE_SHOT_START = (0.3, 2.0)
 MAX_WATCH_RUN = 0.3
 WATCH_AIM = 1.3
-
-
-class FakeClock:
-    """Seconds since EPOCH, moved only by the simulation."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def now(self) -> datetime:
-        return EPOCH + timedelta(seconds=self.seconds)
 
 
 class FakeIssuer:
@@ -157,7 +148,7 @@ def simulate(
     """One simulated day of ``mode`` ("one-shot" or "watch") at this ``refresh_before``."""
     reset_memory_stores()
     store = MemoryStore.get("day")
-    clock = FakeClock()
+    clock = FakeClock(EPOCH)
     issuer = FakeIssuer(clock)
     rng = random.Random(seed)  # noqa: S311 (a reproducible simulation, not a secret)
     config = _config(refresh_before, schedule_period)
@@ -200,8 +191,8 @@ def simulate(
     if mode == "one-shot":
         bound = refresh_before - schedule_period
     else:
-        policy = WatchPolicy.for_config(config)
-        bound = refresh_before - (policy.max_jitter + DUE_MARGIN + MAX_WATCH_RUN)
+        pacing = WatchPacing.for_config(config)
+        bound = refresh_before - (pacing.max_jitter + DUE_MARGIN + MAX_WATCH_RUN)
     return DayResult(
         mode=mode,
         refresh_before=refresh_before,

@@ -8,7 +8,6 @@ stops the bench with its log's tail: a benchmark against a missing server means 
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 from collections.abc import Iterator
@@ -16,19 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from harbor_testkit.environ import AWS_TEST_ENVIRONMENT, clean_environ
 from harbor_testkit.servers import MotoServer, OpenBaoDevServer
 
 BIN = Path(sys.executable).parent
-AWS_REGION = "us-east-1"
-#: moto accepts any credentials; these keep the bench away from the developer's AWS setup.
-AWS_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_REGION": AWS_REGION,
-    "AWS_DEFAULT_REGION": AWS_REGION,
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-_AWS_DROP = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONFIG_FILE")
+AWS_REGION = AWS_TEST_ENVIRONMENT["AWS_REGION"]
 
 
 @dataclass(frozen=True)
@@ -52,16 +43,7 @@ class Moto:
 
 def clean_environment(home: Path) -> dict[str, str]:
     """The process environment minus anything pointing at a real Vault or AWS account."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("VAULT_", "BAO_", "HARBOR_")) and k not in _AWS_DROP
-    }
-    env["HOME"] = str(home)
-    env["AWS_SHARED_CREDENTIALS_FILE"] = str(home / "no-aws-credentials")
-    env["AWS_CONFIG_FILE"] = str(home / "no-aws-config")
-    env.update(AWS_ENVIRONMENT)
-    return env
+    return clean_environ(home=home, aws=True)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ final answer or transport failure and decides which typed error it means.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -18,7 +18,7 @@ import requests
 import urllib3
 from requests.structures import CaseInsensitiveDict
 
-from harbor_secrets.errors import ConfigError
+from harbor_secrets.retry_policy import RetryPolicy
 
 # Transient by definition: the issuer or a proxy in front of it is overloaded or restarting.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -31,32 +31,6 @@ MAX_RETRY_AFTER = 86_400.0
 
 # (connect timeout, read timeout) as requests takes them.
 Timeouts = tuple[float, float]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Timeouts, attempts and backoff for one fetch; ``total_budget`` bounds all of it."""
-
-    connect_timeout: float = 5.0
-    read_timeout: float = 10.0
-    total_budget: float = 30.0
-    max_attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-
-    def __post_init__(self) -> None:
-        for name in ("connect_timeout", "read_timeout", "total_budget", "max_delay"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"retry policy: {name} must be positive", fix=f"set {name} > 0")
-        if self.base_delay < 0:
-            raise ConfigError("retry policy: base_delay cannot be negative", fix="set it >= 0")
-        if self.max_attempts < 1:
-            raise ConfigError("retry policy: max_attempts must be at least 1", fix="set it >= 1")
-
-    def backoff_window(self, retry_number: int) -> float:
-        """Upper bound of the full-jitter delay before retry ``retry_number`` (0-based)."""
-        # Cap the exponent so a large attempt count cannot overflow the float.
-        return min(self.max_delay, self.base_delay * 2.0 ** min(retry_number, 62))
 
 
 @dataclass(frozen=True)
@@ -290,56 +264,68 @@ def _read_body(
 
     ``read_timeout`` bounds each socket read, not the body: a server dripping a byte at a
     time would never be cut off. So the body is read a socket read at a time (``read1``)
-    and the deadline is checked between reads.
+    and the deadline is checked between reads. urllib3 1.x has no ``read1``: requests' own
+    iteration is used then, without the deadline.
     """
-    chunks: list[bytes] = []
-    size = 0
     read1 = getattr(response.raw, "read1", None)
-    if read1 is None:  # urllib3 1.x has no read1: fall back to requests' own iteration
-        return _read_body_unbounded(response)
-    try:
-        while True:
-            if clock() >= deadline:
-                return (
-                    b"",
-                    None,
-                    _Failure(
-                        "the answer's body was still arriving when the time budget ran out", True
-                    ),
-                )
-            chunk = read1(16384, decode_content=True)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                return b"".join(chunks)[:MAX_BODY_BYTES], _TOO_LARGE, None
-    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError):
-        # The connection ended before the announced body did (or the encoding was broken).
-        return b"".join(chunks), _SHORT, None
-    except urllib3.exceptions.HTTPError:
-        return b"", None, _Failure("the answer stalled while its body was read", True)
-    except OSError as exc:
-        return b"", None, _Failure(f"reading the answer failed ({type(exc).__name__})", True)
-    return b"".join(chunks), None, None
-
-
-def _read_body_unbounded(
-    response: requests.Response,
-) -> tuple[bytes, str | None, _Failure | None]:
+    source: Iterator[bytes]
+    if read1 is None:
+        source, errors = response.iter_content(chunk_size=16384), _REQUESTS_ERRORS
+    else:
+        source, errors = _socket_reads(read1, deadline, clock), _URLLIB3_ERRORS
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in response.iter_content(chunk_size=16384):
+        for chunk in source:
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_BODY_BYTES:
                 return b"".join(chunks)[:MAX_BODY_BYTES], _TOO_LARGE, None
-    except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+    except _OutOfTimeError:
+        reason = "the answer's body was still arriving when the time budget ran out"
+        return b"", None, _Failure(reason, True)
+    except errors.short:  # the connection ended before the announced body did
         return b"".join(chunks), _SHORT, None
-    except requests.exceptions.ConnectionError:
-        # requests reports a read timeout in the middle of the body as a ConnectionError.
+    except errors.stalled:  # requests reports a read timeout mid-body as a ConnectionError
         return b"", None, _Failure("the answer stalled while its body was read", True)
-    except requests.RequestException as exc:
+    except errors.other as exc:
         return b"", None, _Failure(f"reading the answer failed ({type(exc).__name__})", True)
     return b"".join(chunks), None, None
+
+
+class _OutOfTimeError(Exception):
+    """The total budget ran out between two socket reads of a body."""
+
+
+@dataclass(frozen=True)
+class _BodyErrors:
+    """How one HTTP stack says a body read went wrong, most specific first."""
+
+    short: tuple[type[BaseException], ...]
+    stalled: tuple[type[BaseException], ...]
+    other: tuple[type[BaseException], ...]
+
+
+_URLLIB3_ERRORS = _BodyErrors(
+    short=(urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError),
+    stalled=(urllib3.exceptions.HTTPError,),
+    other=(OSError,),
+)
+_REQUESTS_ERRORS = _BodyErrors(
+    short=(requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError),
+    stalled=(requests.exceptions.ConnectionError,),
+    other=(requests.RequestException,),
+)
+
+
+def _socket_reads(
+    read1: Callable[..., bytes], deadline: float, clock: Callable[[], float]
+) -> Iterator[bytes]:
+    """One socket read at a time until the body ends, checking the deadline before each."""
+    while True:
+        if clock() >= deadline:
+            raise _OutOfTimeError
+        chunk = read1(16384, decode_content=True)
+        if not chunk:
+            return
+        yield chunk

@@ -24,21 +24,12 @@ from harbor_secrets.environments import (
 from harbor_secrets.errors import ConfigError
 from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.options import Options
+from harbor_secrets.retry_policy import RetryPolicy
 
 CONFIG_ENV_VAR = "HARBOR_SECRETS_CONFIG"
 MAX_TOKEN_LIFETIME = 86_400  # the token client refuses longer lifetimes too
 #: How a client authenticates at the token endpoint; the token client accepts these only.
 AUTH_METHODS = ("client_secret_post", "client_secret_basic")
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    """Timeouts and the retry budget for one token request."""
-
-    connect_timeout: float = 5.0
-    read_timeout: float = 10.0
-    total_budget: float = 30.0
-    max_attempts: int = 5
 
 
 @dataclass(frozen=True)
@@ -84,7 +75,7 @@ class Job:
 class Config:
     source: str | None
     refresh: RefreshPolicy
-    http: HttpSettings
+    http: RetryPolicy
     environments: Mapping[str, Environment]
     credentials: Mapping[str, CredentialsConfig]
     sinks: Mapping[str, SinkConfig]
@@ -204,16 +195,15 @@ def _parse_refresh(options: Options) -> RefreshPolicy:
     return settings
 
 
-def _parse_http(options: Options) -> HttpSettings:
-    settings = HttpSettings(
-        connect_timeout=options.duration("connect_timeout", 5),
-        read_timeout=options.duration("read_timeout", 10),
-        total_budget=options.duration("total_budget", 30),
-        max_attempts=options.integer("max_attempts", 5, minimum=1),
-    )
-    for name in ("connect_timeout", "read_timeout", "total_budget"):
-        if getattr(settings, name) <= 0:
+def _parse_http(options: Options) -> RetryPolicy:
+    timeouts = {
+        name: options.duration(name, default)
+        for name, default in (("connect_timeout", 5), ("read_timeout", 10), ("total_budget", 30))
+    }
+    for name, value in timeouts.items():
+        if value <= 0:
             raise options.error(name, "must be more than 0", f'set {name} = "10s"')
+    settings = RetryPolicy(**timeouts, max_attempts=options.integer("max_attempts", 5, minimum=1))
     options.finish()
     return settings
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from harbor_secrets._serving import http_url, serve_in_background, shut_down
 from harbor_secrets.errors import ConfigError
 from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.metrics import SinkKey
@@ -100,8 +101,7 @@ class StatusServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     def start(self) -> StatusServer:
         """Bind (port 0 picks a free one); a port in use is a usage error (exit 2)."""
@@ -115,23 +115,14 @@ class StatusServer:
             ) from None
         self.port = int(server.server_address[1])
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="harbor-secrets-http",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_background(server, name="harbor-secrets-http", poll=0.2)
         return self
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        shut_down(server, thread)
         self._server = self._thread = None
 
     def __enter__(self) -> StatusServer:

@@ -42,6 +42,7 @@ from types import FrameType, TracebackType
 from typing import Final, Self
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
+from harbor_secrets._serving import http_url, serve_in_background, shut_down
 from harbor_secrets.environments import SCOPES, TEST_TOKEN_PATH
 
 __all__ = ["OMIT", "REALM", "Fault", "RecordedRequest", "StandInIssuer", "main"]
@@ -294,8 +295,7 @@ class StandInIssuer:
     @property
     def url(self) -> str:
         """Base URL, usable as both ``accounts_url`` and ``api_url`` of an environment."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     @property
     def token_url(self) -> str:
@@ -315,13 +315,7 @@ class StandInIssuer:
         server = _Server((self.host, self._port), self)
         self._port = int(server.server_address[1])  # a restart reuses the same port
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.01},  # stop() waits up to this long
-            name=f"stand-in-issuer:{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_background(server, name=f"stand-in-issuer:{self._port}", poll=0.01)
         return self
 
     def stop(self) -> None:
@@ -330,10 +324,7 @@ class StandInIssuer:
         if server is None:
             return
         self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        shut_down(server, thread)
         self._server = None
         self._thread = None
 

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import requests
 
-from harbor_secrets._http_retry import Exchange, RetryingSender, RetryPolicy, Timeouts
+from harbor_secrets._http_retry import Exchange, RetryingSender, Timeouts
 from harbor_secrets._token_response import (
     MAX_EXPIRES_IN,
     UNAVAILABLE_HINT,
@@ -43,6 +43,7 @@ from harbor_secrets.errors import (
     IssuerError,
     IssuerUnavailableError,
 )
+from harbor_secrets.retry_policy import RetryPolicy
 from harbor_secrets.secrets import Secret, register
 
 __all__ = [

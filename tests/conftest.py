@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ import pytest
 
 from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.testing.memory import reset_memory_stores
+from harbor_testkit.environ import clean_environ
 
 CLIENT_ID = "harbor-test-client"
 # Canary values: tests assert these never appear in any output.
@@ -85,13 +85,7 @@ def run_cli(tmp_path: Path) -> Callable[..., Result]:
     """Run ``python -m harbor_secrets`` as a real process, as cron would."""
 
     def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
-        environ = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("HARBOR_", "VAULT_", "AWS_"))
-        }
-        environ["HARBOR_CLIENT_SECRET"] = CLIENT_SECRET
-        environ.update(env or {})
+        environ = clean_environ({"HARBOR_CLIENT_SECRET": CLIENT_SECRET, **(env or {})})
         completed = subprocess.run(
             [sys.executable, "-m", "harbor_secrets", *args],
             capture_output=True,

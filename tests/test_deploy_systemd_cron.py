@@ -10,7 +10,6 @@ through the real `config check`, and the crontab line parsed and then run twice 
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -21,6 +20,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
+from harbor_testkit.environ import clean_environ
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEMD = REPO / "deploy" / "systemd"
@@ -197,7 +198,7 @@ def test_timer_fires_every_minute_on_the_second() -> None:
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_example_config_passes_config_check(name: str) -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HARBOR_", "VAULT_"))}
+    environ = clean_environ()
     command = [sys.executable, "-m", "harbor_secrets", "-c", str(CONFIGS[name])]
     result = subprocess.run(
         [*command, "config", "check", "--skip-references"],

@@ -7,7 +7,6 @@ run demonstrably did: the issuer's record of token requests, the env file's EXPI
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
 import subprocess
@@ -45,6 +44,7 @@ from harbor_secrets.runtime import Runtime
 from harbor_secrets.stand_in_issuer import Fault, StandInIssuer
 from harbor_secrets.sync import FRESH, KEPT_NEWER, WRITTEN
 from harbor_secrets.watch import Cycle, Watcher
+from harbor_testkit.environ import clean_environ
 
 Run = Callable[..., Result]
 WRITES = "harbor_secrets_writes_total"
@@ -369,8 +369,7 @@ except SystemExit as exit:
 
 
 def python(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("HARBOR_")}
-    environ["HARBOR_CLIENT_SECRET"] = CLIENT_SECRET
+    environ = clean_environ({"HARBOR_CLIENT_SECRET": CLIENT_SECRET})
     return subprocess.run(
         [sys.executable, "-c", script, *args],
         capture_output=True,

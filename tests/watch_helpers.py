@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from conftest import CLIENT_ID, CLIENT_SECRET
 from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.record import parse_time
 from harbor_secrets.watch import Watcher, WatchPacing
+from harbor_testkit.environ import clean_environ
 
 SCOPES = ("service_provider", "tower_access")
 # No proxy, whatever the environment says: every server here is on loopback.
@@ -99,13 +99,7 @@ scopes = ["service_provider", "tower_access"]
 
 
 def cli_environ() -> dict[str, str]:
-    environ = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("HARBOR_", "VAULT_", "AWS_"))
-    }
-    environ["HARBOR_CLIENT_SECRET"] = CLIENT_SECRET
-    return environ
+    return clean_environ({"HARBOR_CLIENT_SECRET": CLIENT_SECRET})
 
 
 def start_cli(*args: str, cwd: Path, runner: Path | None = None) -> subprocess.Popen[str]:

@@ -9,7 +9,6 @@ a test turns into a loud failure (never a skip) and a bench into an exit.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import socket
@@ -23,6 +22,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Self
+
+from harbor_testkit.environ import clean_environ
 
 #: How much of a server's log an error message carries.
 LOG_TAIL = 2000
@@ -242,9 +243,7 @@ class OpenBaoDevServer(_LocalServer):
             (self.workdir / "tls").mkdir(parents=True, exist_ok=True)
         if self._env is not None:
             return self._env
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-        environ["HOME"] = str(self.home)
-        return environ
+        return clean_environ(home=self.home)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         return ssl.create_default_context(cafile=self.ca_cert) if self.ca_cert else None

@@ -7,28 +7,22 @@ token is a canary value, so the suite can prove it never appears in any output.
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
 import hvac
 import pytest
 
+from harbor_testkit.environ import clean_environ
 from harbor_testkit.servers import MotoServer, OpenBaoDevServer, ServerStartError
 
 READY_TIMEOUT = 30.0
 REGION = "us-east-1"
 
 
-def clean_environ(home: Path) -> dict[str, str]:
+def server_environ(home: Path) -> dict[str, str]:
     """This process's environment without any Vault, OpenBao or AWS settings."""
-    environ = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("VAULT_", "BAO_", "AWS_", "HARBOR_"))
-    }
-    environ["HOME"] = str(home)
-    return environ
+    return clean_environ(home=home)
 
 
 class Bao(OpenBaoDevServer):
@@ -48,7 +42,7 @@ Moto = MotoServer
 def start_bao(directory: Path) -> Bao:
     """Start an OpenBao dev server (KV v2 at ``secret/``) or fail the test loudly."""
     root_token = f"canary-vault-token-{secrets.token_hex(12)}"
-    environ = clean_environ(directory / "home")
+    environ = server_environ(directory / "home")
     try:
         return Bao(root_token, workdir=directory, env=environ, timeout=READY_TIMEOUT).start()
     except ServerStartError as error:
@@ -57,7 +51,7 @@ def start_bao(directory: Path) -> Bao:
 
 def start_moto(directory: Path) -> Moto:
     """Start moto_server over HTTP on loopback or fail the test loudly."""
-    environ = clean_environ(directory)
+    environ = server_environ(directory)
     try:
         return Moto(workdir=directory, env=environ, timeout=READY_TIMEOUT).start()
     except ServerStartError as error:

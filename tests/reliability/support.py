@@ -13,7 +13,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import secrets
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from harbor_secrets.logs import configure as configure_logging
 from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.sync import run_sync
 from harbor_secrets.testing import sink_from_options
+from harbor_testkit.environ import clean_environ
 from harbor_testkit.proxy import FaultProxy
 
 from .report import ReliabilityLog, Row
@@ -101,13 +101,7 @@ class Run:
 
 def base_environ(client_secret: str) -> dict[str, str]:
     """The pytest process's environment without Harbor, Vault or AWS settings."""
-    environ = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("HARBOR_", "VAULT_", "BAO_", "AWS_"))
-    }
-    environ["HARBOR_CLIENT_SECRET"] = client_secret
-    return environ
+    return clean_environ({"HARBOR_CLIENT_SECRET": client_secret})
 
 
 def run_cli(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 import boto3
 
 from harbor_secrets.stand_in_issuer import StandInIssuer
+from harbor_testkit.environ import clean_environ
 from harbor_testkit.servers import MotoServer, ServerStartError
 
 # Peak RSS of this process. On Linux, ru_maxrss survives exec, so a child forked from this
@@ -126,11 +126,8 @@ name = "/bench{run}-{uuid.uuid4().hex[:8]}/{{environment}}/{{scope}}"
 [[targets]]
 environments = ["sandbox"]
 """
-                inherited = {
-                    k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HARBOR_"))
-                }
                 env = {
-                    **inherited,
+                    **clean_environ(),
                     **aws,
                     "AWS_LAMBDA_FUNCTION_NAME": "harbor-secrets-bench",
                     "HARBOR_SANDBOX_ACCOUNTS_URL": issuer.url,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from harbor_secrets import (
 from harbor_secrets.config import Job
 from harbor_secrets.runtime import Sink
 from harbor_secrets.testing import sink_from_options
+from harbor_testkit.environ import clean_environ
 
 CLOSED = "http://127.0.0.1:9"  # nothing listens; from_options must not notice
 
@@ -260,8 +260,7 @@ scopes = ["service_provider"]
 sinks = ["vault"]
 """
     )
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HARBOR_", "VAULT_"))}
-    environ.update(HOME=str(tmp_path), HARBOR_CLIENT_SECRET="client-secret")
+    environ = clean_environ({"HARBOR_CLIENT_SECRET": "client-secret"}, home=tmp_path)
     for args in (["config", "check"], ["sync", "-o", "json"]):
         result = subprocess.run(
             [sys.executable, "-m", "harbor_secrets", "-c", str(config), *args],

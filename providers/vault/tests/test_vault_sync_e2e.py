@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 from vault_support import BaoServer, unique
 
 from harbor_secrets.stand_in_issuer import StandInIssuer
+from harbor_testkit.environ import clean_environ
 
 CLIENT_ID = "vault-e2e-client"
 CLIENT_SECRET = "canary-vault-e2e-client-secret-5b2e"
@@ -56,11 +56,8 @@ sinks = ["vault"]
 def run_cli(
     bao: BaoServer, issuer: StandInIssuer, config_path: Path, vault_token: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    environ = {
-        k: v for k, v in os.environ.items() if not k.startswith(("HARBOR_", "VAULT_", "BAO_"))
-    }
+    environ = clean_environ(home=bao.home)
     environ.update(
-        HOME=str(bao.home),
         VAULT_ADDR=bao.address,
         VAULT_TOKEN=vault_token,
         HARBOR_CLIENT_SECRET=CLIENT_SECRET,

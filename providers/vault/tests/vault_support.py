@@ -7,7 +7,6 @@ never skip. Each server runs with a temporary HOME, so nothing touches ~/.vault-
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
@@ -25,6 +24,7 @@ from harbor_secrets_vault import VaultProvider
 
 from harbor_secrets import TokenRecord
 from harbor_testkit import records
+from harbor_testkit.environ import clean_environ
 from harbor_testkit.servers import OpenBaoDevServer, ServerStartError
 
 READY_TIMEOUT = 20.0
@@ -88,9 +88,8 @@ class BaoServer(OpenBaoDevServer):
 
     def env(self, token: str | None = None) -> dict[str, str]:
         """Environment for the bao CLI: only this server, never the developer's."""
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-        environ.update(
-            HOME=str(self.home), VAULT_ADDR=self.address, VAULT_TOKEN=token or self.root_token
+        environ = clean_environ(
+            {"VAULT_ADDR": self.address, "VAULT_TOKEN": token or self.root_token}, home=self.home
         )
         if self.ca_cert:
             environ["VAULT_CACERT"] = self.ca_cert
