@@ -24,7 +24,13 @@ REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 KUSTOMIZE = REPO / "deploy" / "kubernetes"
 KUBECTL = Path(sys.executable).parent / "kubectl"
-OVERLAYS = ("base", "overlays/vault-kubernetes-auth", "overlays/aws-irsa", "overlays/watch")
+OVERLAYS = (
+    "base",
+    "overlays/vault-kubernetes-auth",
+    "overlays/aws-irsa",
+    "overlays/watch",
+    "overlays/kubernetes-secret",
+)
 #: Suppressed on purpose, with the reason next to each in the manifests.
 EXPECTED_SKIPS = {"CKV_K8S_15", "CKV_K8S_43"}  # imagePullPolicy Always; image digest
 

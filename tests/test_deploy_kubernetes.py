@@ -23,16 +23,28 @@ import pytest
 import yaml
 
 import harbor_secrets
+from harbor_secrets.config import load_config
+from harbor_secrets.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]
 KUSTOMIZE = REPO / "deploy" / "kubernetes"
 KUBECTL = Path(sys.executable).parent / "kubectl"
-OVERLAYS = ("base", "overlays/vault-kubernetes-auth", "overlays/aws-irsa", "overlays/watch")
-CRONJOB_OVERLAYS = OVERLAYS[:3]
+OVERLAYS = (
+    "base",
+    "overlays/vault-kubernetes-auth",
+    "overlays/aws-irsa",
+    "overlays/watch",
+    "overlays/kubernetes-secret",
+)
+CRONJOB_OVERLAYS = tuple(overlay for overlay in OVERLAYS if overlay != "overlays/watch")
+K8S_SECRET = "overlays/kubernetes-secret"
 #: The oldest minor still in the big providers' standard support, and the newest schema.
 KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
 CONFIG_FILE = "/etc/harbor-secrets/harbor-secrets.toml"
 SECRET_NAME = "harbor-secrets-credentials"
+JOB_NAMESPACE = "harbor-secrets"
+#: Where in-cluster clients find the service-account token, CA and namespace.
+SERVICE_ACCOUNT_FILES = ("token", "ca.crt", "namespace")
 #: The keys deploy/README.md tells people to put into that Secret.
 SECRET_KEYS = {"client-secret", "vault-role-id", "vault-secret-id"}
 RUN_AS = 10001
@@ -81,8 +93,19 @@ def pod_specs(docs: list[Doc]) -> Iterator[Doc]:
 
 
 def workload(docs: list[Doc]) -> Doc:
-    (pod,) = pod_specs(docs)
+    """The job's pod (an overlay may add others, e.g. an example consumer)."""
+    (pod,) = [pod for pod in pod_specs(docs) if pod.get("serviceAccountName") == "harbor-secrets"]
     return pod
+
+
+def named(docs: list[Doc], kind: str, name: str, namespace: str | None = None) -> Doc:
+    (doc,) = [
+        doc
+        for doc in of_kind(docs, kind)
+        if doc["metadata"]["name"] == name
+        and (namespace is None or doc["metadata"].get("namespace") == namespace)
+    ]
+    return doc
 
 
 def container(pod: Doc) -> Doc:
@@ -188,12 +211,22 @@ def test_service_account_mounts_no_api_token(rendered: dict[str, list[Doc]], ove
 def test_namespace_enforces_the_restricted_pod_security_standard(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    namespace = one(rendered[overlay], "Namespace")
-    labels = namespace["metadata"]["labels"]
-    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    namespaces = {doc["metadata"]["name"]: doc for doc in of_kind(rendered[overlay], "Namespace")}
+    assert JOB_NAMESPACE in namespaces
+    for namespace in namespaces.values():
+        labels = namespace["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     for doc in rendered[overlay]:
-        if doc["kind"] != "Namespace":
-            assert doc["metadata"]["namespace"] == namespace["metadata"]["name"], doc["kind"]
+        if doc["kind"] == "Namespace":
+            continue
+        # every object in a namespace of the overlay's own; the job's objects in the job's
+        assert doc["metadata"]["namespace"] in namespaces, doc["kind"]
+        if doc["metadata"]["name"].startswith("harbor-secrets-config"):
+            assert doc["metadata"]["namespace"] == JOB_NAMESPACE
+    cronjobs = of_kind(rendered[overlay], "CronJob") + of_kind(rendered[overlay], "Deployment")
+    for doc in cronjobs:
+        if doc["metadata"]["name"] == "harbor-secrets":
+            assert doc["metadata"]["namespace"] == JOB_NAMESPACE
 
 
 def test_every_overlay_runs_the_same_pinned_image_as_the_package_version(
@@ -237,11 +270,14 @@ def test_config_is_the_configmap_and_secrets_are_files(
 
 
 def file_references(config: Any) -> Iterator[str]:
-    """Every file the configuration reads: ``file:`` references and ``*_path`` options."""
+    """Every file the configuration reads: ``file:`` references, ``*_path`` options, and the
+    service-account files of a kubernetes sink's ``service_account_dir``."""
     if isinstance(config, dict):
         for key, value in config.items():
             if isinstance(value, str) and key.endswith("_path"):
                 yield value
+            elif isinstance(value, str) and key == "service_account_dir":
+                yield from (f"{value}/{name}" for name in SERVICE_ACCOUNT_FILES)
             else:
                 yield from file_references(value)
     elif isinstance(config, list):
@@ -262,8 +298,12 @@ def files_in_pod(pod: Doc) -> dict[str, str]:
                 files[f"{mount['mountPath']}/{key}"] = f"Secret key {key}"
         elif "projected" in volume:
             for source in volume["projected"]["sources"]:
-                token = source["serviceAccountToken"]
-                files[f"{mount['mountPath']}/{token['path']}"] = "projected token"
+                if "serviceAccountToken" in source:
+                    token = source["serviceAccountToken"]
+                    files[f"{mount['mountPath']}/{token['path']}"] = "projected token"
+                for kind in ("configMap", "downwardAPI"):
+                    for item in source.get(kind, {}).get("items", []):
+                        files[f"{mount['mountPath']}/{item['path']}"] = f"projected {kind}"
         elif "configMap" in volume:
             files[CONFIG_FILE] = "ConfigMap"
     return files
@@ -298,26 +338,38 @@ def kustomization_text(overlay: str) -> str:
     return own if "--from-file=" in own else kustomization_text("base")
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_config_check_passes_with_the_pods_files(
-    rendered: dict[str, list[Doc]], overlay: str, tmp_path: Path
-) -> None:
-    """The real `config check`, every reference resolved, on the pod's file layout."""
-    text, config = config_of(rendered[overlay])
-    for path in files_in_pod(workload(rendered[overlay])):
+def in_pod(docs: list[Doc], tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The overlay's configuration as its pod sees it: every file the pod mounts is created
+    under ``tmp_path`` (with a dummy value), the configuration's paths point there, and the
+    environment is the pod's (the kubelet's KUBERNETES_SERVICE_* when a token is mounted)."""
+    text, config = config_of(docs)
+    files = files_in_pod(workload(docs))
+    for path in files:
         local = tmp_path / path.lstrip("/")
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_text("not-a-real-value\n")
     for path in {os.path.dirname(p) for p in file_references(config)}:
         text = text.replace(f'"{path}/', f'"{tmp_path}{path}/')
         text = text.replace(f'"file:{path}/', f'"file:{tmp_path}{path}/')
+        text = text.replace(f'"{path}"', f'"{tmp_path}{path}"')
     config_path = tmp_path / "harbor-secrets.toml"
     config_path.write_text(text)
     environ = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("HARBOR_", "VAULT_", "AWS_"))
+        if not key.startswith(("HARBOR_", "VAULT_", "AWS_", "KUBE"))
     }
+    if "projected token" in files.values():
+        environ.update(KUBERNETES_SERVICE_HOST="10.96.0.1", KUBERNETES_SERVICE_PORT="443")
+    return config_path, environ
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_config_check_passes_with_the_pods_files(
+    rendered: dict[str, list[Doc]], overlay: str, tmp_path: Path
+) -> None:
+    """The real `config check`, every reference resolved, on the pod's file layout."""
+    config_path, environ = in_pod(rendered[overlay], tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "harbor_secrets", "-c", str(config_path), "config", "check"],
         capture_output=True,
@@ -408,7 +460,7 @@ def test_network_policy_admits_only_the_metrics_port(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
     docs = rendered[overlay]
-    policy = one(docs, "NetworkPolicy")["spec"]
+    policy = named(docs, "NetworkPolicy", "harbor-secrets", JOB_NAMESPACE)["spec"]
     pod_labels = (
         one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
         if overlay == "overlays/watch"
@@ -422,4 +474,122 @@ def test_network_policy_admits_only_the_metrics_port(
     else:
         assert ingress == []
     egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
-    assert egress_ports == {53, 443, 8200}
+    # the kubernetes-secret job talks to the API server (6443 after the Service's DNAT), not Vault
+    assert egress_ports == ({53, 443, 6443} if overlay == K8S_SECRET else {53, 443, 8200})
+
+
+# --- overlays/kubernetes-secret: least privilege and a consumer that sees every token ---------
+
+
+@pytest.fixture(scope="module")
+def secret_names(rendered: dict[str, list[Doc]], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The sink's namespace and the Secret names the core renders from the overlay's own
+    configuration (the templates and the provider's normalisation, not a copy by hand)."""
+    config_path, environ = in_pod(rendered[K8S_SECRET], tmp_path_factory.mktemp("pod"))
+    config = load_config(config_path, environ=environ)
+    with Runtime(config, environ=environ) as runtime:
+        (sink,) = runtime.sinks.values()
+        names = {sink.key_for(job) for job in config.jobs()}
+        warnings = runtime.warnings()
+        namespace = sink.provider.describe()["namespace"]
+    return namespace, names, warnings
+
+
+def test_kubernetes_secret_role_grants_get_update_patch_on_exactly_the_rendered_names(
+    rendered: dict[str, list[Doc]], secret_names: Any
+) -> None:
+    docs = rendered[K8S_SECRET]
+    namespace, names, _ = secret_names
+    assert names == {"harbor-sandbox-service-provider", "harbor-sandbox-tower-access"}
+    assert of_kind(docs, "ClusterRole") == of_kind(docs, "ClusterRoleBinding") == []
+    (role,) = of_kind(docs, "Role")
+    assert role["metadata"]["namespace"] == namespace
+    (rule,) = role["rules"]
+    assert rule["apiGroups"] == [""]
+    assert rule["resources"] == ["secrets"]
+    assert rule["verbs"] == ["get", "update", "patch"]  # no list, watch, create or delete
+    assert set(rule["resourceNames"]) == names
+    (binding,) = of_kind(docs, "RoleBinding")
+    assert binding["metadata"]["namespace"] == namespace
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "harbor-secrets", "namespace": JOB_NAMESPACE}
+    ]
+
+
+def test_kubernetes_secret_precreates_the_secrets_empty_and_owned(
+    rendered: dict[str, list[Doc]], secret_names: Any
+) -> None:
+    namespace, names, _ = secret_names
+    tokens = [
+        doc for doc in of_kind(rendered[K8S_SECRET], "Secret") if doc["metadata"]["name"] in names
+    ]
+    assert {doc["metadata"]["name"] for doc in tokens} == names
+    for doc in tokens:
+        assert doc["metadata"]["namespace"] == namespace
+        assert doc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "harbor-secrets"
+        assert doc["type"] == "Opaque"
+        assert "data" not in doc  # so re-applying the overlay never resets a token
+        assert "stringData" not in doc
+    assert namespace != JOB_NAMESPACE  # the apps never share a namespace with the client secret
+
+
+def test_kubernetes_secret_job_gets_its_own_projected_api_token(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered[K8S_SECRET]
+    pod = workload(docs)
+    assert pod["automountServiceAccountToken"] is False
+    _, config = config_of(docs)
+    directory = config["sinks"]["cluster"]["service_account_dir"]
+    files = files_in_pod(pod)
+    for name in SERVICE_ACCOUNT_FILES:
+        assert f"{directory}/{name}" in files
+    (volume,) = [v["projected"] for v in pod["volumes"] if "projected" in v]
+    (token,) = [s["serviceAccountToken"] for s in volume["sources"] if "serviceAccountToken" in s]
+    assert "audience" not in token  # the API server's own audience
+    assert 600 <= token["expirationSeconds"] <= 3600
+
+
+def test_kubernetes_secret_refresh_before_covers_the_kubelets_volume_delay(
+    secret_names: Any,
+) -> None:
+    _, _, warnings = secret_names
+    assert warnings == []
+
+
+def test_kubernetes_secret_consumer_mounts_the_secret_as_a_volume_and_nothing_else(
+    rendered: dict[str, list[Doc]], secret_names: Any
+) -> None:
+    namespace, names, _ = secret_names
+    docs = rendered[K8S_SECRET]
+    consumers = [
+        doc
+        for doc in of_kind(docs, "Deployment")
+        if doc["spec"]["template"]["spec"].get("serviceAccountName") != "harbor-secrets"
+    ]
+    (deployment,) = consumers
+    assert deployment["metadata"]["namespace"] == namespace
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    (volume,) = pod["volumes"]
+    assert volume["secret"]["secretName"] in names
+    (main,) = pod["containers"]
+    (mount,) = main["volumeMounts"]
+    assert mount == {"name": volume["name"], "mountPath": "/var/run/harbor", "readOnly": True}
+    assert "subPath" not in mount  # a subPath mount is never updated
+    assert "subPathExpr" not in mount
+    assert "envFrom" not in main
+    for variable in main.get("env", []):
+        assert "valueFrom" not in variable  # an env var holds a dead token after 5 minutes
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    assert main["securityContext"]["allowPrivilegeEscalation"] is False
+    policy = named(docs, "NetworkPolicy", deployment["metadata"]["name"], namespace)["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert policy.get("ingress", []) == []
