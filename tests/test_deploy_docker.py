@@ -42,8 +42,9 @@ OWN_DISTRIBUTIONS = {
     "harbor-secrets-envfile": REPO / "providers" / "envfile",
     "harbor-secrets-vault": REPO / "providers" / "vault",
     "harbor-secrets-aws": REPO / "providers" / "aws",
+    "harbor-secrets-kubernetes": REPO / "providers" / "kubernetes",
 }
-PROVIDERS = {"envfile", "vault", "aws-ssm", "aws-secretsmanager"}
+PROVIDERS = {"envfile", "vault", "aws-ssm", "aws-secretsmanager", "kubernetes"}
 IMAGE_UID = 10001
 
 
@@ -160,7 +161,13 @@ def test_builder_makes_wheels_of_the_core_every_provider_and_prometheus_client(
     (run,) = values(dockerfile[0], "RUN")
     argv = shlex.split(run)
     assert argv[:4] == ["python", "-m", "pip", "wheel"]
-    for project in (".", "./providers/envfile", "./providers/vault", "./providers/aws"):
+    for project in (
+        ".",
+        "./providers/envfile",
+        "./providers/vault",
+        "./providers/aws",
+        "./providers/kubernetes",
+    ):
         assert project in argv
     assert any(arg.startswith("prometheus-client==") for arg in argv)
     assert "--constraint" in argv
