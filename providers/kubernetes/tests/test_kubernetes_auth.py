@@ -99,3 +99,14 @@ def test_a_static_token_that_is_rejected_is_not_retried(
         provider.read(unique("static"))
     assert caught.value.reason == "unauthorized"
     assert requests_of(cluster, mark) == [("GET", 401)]
+
+
+def test_a_token_file_that_vanished_is_a_credentials_error(
+    make_kube: MakeProvider, pod: Pod
+) -> None:
+    provider = make_kube(environ=pod.environ, **pod.options())
+    (pod.directory / "token").unlink()
+    with pytest.raises(StoreError) as caught:
+        provider.read(unique("vanished"))
+    assert caught.value.reason == "credentials"
+    assert str(pod.directory / "token") in str(caught.value)

@@ -1,7 +1,7 @@
 """The three Secret requests this provider makes (get, create, replace), through lightkube.
 
-Why lightkube: bench/k8s_clients.py measured it adding ~100 ms of imports and ~9 MB over
-``requests`` (the official client: ~900 ms and 38 MB; kr8s: ~200 ms, 17 MB, and a file left
+Why lightkube: bench/k8s_clients.py measured it adding ~100 ms of imports and ~8 MB over
+``requests`` (the official client: ~740 ms and ~38 MB; kr8s: ~200 ms, ~16 MB, and a file left
 in TMPDIR), with kubeconfig contexts, in-cluster config, CA bundles, client certificates,
 exec plugins and a token file re-read after a 401, the way client-go picks up a rotated
 service-account token. lightkube retries the request once after that re-read, PUT and POST
