@@ -16,7 +16,10 @@ try:
     cli.main()
 except SystemExit:
     pass
-heavy = ("requests", "urllib3", "hvac", "boto3", "botocore", "harbor_secrets_envfile")
+heavy = (
+    "requests", "urllib3", "hvac", "boto3", "botocore", "harbor_secrets_envfile",
+    "lightkube", "httpx2", "harbor_secrets_kubernetes",
+)
 print("loaded:" + ",".join(m for m in heavy if m in sys.modules))
 """
 
