@@ -92,10 +92,8 @@ class KubernetesProvider(Provider):
             raise self._not_managed(key, action, has_data=bool(secret.data))
         try:
             return _layout.decode(secret.data)
-        except ValueError as exc:
-            if owned or self.settings.adopt:
-                return None  # ours, but unreadable: the next write replaces it
-            raise StoreError(str(exc), reason="unreadable") from None
+        except ValueError:
+            return None  # ours (or adopted), but unreadable: the next write replaces it
 
     # -- writing ------------------------------------------------------------------------
 
