@@ -6,7 +6,6 @@ listed in ``__all__`` is private and may change. ``tests/test_public_api.py`` pi
 
 from typing import TYPE_CHECKING, Any
 
-from harbor_secrets._files import AtomicFile
 from harbor_secrets._version import __version__
 from harbor_secrets.environments import is_loopback_host
 from harbor_secrets.errors import (
@@ -16,8 +15,6 @@ from harbor_secrets.errors import (
     SecretReferenceError,
     StoreError,
 )
-from harbor_secrets.freshness import RefreshPolicy
-from harbor_secrets.keys import ENV_PREFIX_TEMPLATE, env_names, is_shell_name, shell_name
 from harbor_secrets.options import Options
 from harbor_secrets.provider import (
     ENTRY_POINT_GROUP,
@@ -27,23 +24,33 @@ from harbor_secrets.provider import (
     WriteOutcome,
 )
 from harbor_secrets.record import MANAGED_BY, SCHEMA_VERSION, TokenRecord, format_time, parse_time
-from harbor_secrets.references import is_local as is_local_reference
 from harbor_secrets.secrets import Secret, scrub
 
 if TYPE_CHECKING:
+    from harbor_secrets._files import AtomicFile
     from harbor_secrets.config import (
         CONFIG_ENV_VAR,
         Config,
         check_reference_syntax,
         load_config,
     )
+    from harbor_secrets.freshness import RefreshPolicy
+    from harbor_secrets.keys import ENV_PREFIX_TEMPLATE, env_names, is_shell_name, shell_name
     from harbor_secrets.logs import configure as configure_logging
     from harbor_secrets.logs import scrub_handlers
+    from harbor_secrets.references import is_local as is_local_reference
     from harbor_secrets.sync import SyncReport, run_sync
 
 # Running a sync pulls in more of the package; these load on first use so that importing
-# harbor_secrets (every provider does) stays cheap.
+# harbor_secrets (every provider does, and so does `harbor-secrets --version`) stays cheap.
 _LAZY = {
+    "AtomicFile": ("harbor_secrets._files", "AtomicFile"),
+    "RefreshPolicy": ("harbor_secrets.freshness", "RefreshPolicy"),
+    "ENV_PREFIX_TEMPLATE": ("harbor_secrets.keys", "ENV_PREFIX_TEMPLATE"),
+    "env_names": ("harbor_secrets.keys", "env_names"),
+    "is_shell_name": ("harbor_secrets.keys", "is_shell_name"),
+    "shell_name": ("harbor_secrets.keys", "shell_name"),
+    "is_local_reference": ("harbor_secrets.references", "is_local"),
     "CONFIG_ENV_VAR": ("harbor_secrets.config", "CONFIG_ENV_VAR"),
     "Config": ("harbor_secrets.config", "Config"),
     "check_reference_syntax": ("harbor_secrets.config", "check_reference_syntax"),

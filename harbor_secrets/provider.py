@@ -20,13 +20,15 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harbor_secrets.errors import SecretReferenceError
-from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.options import Options
 from harbor_secrets.record import TokenRecord
 from harbor_secrets.secrets import Secret
+
+if TYPE_CHECKING:
+    from harbor_secrets.freshness import RefreshPolicy
 
 ENTRY_POINT_GROUP = "harbor_secrets.providers"
 

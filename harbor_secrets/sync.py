@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from harbor_secrets.config import Config, CredentialsConfig, Job
 from harbor_secrets.environments import Environment
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from harbor_secrets.token_client import IssuedToken
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Actions a sink can end a run with.
 WRITTEN = "written"
@@ -211,6 +212,7 @@ class SyncEngine:
         # on_write commands of one sink run one at a time, whatever job wrote to it.
         self._hook_locks = {name: threading.Lock() for name in runtime.sinks}
         self._hidden = runtime.hidden_variables()
+        self._store_pool: ThreadPoolExecutor | None = None  # set for the length of a run
 
     def _client(self, job: Job, secret: Secret) -> TokenSource:
         key = (job.credentials, job.environment)
@@ -251,12 +253,22 @@ class SyncEngine:
             for note in warnings:
                 log.warning("%s", note)
         workers = max(1, min(self.config.refresh.max_workers, len(jobs)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
-            futures = [
-                pool.submit(self._run_job, job, local_secrets, force=force, dry_run=dry_run)
-                for job in jobs
-            ]
-            results = [future.result() for future in futures]
+        widest = max((len(job.sinks) for job in jobs), default=1)
+        with (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool,
+            ThreadPoolExecutor(
+                max_workers=max(1, workers * widest), thread_name_prefix="store"
+            ) as stores,
+        ):
+            self._store_pool = stores if widest > 1 else None
+            try:
+                futures = [
+                    pool.submit(self._run_job, job, local_secrets, force=force, dry_run=dry_run)
+                    for job in jobs
+                ]
+                results = [future.result() for future in futures]
+            finally:
+                self._store_pool = None
         report = SyncReport(
             results=results,
             started_at=started,
@@ -307,32 +319,19 @@ class SyncEngine:
         dry_run: bool,
     ) -> None:
         now = self.now()
-        policy = self.config.refresh
-        due: list[tuple[Sink, str, SinkResult]] = []
-        for sink_name in job.sinks:
-            sink = self.runtime.sinks[sink_name]
-            sink_result = SinkResult(sink=sink_name, provider=sink.provider.name, key="", action="")
-            result.sinks.append(sink_result)
-            try:
-                key = sink.key_for(job)
-                sink_result.key = key
-                stored = sink.provider.read(key)
-            except Exception as exc:
-                self._sink_failed(job, sink_result, "read-failed", exc)
-                continue
-            if stored is not None:
-                sink_result.expires_at = stored.expires_at
-            state = policy.assess(stored, now).state
-            if force and stored is not None:
-                sink_result.reason = "forced"
-            elif state.needs_refresh:
-                sink_result.reason = state.value
-            else:
-                sink_result.action = FRESH
-                sink_result.reason = state.value
-                continue
-            sink_result.action = WOULD_WRITE
-            due.append((sink, key, sink_result))
+        sinks = [self.runtime.sinks[name] for name in job.sinks]
+        result.sinks = [
+            SinkResult(sink=sink.name, provider=sink.provider.name, key="", action="")
+            for sink in sinks
+        ]
+        # The stores are independent: read them at once, then write them at once.
+        reads = self._each(
+            lambda pair: self._read(job, pair[0], pair[1], now, force=force),
+            list(zip(sinks, result.sinks, strict=True)),
+        )
+        due: list[tuple[Sink, str, SinkResult]] = [
+            (sink, key, sink_result) for sink, key, sink_result in reads if key is not None
+        ]
         if not due or dry_run:
             return
         credentials = self.config.credentials[job.credentials]
@@ -357,27 +356,62 @@ class SyncEngine:
             token_type="Bearer",
         )
         result.token_expires_at = record.expires_at
-        for sink, key, sink_result in due:
-            try:
-                outcome = sink.provider.write(key, record)
-            except Exception as exc:
-                self._sink_failed(job, sink_result, "write-failed", exc)
-                continue
-            if outcome is WriteOutcome.WRITTEN:
-                sink_result.action = WRITTEN
-                sink_result.expires_at = record.expires_at
-                if sink.on_write is not None:
-                    self._on_write(job, sink, key, record, sink_result)
-            else:
-                sink_result.action = KEPT_NEWER
-                sink_result.reason = "the store already holds a token expiring no earlier"
-            log.info(
-                "%s -> %s: %s",
-                job.label,
-                sink.name,
-                sink_result.action,
-                extra={"event": "sink." + sink_result.action, "job": job.label, "sink": sink.name},
-            )
+        self._each(lambda item: self._write(job, item[0], item[1], item[2], record), due)
+
+    def _each(self, work: Callable[[Any], _T], items: list[Any]) -> list[_T]:
+        """``work`` on every item, concurrently when there are several (one per store)."""
+        if len(items) < 2 or self._store_pool is None:
+            return [work(item) for item in items]
+        return list(self._store_pool.map(work, items))
+
+    def _read(
+        self, job: Job, sink: Sink, sink_result: SinkResult, now: datetime, *, force: bool
+    ) -> tuple[Sink, str | None, SinkResult]:
+        """Read one sink and decide; the key is returned only when the sink is to be written."""
+        try:
+            key = sink.key_for(job)
+            sink_result.key = key
+            stored = sink.provider.read(key)
+        except Exception as exc:
+            self._sink_failed(job, sink_result, "read-failed", exc)
+            return sink, None, sink_result
+        if stored is not None:
+            sink_result.expires_at = stored.expires_at
+        state = self.config.refresh.assess(stored, now).state
+        if force and stored is not None:
+            sink_result.reason = "forced"
+        elif state.needs_refresh:
+            sink_result.reason = state.value
+        else:
+            sink_result.action = FRESH
+            sink_result.reason = state.value
+            return sink, None, sink_result
+        sink_result.action = WOULD_WRITE
+        return sink, key, sink_result
+
+    def _write(
+        self, job: Job, sink: Sink, key: str, sink_result: SinkResult, record: TokenRecord
+    ) -> None:
+        try:
+            outcome = sink.provider.write(key, record)
+        except Exception as exc:
+            self._sink_failed(job, sink_result, "write-failed", exc)
+            return
+        if outcome is WriteOutcome.WRITTEN:
+            sink_result.action = WRITTEN
+            sink_result.expires_at = record.expires_at
+            if sink.on_write is not None:
+                self._on_write(job, sink, key, record, sink_result)
+        else:
+            sink_result.action = KEPT_NEWER
+            sink_result.reason = "the store already holds a token expiring no earlier"
+        log.info(
+            "%s -> %s: %s",
+            job.label,
+            sink.name,
+            sink_result.action,
+            extra={"event": "sink." + sink_result.action, "job": job.label, "sink": sink.name},
+        )
 
     def _on_write(
         self, job: Job, sink: Sink, key: str, record: TokenRecord, sink_result: SinkResult
