@@ -45,7 +45,7 @@ def test_every_overlay_has_its_one_apply_line() -> None:
     overlays = sorted(
         str(p.parent.relative_to(REPO)) for p in (DEPLOY / "kubernetes").rglob("kustomization.yaml")
     )
-    assert len(overlays) == 4
+    assert len(overlays) == 5
     for overlay in overlays:
         assert re.search(rf"^\s*kubectl apply -k {re.escape(overlay)}\s", text, re.MULTILINE)
 
