@@ -70,12 +70,10 @@ def sync_command(g: Globals, options: SyncOptions) -> int:
     options.check(g.output)
     if options.watch:
         return watch_command(g, options.listen)
-    from harbor_secrets.metrics import require_prometheus
+    if options.exports:  # the metrics module is not needed (or imported) otherwise
+        from harbor_secrets.metrics import require_prometheus
 
-    if options.metrics_file is not None:
-        require_prometheus("--metrics-file")
-    if options.pushgateway is not None:
-        require_prometheus("--pushgateway")
+        require_prometheus("--metrics-file" if options.metrics_file else "--pushgateway")
     config = load(g.config)
     report = run_sync(config, force=options.force, dry_run=options.dry_run)
     click.echo(to_json(report.to_dict()) if g.output == "json" else sync_text(report))
