@@ -16,7 +16,22 @@ from typing import Any, TextIO
 
 from harbor_secrets.secrets import scrub
 
-QUIET_LOGGERS = ("urllib3", "requests", "botocore", "boto3", "s3transfer", "hvac", "werkzeug")
+QUIET_LOGGERS = (
+    "urllib3",
+    "requests",
+    "botocore",
+    "boto3",
+    "s3transfer",
+    "hvac",
+    "werkzeug",
+    # the Kubernetes provider's client (lightkube) and its HTTP stack
+    "lightkube",
+    "httpx2",
+    "httpcore2",
+    "hpack",
+    "h2",
+    "anyio",
+)
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 

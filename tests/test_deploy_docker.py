@@ -44,7 +44,7 @@ OWN_DISTRIBUTIONS = {
     "harbor-secrets-aws": REPO / "providers" / "aws",
     "harbor-secrets-kubernetes": REPO / "providers" / "kubernetes",
 }
-PROVIDERS = {"envfile", "vault", "aws-ssm", "aws-secretsmanager", "kubernetes"}
+PROVIDERS = {"envfile", "files", "vault", "aws-ssm", "aws-secretsmanager", "kubernetes"}
 IMAGE_UID = 10001
 
 

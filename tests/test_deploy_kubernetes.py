@@ -25,6 +25,7 @@ import yaml
 import harbor_secrets
 from harbor_secrets.config import load_config
 from harbor_secrets.runtime import Runtime
+from harbor_testkit.environ import clean_environ
 
 REPO = Path(__file__).resolve().parents[1]
 KUSTOMIZE = REPO / "deploy" / "kubernetes"
@@ -354,11 +355,7 @@ def in_pod(docs: list[Doc], tmp_path: Path) -> tuple[Path, dict[str, str]]:
         text = text.replace(f'"{path}"', f'"{tmp_path}{path}"')
     config_path = tmp_path / "harbor-secrets.toml"
     config_path.write_text(text)
-    environ = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("HARBOR_", "VAULT_", "AWS_", "KUBE"))
-    }
+    environ = clean_environ()
     if "projected token" in files.values():
         environ.update(KUBERNETES_SERVICE_HOST="10.96.0.1", KUBERNETES_SERVICE_PORT="443")
     return config_path, environ
