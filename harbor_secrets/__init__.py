@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         check_reference_syntax,
         load_config,
     )
-    from harbor_secrets.freshness import RefreshPolicy
+    from harbor_secrets.freshness import DEFAULT_MIN_REMAINING, RefreshPolicy
     from harbor_secrets.keys import ENV_PREFIX_TEMPLATE, env_names, is_shell_name, shell_name
     from harbor_secrets.logs import configure as configure_logging
     from harbor_secrets.logs import scrub_handlers
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "AtomicFile": ("harbor_secrets._files", "AtomicFile"),
     "RefreshPolicy": ("harbor_secrets.freshness", "RefreshPolicy"),
+    "DEFAULT_MIN_REMAINING": ("harbor_secrets.freshness", "DEFAULT_MIN_REMAINING"),
     "ENV_PREFIX_TEMPLATE": ("harbor_secrets.keys", "ENV_PREFIX_TEMPLATE"),
     "env_names": ("harbor_secrets.keys", "env_names"),
     "is_shell_name": ("harbor_secrets.keys", "is_shell_name"),
@@ -73,6 +74,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CONFIG_ENV_VAR",
+    "DEFAULT_MIN_REMAINING",
     "ENTRY_POINT_GROUP",
     "ENV_PREFIX_TEMPLATE",
     "MANAGED_BY",

@@ -21,6 +21,7 @@ import click
 from harbor_secrets._version import __version__
 from harbor_secrets.cli_params import Duration, ListenAddress, MetricsFile, PushgatewayUrl
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_USAGE, HarborSecretsError
+from harbor_secrets.freshness import DEFAULT_MIN_REMAINING
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 OUTPUT = click.Choice(["text", "json"])
@@ -287,8 +288,8 @@ def reader_options(func: F) -> F:
             click.option(
                 "--min-remaining",
                 type=Duration(),
-                default="30s",
-                show_default=True,
+                default=DEFAULT_MIN_REMAINING,
+                show_default=f"{DEFAULT_MIN_REMAINING:g}s",
                 help="Refuse (exit 1) a token with less than this left.",
             ),
         )

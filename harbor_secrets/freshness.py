@@ -24,6 +24,10 @@ from datetime import datetime, timedelta
 from harbor_secrets.record import TokenRecord
 
 DUE_SLACK = timedelta(seconds=1)
+#: The least lifetime a reader should accept by default: a request in flight needs the
+#: token to stay valid. ``get``/``exec`` default to it; the Kubernetes store warns when a
+#: volume reader could find less.
+DEFAULT_MIN_REMAINING = 30.0
 
 
 class TokenState(enum.StrEnum):

@@ -12,6 +12,7 @@ def test_public_api_is_pinned() -> None:
             "CONFIG_ENV_VAR",
             "AtomicFile",
             "Config",
+            "DEFAULT_MIN_REMAINING",
             "ENTRY_POINT_GROUP",
             "ENV_PREFIX_TEMPLATE",
             "MANAGED_BY",

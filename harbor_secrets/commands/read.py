@@ -32,8 +32,6 @@ from harbor_secrets.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIN_REMAINING = 30.0
-
 
 class TokenUnavailableError(HarborSecretsError):
     """No stored token good enough for the reader (exit 1); the message says what to run."""

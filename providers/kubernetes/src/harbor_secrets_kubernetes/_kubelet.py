@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from harbor_secrets import RefreshPolicy
+from harbor_secrets import DEFAULT_MIN_REMAINING, RefreshPolicy
 
 #: kubelet ``syncFrequency`` default (kubelet-config.v1beta1).
 SYNC_FREQUENCY = 60.0
@@ -29,9 +29,9 @@ RESYNC_JITTER = 0.5
 WATCH_DELAY = 5.0
 #: The longest a volume reader can wait for a write to reach its files, by default.
 VOLUME_PROPAGATION = SYNC_FREQUENCY * (1 + RESYNC_JITTER) + WATCH_DELAY
-#: The least lifetime a volume reader should find; the ``get`` command's default
-#: ``--min-remaining``, so a pod that reads the file is as safe as one that runs ``get``.
-MIN_READER_LIFETIME = 30.0
+#: The least lifetime a volume reader should find: the core's reader margin (``get``'s
+#: default ``--min-remaining``), so a pod that reads the file is as safe as one that runs get.
+MIN_READER_LIFETIME = DEFAULT_MIN_REMAINING
 
 
 def needed_refresh_before(policy: RefreshPolicy, propagation: float) -> float:
