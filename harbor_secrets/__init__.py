@@ -14,6 +14,7 @@ from harbor_secrets.errors import (
     IssuerError,
     SecretReferenceError,
     StoreError,
+    describe_connection_failure,
 )
 from harbor_secrets.options import Options
 from harbor_secrets.provider import (
@@ -98,6 +99,7 @@ __all__ = [
     "__version__",
     "check_reference_syntax",
     "configure_logging",
+    "describe_connection_failure",
     "env_names",
     "format_time",
     "is_local_reference",

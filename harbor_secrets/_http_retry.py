@@ -18,6 +18,7 @@ import requests
 import urllib3
 from requests.structures import CaseInsensitiveDict
 
+from harbor_secrets.errors import describe_connection_failure
 from harbor_secrets.retry_policy import RetryPolicy
 
 # Transient by definition: the issuer or a proxy in front of it is overloaded or restarting.
@@ -73,19 +74,8 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 def describe_transport_error(exc: requests.RequestException) -> str:
     """A short reason without the exception's text, which names request internals."""
-    text = str(exc)
-    for needle, reason in (
-        ("refused", "connection refused"),
-        ("reset", "connection reset by the server"),
-        ("RemoteDisconnected", "the server closed the connection without answering"),
-        ("without response", "the server closed the connection without answering"),
-        ("NameResolution", "the host name did not resolve"),
-        ("Name or service not known", "the host name did not resolve"),
-        ("getaddrinfo", "the host name did not resolve"),
-    ):
-        if needle in text:
-            return reason
-    return f"connection failed ({type(exc).__name__})"
+    reason = describe_connection_failure(exc)
+    return f"connection failed ({reason})" if reason == type(exc).__name__ else reason
 
 
 @dataclass(frozen=True)

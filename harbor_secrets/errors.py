@@ -118,3 +118,38 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, HarborSecretsError):
         return str(exc)
     return f"unexpected {type(exc).__name__} (a bug; run with -vv for details)"
+
+
+# What a transport exception's text says, in words: every HTTP stack (requests for the token
+# client and Vault, httpx for Kubernetes) words the same socket errors its own way.
+_CONNECTION_FAILURES = (
+    (("Connection refused", "refused"), "connection refused"),
+    (("Connection reset", "reset by peer"), "connection reset by the server"),
+    (
+        ("RemoteDisconnected", "without response", "Server disconnected"),
+        "the server closed the connection without answering",
+    ),
+    (
+        (
+            "NameResolution",
+            "Name or service not known",
+            "nodename nor servname",
+            "Failed to resolve",
+            "Temporary failure in name resolution",
+            "getaddrinfo",
+        ),
+        "the host name did not resolve",
+    ),
+    (("No route to host",), "no route to host"),
+    (("Network is unreachable",), "the network is unreachable"),
+)
+
+
+def describe_connection_failure(exc: BaseException) -> str:
+    """A short reason for a failed connection, without the exception's own text (it names
+    request internals): "connection refused", ..., else the exception's class name."""
+    text = str(exc)
+    for needles, reason in _CONNECTION_FAILURES:
+        if any(needle in text for needle in needles):
+            return reason
+    return type(exc).__name__

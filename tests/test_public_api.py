@@ -34,6 +34,7 @@ def test_public_api_is_pinned() -> None:
             "__version__",
             "check_reference_syntax",
             "configure_logging",
+            "describe_connection_failure",
             "env_names",
             "load_config",
             "run_sync",

@@ -134,7 +134,7 @@ def test_a_rejected_token_is_unauthorized_and_never_shown(
             "unavailable",
             "not a Kubernetes Status (text/html)",
         ),
-        (Fault(reset=True, methods=("PUT",)), "unavailable", "closed without an answer"),
+        (Fault(reset=True, methods=("PUT",)), "unavailable", "closed the connection without answering"),
     ],
     ids=["422", "500", "503", "429", "html-502", "reset"],
 )

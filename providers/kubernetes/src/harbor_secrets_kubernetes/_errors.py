@@ -27,7 +27,7 @@ import httpx2
 from lightkube import ApiError
 from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
-from harbor_secrets import StoreError, scrub
+from harbor_secrets import StoreError, describe_connection_failure, scrub
 
 # StoreError.reason values; the sync report shows them per sink.
 UNAUTHORIZED = "unauthorized"
@@ -238,8 +238,9 @@ def from_transport(op: Operation, exc: httpx2.TransportError) -> StoreError:
             hint="check that the server URL is the API server's https:// address",
             reason=TLS,
         )
+    reason = describe_connection_failure(exc)
     return StoreError(
-        f"cannot reach the Kubernetes API server at {op.server}: {_cause(exc)}",
+        f"cannot reach the Kubernetes API server at {op.server}: {reason}",
         hint="check the server address and that the API server is up (kubectl get --raw "
         "/readyz); stored tokens were left as they were",
         reason=UNAVAILABLE,
@@ -288,20 +289,3 @@ def _clean(text: str) -> str:
 
 def _after(text: str, marker: str) -> str:
     return text.split(marker, 1)[1].split(" (_ssl", 1)[0] if marker in text else text
-
-
-def _cause(exc: httpx2.TransportError) -> str:
-    text = str(exc)
-    for needle, cause in (
-        ("Connection refused", "connection refused"),
-        ("Name or service not known", "the host name does not resolve"),
-        ("nodename nor servname", "the host name does not resolve"),
-        ("Temporary failure in name resolution", "the host name does not resolve"),
-        ("No route to host", "no route to host"),
-        ("Network is unreachable", "the network is unreachable"),
-        ("Server disconnected", "the connection was closed without an answer"),
-        ("Connection reset", "the connection was reset"),
-    ):
-        if needle in text:
-            return cause
-    return type(exc).__name__

@@ -17,7 +17,7 @@ from typing import Any
 import hvac.exceptions
 import requests
 
-from harbor_secrets import StoreError, scrub
+from harbor_secrets import StoreError, describe_connection_failure, scrub
 
 # StoreError.reason values this provider uses; the sync report shows them per sink.
 PERMISSION_DENIED = "permission-denied"
@@ -153,21 +153,6 @@ def from_vault_error(exc: hvac.exceptions.VaultError, op: Operation) -> StoreErr
     )
 
 
-def _cause(exc: requests.exceptions.RequestException) -> str:
-    text = str(exc)
-    for needle, cause in (
-        ("Connection refused", "connection refused"),
-        ("Name or service not known", "the host name does not resolve"),
-        ("nodename nor servname", "the host name does not resolve"),
-        ("Failed to resolve", "the host name does not resolve"),
-        ("No route to host", "no route to host"),
-        ("Network is unreachable", "the network is unreachable"),
-    ):
-        if needle in text:
-            return cause
-    return type(exc).__name__
-
-
 def from_request_error(exc: requests.exceptions.RequestException, op: Operation) -> StoreError:
     """Transport failures: nothing reached Vault, or nothing usable came back."""
     if isinstance(exc, requests.exceptions.TooManyRedirects):
@@ -196,7 +181,7 @@ def from_request_error(exc: requests.exceptions.RequestException, op: Operation)
             reason=UNREACHABLE,
         )
     return StoreError(
-        f"cannot reach Vault at {op.address}: {_cause(exc)}",
+        f"cannot reach Vault at {op.address}: {describe_connection_failure(exc)}",
         hint="check address (or VAULT_ADDR) and that the server is running",
         reason=UNREACHABLE,
     )
