@@ -1,25 +1,28 @@
-"""``on_write``: a command run after a sink's token changed, e.g. ``systemctl reload billing``.
+"""``on_write``: a command run after a sink's tokens changed, e.g. ``systemctl reload billing``.
 
 A service that reads its token once (at start-up, on reload) learns of a new one only when
 told; consul-template's ``command`` and Vault Agent's ``exec`` do the same job. The command
-is an argv list, never a shell line. It learns what changed from its environment (sink,
-environment, scope, key, file path where the store has one, expiry) and never sees the
-token: not in argv, not in its environment. Variables that the configuration names in
-``env:`` references (the client secret, a Vault token ...) are removed from what it
-inherits. It runs with a timeout in its own process group, so it and its children are
-killed when the time is up. Its failure is reported and counted, and never undoes the
-write that triggered it.
+is an argv list, never a shell line, and runs once per sink per run, after every write of
+that run, however many of the sink's tokens changed. It learns what changed from its
+environment (sink, environments, scopes, file paths where the store has them, every change
+as JSON) and never sees a token: not in argv, not in its environment. Secrets the tool reads
+from the environment (``env:`` references, and what the stores take implicitly, such as
+``VAULT_TOKEN`` or AWS keys) are removed from what it inherits. It runs with a timeout in
+its own process group, so it and its children are killed when the time is up. Its failure
+is reported and counted, and never undoes the writes that triggered it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
 import subprocess
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from harbor_secrets.errors import HarborSecretsError
@@ -78,9 +81,8 @@ class OnWrite:
 
 @dataclass(frozen=True)
 class Change:
-    """What the command is told about the token that changed."""
+    """One token a sink wrote in this run."""
 
-    sink: str
     credentials: str
     environment: str
     scope: str
@@ -88,74 +90,115 @@ class Change:
     expires_at: str
     location: str | None = None  # a file path, for stores that have one
 
-    def environ(self) -> dict[str, str]:
-        values = {
-            "HARBOR_SECRETS_SINK": self.sink,
-            "HARBOR_SECRETS_CREDENTIALS": self.credentials,
-            "HARBOR_SECRETS_ENVIRONMENT": self.environment,
-            "HARBOR_SECRETS_SCOPE": self.scope,
-            "HARBOR_SECRETS_KEY": self.key,
-            "HARBOR_SECRETS_EXPIRES_AT": self.expires_at,
+    def describe(self) -> dict[str, str | None]:
+        return {
+            "credentials": self.credentials,
+            "environment": self.environment,
+            "scope": self.scope,
+            "key": self.key,
+            "expires_at": self.expires_at,
+            "path": self.location,
         }
-        if self.location is not None:
-            values["HARBOR_SECRETS_PATH"] = self.location
-        return values
+
+
+def _unique(values: list[str]) -> str:
+    return " ".join(dict.fromkeys(values))
+
+
+def hook_environ(sink: str, changes: Sequence[Change]) -> dict[str, str]:
+    """What the command is told: the sink, and every token it wrote in this run.
+
+    ``HARBOR_SECRETS_ENVIRONMENT`` / ``_SCOPE`` / ``_CREDENTIALS`` hold the distinct values,
+    space separated (one value when one token changed); ``HARBOR_SECRETS_PATH`` the distinct
+    files, one per line; ``HARBOR_SECRETS_CHANGES`` everything as a JSON list.
+    """
+    values = {
+        "HARBOR_SECRETS_SINK": sink,
+        "HARBOR_SECRETS_CREDENTIALS": _unique([c.credentials for c in changes]),
+        "HARBOR_SECRETS_ENVIRONMENT": _unique([c.environment for c in changes]),
+        "HARBOR_SECRETS_SCOPE": _unique([c.scope for c in changes]),
+        "HARBOR_SECRETS_CHANGES": json.dumps([c.describe() for c in changes]),
+    }
+    paths = [c.location for c in changes if c.location is not None]
+    if paths:
+        values["HARBOR_SECRETS_PATH"] = "\n".join(dict.fromkeys(paths))
+    return values
 
 
 def run_hook(
-    hook: OnWrite, change: Change, *, base_environ: Mapping[str, str], hidden: frozenset[str]
+    hook: OnWrite,
+    sink: str,
+    changes: Sequence[Change],
+    *,
+    base_environ: Mapping[str, str],
+    hidden: frozenset[str],
 ) -> float:
-    """Run the command once; returns its run time, raises :class:`HookError` on failure.
+    """Run the sink's command once for ``changes``; returns its run time, raises
+    :class:`HookError` on any failure.
 
-    ``hidden`` names variables that must not reach the command (secret references).
+    ``hidden`` names variables that must not reach the command (secrets). Its output goes
+    to a temporary file, not a pipe: a daemon it starts (``systemctl restart``, ``nohup … &``)
+    keeps a pipe open long after the command exits, and reading one to its end would hang
+    the run.
     """
     environ = {k: v for k, v in base_environ.items() if k not in hidden}
-    environ.update(change.environ())
+    environ.update(hook_environ(sink, changes))
     began = time.monotonic()
-    what = f"on_write of sink {change.sink!r} ({hook.program})"
-    try:
-        process = subprocess.Popen(  # noqa: S603 - an argv list from the configuration, no shell
-            hook.argv,
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: a timeout kills its children too
-        )
-    except OSError as exc:
-        raise HookError(
-            f"{what} could not start: {exc.strerror or type(exc).__name__}",
-            hint="check the program path in on_write (no shell: give the full argv)",
-        ) from None
-    try:
-        out, err = process.communicate(timeout=hook.timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        raise HookError(
-            f"{what} was killed after {hook.timeout:g}s",
-            hint="make it finish sooner or raise on_write_timeout; the token was written",
-        ) from None
+    what = f"on_write of sink {sink!r} ({hook.program})"
+    with tempfile.TemporaryFile() as output:
+        try:
+            process = subprocess.Popen(  # noqa: S603 - an argv list from the configuration
+                hook.argv,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a timeout kills its children
+            )
+        except OSError as exc:
+            raise HookError(
+                f"{what} could not start: {exc.strerror or type(exc).__name__}",
+                hint="check the program path in on_write (no shell: give the full argv)",
+            ) from None
+        try:
+            code = process.wait(timeout=hook.timeout)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            raise HookError(
+                f"{what} was killed after {hook.timeout:g}s",
+                hint="make it finish sooner or raise on_write_timeout; the token was written",
+            ) from None
+        finally:
+            output.seek(0)
+            printed = output.read(1 << 16)
     elapsed = time.monotonic() - began
-    if process.returncode != 0:
+    if code != 0:
         raise HookError(
-            f"{what} {_describe_exit(process.returncode)}{_tail(err or out)}",
+            f"{what} {_describe_exit(code)}{_tail(printed)}",
             hint="the token was written; the command runs again after the next write",
         )
     log.info(
         "%s ran in %.2fs",
         what,
         elapsed,
-        extra={"event": "sink.on_write", "sink": change.sink, "seconds": round(elapsed, 3)},
+        extra={"event": "sink.on_write", "sink": sink, "seconds": round(elapsed, 3)},
     )
-    if out or err:
-        log.debug("%s printed:%s", what, _tail(out + err))
+    if printed:
+        log.debug("%s printed:%s", what, _tail(printed))
     return elapsed
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):  # already gone
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Kill the command's process group (or, if that is not allowed, the command)."""
+    try:
         os.killpg(process.pid, signal.SIGKILL)
-    process.communicate()
+    except ProcessLookupError:  # already gone
+        pass
+    except PermissionError:  # e.g. a setuid program (sudo) leading its group
+        with contextlib.suppress(OSError):
+            process.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
 
 
 def _describe_exit(code: int) -> str:

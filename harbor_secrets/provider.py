@@ -88,6 +88,10 @@ class Provider(ABC):
     reference_schemes: ClassVar[tuple[str, ...]] = ()
     #: True when ``read`` returns every field ``write`` was given (not just token + expiry).
     stores_full_record: ClassVar[bool] = True
+    #: Environment variables the store's client reads credentials from by itself (no
+    #: ``env:`` reference names them), e.g. ``VAULT_TOKEN``. Commands this tool starts
+    #: (``exec``, ``on_write``) never inherit them.
+    credential_variables: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     @abstractmethod

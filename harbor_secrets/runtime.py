@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from harbor_secrets.config import Config, CredentialsConfig, Job
@@ -108,11 +108,14 @@ class Runtime:
         resolve_references: bool = True,
         watching: bool = False,
         client_secrets: bool = True,
+        only_sinks: Collection[str] | None = None,
     ) -> None:
         """``resolve_references=False`` (``config check --skip-references``) lets providers
         be built where the secrets they read at construction are absent, e.g. in CI.
         ``client_secrets=False`` (the readers: ``get``, ``exec``) never looks at the
-        credentials' secret references, so a reader needs no client secret at all."""
+        credentials' secret references, so a reader needs no client secret at all, and
+        ``only_sinks`` builds just the sinks it reads (so it needs no other store's
+        credentials)."""
         self.config = config
         self._resolve_references = resolve_references
         # Watch mode wakes when a token falls due, so the schedule period does not bound it.
@@ -129,7 +132,8 @@ class Runtime:
         self.sinks: dict[str, Sink] = {}
         try:
             for name, sink in config.sinks.items():
-                self.sinks[name] = self._build_sink(name, sink.provider, sink.options)
+                if only_sinks is None or name in only_sinks:
+                    self.sinks[name] = self._build_sink(name, sink.provider, sink.options)
             self._check_templates()
             if client_secrets:
                 self._check_reference_schemes()
@@ -169,7 +173,9 @@ class Runtime:
         seen: dict[tuple[str, str], str] = {}
         for job in self.config.jobs():
             for sink_name in job.sinks:
-                sink = self.sinks[sink_name]
+                sink = self.sinks.get(sink_name)
+                if sink is None:  # not built (only_sinks): not used by this command
+                    continue
                 key = sink.key_for(job)
                 other = seen.setdefault((sink_name, key), job.label)
                 if other != job.label:
@@ -235,9 +241,9 @@ class Runtime:
         )
 
     def hidden_variables(self) -> frozenset[str]:
-        """Environment variables the configuration reads secrets from (``env:NAME``).
-
-        Commands this tool starts (``on_write``) never inherit them.
+        """Environment variables this configuration reads secrets from: every ``env:NAME``
+        reference, and the variables each store's client reads by itself (``VAULT_TOKEN``,
+        AWS keys). Commands this tool starts (``exec``, ``on_write``) never inherit them.
         """
         names: set[str] = set()
 
@@ -254,6 +260,10 @@ class Runtime:
         visit([c.client_secret for c in self.config.credentials.values()])
         visit([sink.options for sink in self.config.sinks.values()])
         visit(list(self.config.providers.values()))
+        providers = [sink.provider for sink in self.sinks.values()]
+        providers += list(self._reference_providers.values())
+        for provider in providers:
+            names.update(provider.credential_variables)
         return frozenset(names)
 
     def warnings(self) -> list[str]:

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -22,7 +22,7 @@ from harbor_secrets.config import Config, CredentialsConfig, Job
 from harbor_secrets.environments import Environment
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
 from harbor_secrets.freshness import seconds_left
-from harbor_secrets.hooks import Change, HookError, run_hook
+from harbor_secrets.hooks import Change, run_hook
 from harbor_secrets.provider import WriteOutcome
 from harbor_secrets.record import TokenRecord, format_time
 from harbor_secrets.registry import Registry
@@ -162,7 +162,8 @@ class SyncReport:
 
     @property
     def on_write_failures(self) -> int:
-        return sum(1 for r in self.results for s in r.sinks if s.on_write_ok is False)
+        """Sinks whose on_write command failed in this run."""
+        return len({s.sink for r in self.results for s in r.sinks if s.on_write_ok is False})
 
     def to_dict(self) -> dict[str, Any]:
         now = self.finished_at
@@ -209,8 +210,6 @@ class SyncEngine:
         # out is used in memory. A rotated secret gets a new client.
         self._clients: dict[tuple[str, str], tuple[Secret, TokenSource]] = {}
         self._clients_lock = threading.Lock()
-        # on_write commands of one sink run one at a time, whatever job wrote to it.
-        self._hook_locks = {name: threading.Lock() for name in runtime.sinks}
         self._hidden = runtime.hidden_variables()
         self._store_pool: ThreadPoolExecutor | None = None  # set for the length of a run
 
@@ -269,6 +268,8 @@ class SyncEngine:
                 results = [future.result() for future in futures]
             finally:
                 self._store_pool = None
+        if not dry_run:
+            self._run_hooks(results)
         report = SyncReport(
             results=results,
             started_at=started,
@@ -359,10 +360,16 @@ class SyncEngine:
         self._each(lambda item: self._write(job, item[0], item[1], item[2], record), due)
 
     def _each(self, work: Callable[[Any], _T], items: list[Any]) -> list[_T]:
-        """``work`` on every item, concurrently when there are several (one per store)."""
+        """``work`` on every item, concurrently when there are several (one per store).
+
+        Every item finishes before anything is raised, so no store operation is still
+        running when the job's result is judged.
+        """
         if len(items) < 2 or self._store_pool is None:
             return [work(item) for item in items]
-        return list(self._store_pool.map(work, items))
+        futures = [self._store_pool.submit(work, item) for item in items]
+        wait(futures)
+        return [future.result() for future in futures]
 
     def _read(
         self, job: Job, sink: Sink, sink_result: SinkResult, now: datetime, *, force: bool
@@ -400,8 +407,6 @@ class SyncEngine:
         if outcome is WriteOutcome.WRITTEN:
             sink_result.action = WRITTEN
             sink_result.expires_at = record.expires_at
-            if sink.on_write is not None:
-                self._on_write(job, sink, key, record, sink_result)
         else:
             sink_result.action = KEPT_NEWER
             sink_result.reason = "the store already holds a token expiring no earlier"
@@ -413,37 +418,54 @@ class SyncEngine:
             extra={"event": "sink." + sink_result.action, "job": job.label, "sink": sink.name},
         )
 
-    def _on_write(
-        self, job: Job, sink: Sink, key: str, record: TokenRecord, sink_result: SinkResult
-    ) -> None:
-        """Run the sink's command after a write; a failure is reported, the write stays."""
-        assert sink.on_write is not None
-        change = Change(
-            sink=sink.name,
-            credentials=job.credentials,
-            environment=job.environment,
-            scope=job.scope,
-            key=key,
-            expires_at=format_time(record.expires_at),
-            location=sink.provider.location(key),
-        )
-        with self._hook_locks[sink.name]:
+    def _run_hooks(self, results: list[JobResult]) -> None:
+        """Each sink's on_write, once, after every write of the run (never on a dry run).
+
+        A failure is reported on every row it covered and never undoes a write.
+        """
+        written: dict[str, list[tuple[JobResult, SinkResult]]] = {}
+        for job_result in results:
+            for sink_result in job_result.sinks:
+                if sink_result.action == WRITTEN:
+                    written.setdefault(sink_result.sink, []).append((job_result, sink_result))
+        for name, rows in written.items():
+            sink = self.runtime.sinks[name]
+            if sink.on_write is None:
+                continue
+            changes = [
+                Change(
+                    credentials=row.job.credentials,
+                    environment=row.job.environment,
+                    scope=row.job.scope,
+                    key=sink_result.key,
+                    expires_at=format_time(sink_result.expires_at)
+                    if sink_result.expires_at
+                    else "",
+                    location=sink.provider.location(sink_result.key),
+                )
+                for row, sink_result in rows
+            ]
+            error: str | None = None
             try:
                 run_hook(
-                    sink.on_write, change, base_environ=self.runtime.environ, hidden=self._hidden
+                    sink.on_write,
+                    name,
+                    changes,
+                    base_environ=self.runtime.environ,
+                    hidden=self._hidden,
                 )
-            except HookError as exc:
-                sink_result.on_write_ok = False
-                sink_result.on_write_error = str(exc)
+            except Exception as exc:  # a hook never undoes a write, whatever went wrong
+                error = describe_error(exc)
                 log.error(
-                    "%s -> %s: %s",
-                    job.label,
-                    sink.name,
-                    exc,
-                    extra={"event": "sink.on_write_failed", "job": job.label, "sink": sink.name},
+                    "sink %s: %s",
+                    name,
+                    error,
+                    extra={"event": "sink.on_write_failed", "sink": name},
+                    exc_info=_traceback_wanted(exc),
                 )
-                return
-        sink_result.on_write_ok = True
+            for _, sink_result in rows:
+                sink_result.on_write_ok = error is None
+                sink_result.on_write_error = error
 
     def _sink_failed(self, job: Job, sink_result: SinkResult, reason: str, exc: Exception) -> None:
         sink_result.action = FAILED

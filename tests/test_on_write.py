@@ -1,5 +1,5 @@
-"""``on_write``: one command per changed sink, never on fresh or dry runs, killed at its
-timeout, and its failure never undoes the write (exit 1, counted in the metrics)."""
+"""``on_write``: one command per changed sink per run, never on fresh or dry runs, killed at
+its timeout, and its failure never undoes the write (exit 1, counted in the metrics)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,15 @@ def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(item) for item in items) + "]"
 
 
-def config(issuer: StandInIssuer, tmp_path: Path, *, hook_a: list[str], extra_a: str = "") -> Path:
+def config(
+    issuer: StandInIssuer,
+    tmp_path: Path,
+    *,
+    hook_a: list[str],
+    extra_a: str = "",
+    scopes: tuple[str, ...] = ("service_provider",),
+) -> Path:
+    scopes_list = json.dumps(list(scopes))
     text = f"""
 [environments.sandbox]
 accounts_url = "{issuer.url}"
@@ -59,7 +67,7 @@ on_write = {_toml_list([sys.executable, str(tmp_path / "recorder.py"), str(tmp_p
 
 [[targets]]
 environments = ["sandbox"]
-scopes = ["service_provider"]
+scopes = {scopes_list}
 sinks = ["a", "b"]
 """
     (tmp_path / "tokens").mkdir(exist_ok=True)
@@ -96,8 +104,10 @@ def test_runs_once_per_changed_sink_and_never_on_fresh_or_dry_runs(
     assert env_a["HARBOR_SECRETS_SINK"] == "a"
     assert env_a["HARBOR_SECRETS_ENVIRONMENT"] == "sandbox"
     assert env_a["HARBOR_SECRETS_SCOPE"] == "service_provider"
-    assert env_a["HARBOR_SECRETS_KEY"] == "HARBOR_SANDBOX_SERVICE_PROVIDER"
-    assert "HARBOR_SECRETS_PATH" not in env_a
+    assert env_a["HARBOR_SECRETS_PATH"] == str(tmp_path / "a.env")
+    (change,) = json.loads(str(env_a["HARBOR_SECRETS_CHANGES"]))
+    assert change["key"] == "HARBOR_SANDBOX_SERVICE_PROVIDER"
+    assert change["expires_at"].endswith("Z")
     assert env_b["HARBOR_SECRETS_PATH"] == str(
         tmp_path / "tokens" / "sandbox" / "service_provider" / "access_token"
     )
@@ -114,6 +124,47 @@ def test_runs_once_per_changed_sink_and_never_on_fresh_or_dry_runs(
     time.sleep(1.1)  # a token issued in the same second would expire no later: kept, not run
     assert run_cli("sync", "-c", str(cfg), "--force").code == 0
     assert len(runs(tmp_path / "a.log")) == len(runs(tmp_path / "b.log")) == 2
+
+
+def test_several_tokens_written_to_one_sink_run_its_command_once(
+    tmp_path: Path, issuer: StandInIssuer, run_cli: Run
+) -> None:
+    cfg = config(
+        issuer,
+        tmp_path,
+        hook_a=recorder(tmp_path, "a.log"),
+        scopes=("service_provider", "tower_access"),
+    )
+    result = run_cli("sync", "-c", str(cfg))
+    assert result.code == 0, result.output
+    (a_run,) = runs(tmp_path / "a.log")  # one env file, two tokens: one reload
+    env = a_run["env"]
+    assert isinstance(env, dict)
+    assert env["HARBOR_SECRETS_SCOPE"] == "service_provider tower_access"
+    changes = json.loads(str(env["HARBOR_SECRETS_CHANGES"]))
+    assert sorted(c["scope"] for c in changes) == ["service_provider", "tower_access"]
+    (b_run,) = runs(tmp_path / "b.log")
+    b_env = b_run["env"]
+    assert isinstance(b_env, dict)
+    assert len(str(b_env["HARBOR_SECRETS_PATH"]).splitlines()) == 2  # one file per token
+
+
+def test_a_command_that_leaves_a_daemon_behind_does_not_hold_the_run(
+    tmp_path: Path, issuer: StandInIssuer, run_cli: Run
+) -> None:
+    """A daemon keeps a pipe open long after the command exits; the run must not wait."""
+    pid_file = tmp_path / "daemon.pid"
+    hook = ["sh", "-c", f"setsid sh -c 'echo $$ > {pid_file}; exec sleep 30' & exit 0"]
+    cfg = config(issuer, tmp_path, hook_a=hook, extra_a='on_write_timeout = "10s"')
+    began = time.monotonic()
+    result = run_cli("sync", "-c", str(cfg))
+    elapsed = time.monotonic() - began
+    assert result.code == 0, result.output
+    assert elapsed < 8, f"the run waited {elapsed:.1f}s for the command's daemon"
+    deadline = time.monotonic() + 5
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(int(pid_file.read_text()), 9)
 
 
 def test_a_failing_command_is_reported_counted_and_leaves_the_written_token(

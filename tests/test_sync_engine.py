@@ -276,3 +276,26 @@ def test_a_stored_token_with_the_same_expiry_is_kept_and_said_to_be_no_earlier()
     assert kept["key"] == key
     assert kept["reason"] == "the store already holds a token expiring no earlier"
     assert store.records()[key].access_token.reveal() == "same-expiry"
+
+
+def test_an_on_write_that_breaks_unexpectedly_leaves_every_write_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whatever a hook raises, the writes stand, each row says written, and the run fails."""
+
+    def broken(*args: object, **kwargs: object) -> float:
+        raise PermissionError("not allowed to kill a setuid hook")
+
+    monkeypatch.setattr("harbor_secrets.sync.run_hook", broken)
+    text = fixed_config().replace('name = "b"\n', 'name = "b"\non_write = ["true"]\n')
+    report = run(FakeSource(), text)
+    assert report.exit_code == 1
+    b_rows = [s for job in report.results for s in job.sinks if s.sink == "b"]
+    assert b_rows
+    assert {row.action for row in b_rows} == {"written"}
+    assert {row.on_write_ok for row in b_rows} == {False}
+    assert all("PermissionError" in (row.on_write_error or "") for row in b_rows)
+    assert report.on_write_failures == 1
+    a_rows = [s for job in report.results for s in job.sinks if s.sink == "a"]
+    assert {row.on_write_ok for row in a_rows} == {None}  # no hook configured there
+    assert len(MemoryStore.get("b").records()) == 4

@@ -33,6 +33,12 @@ class _AwsProvider(Provider):
     distribution: ClassVar[str] = "harbor-secrets-aws"
     key_option: ClassVar[str] = "name"
     stores_full_record: ClassVar[bool] = True
+    credential_variables: ClassVar[tuple[str, ...]] = (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+    )
     #: The boto3 service name of the client this provider uses.
     service: ClassVar[str]
     #: How an entry that is not ours is described before "is not tagged …".

@@ -123,12 +123,15 @@ class EnvFileProvider(Provider):
             )
             return None
         return TokenRecord(
-            access_token=Secret(token),
+            access_token=Secret(token, ephemeral=True),
             expires_at=expires_at,
             issued_at=expires_at,  # not stored; expires_in therefore reads 0
             scope="",
             environment="",
         )
+
+    def location(self, key: str) -> str:
+        return str(self.path)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -41,6 +41,7 @@ class VaultProvider(Provider):
     default_key_template = "harbor/{environment}/{scope}"
     reference_schemes = ("vault",)
     stores_full_record = True
+    credential_variables = ("VAULT_TOKEN",)
 
     def __init__(self, settings: VaultSettings) -> None:
         self.settings = settings
