@@ -41,7 +41,7 @@ class Globals:
     output: str = "text"
 
 
-def _global_params(*, output: bool) -> list[click.Parameter]:
+def _global_params(*, output: bool, root: bool = False) -> list[click.Parameter]:
     """The global options: declared once, attached to the group and to every command."""
     params: list[click.Parameter] = [
         click.Option(
@@ -53,8 +53,10 @@ def _global_params(*, output: bool) -> list[click.Parameter]:
         click.Option(
             ["--log-format"],
             type=OUTPUT,
-            envvar=LOG_FORMAT_ENV_VAR,
-            help="Logs on stderr as text (default) or JSON lines.",
+            # Read from the environment once, by the group: a subcommand's own value is
+            # then always one typed after it, and wins as typed options do.
+            envvar=LOG_FORMAT_ENV_VAR if root else None,
+            help=f"Logs on stderr as text (default) or JSON lines. Default: ${LOG_FORMAT_ENV_VAR}.",
         ),
     ]
     if output:
@@ -123,7 +125,9 @@ def command(
     return decorator
 
 
-@click.group(cls=HarborGroup, context_settings=CONTEXT, params=_global_params(output=True))
+@click.group(
+    cls=HarborGroup, context_settings=CONTEXT, params=_global_params(output=True, root=True)
+)
 @click.version_option(__version__, "-V", "--version", prog_name="harbor-secrets")
 @click.pass_context
 def cli(ctx: click.Context, /, **options: Any) -> None:
@@ -328,7 +332,7 @@ def get(g: Globals, /, sink: str | None, min_remaining: float, **target: Any) ->
     cli,
     "exec",
     output=False,
-    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+    context_settings={"allow_interspersed_args": False},
 )
 @target_options
 @reader_options

@@ -79,3 +79,19 @@ def test_a_bad_option_value_is_a_usage_error_naming_the_fix(config: Path, run_cl
     assert result.code == 2
     assert "--listen" in result.stderr
     assert "fix:" in result.stderr
+
+
+def test_an_explicit_log_format_beats_the_environment_variable_wherever_it_is_typed(
+    config: Path, run_cli: Run
+) -> None:
+    env = {"HARBOR_SECRETS_LOG_FORMAT": "json"}
+    for args in (
+        ("--log-format", "text", "-v", "sync", "-c", str(config)),
+        ("-v", "sync", "-c", str(config), "--log-format", "text"),
+    ):
+        result = run_cli(*args, env=env)
+        assert result.code == 0, result.output
+        assert "INFO" in result.stderr
+        assert not result.stderr.lstrip().startswith("{")
+    from_env = run_cli("-v", "sync", "-c", str(config), env=env)
+    assert from_env.stderr.lstrip().startswith("{")

@@ -217,3 +217,46 @@ def test_help_says_which_command_to_use_when(run_cli: Run) -> None:
     assert "-s, --scope" in token_help
     assert "not daemons" in " ".join(run_cli("exec", "--help").stdout.split())
     assert CLIENT_ID not in get_help
+
+
+def test_exec_keeps_the_configurations_secrets_out_of_the_command(
+    tmp_path: Path, issuer: StandInIssuer, run_cli: Run
+) -> None:
+    config = tmp_path / "harbor.toml"
+    config.write_text(envfile_config(issuer.url), encoding="utf-8")  # env:HARBOR_CLIENT_SECRET
+    assert run_cli("sync", "-c", str(config)).code == 0
+    script = 'echo "secret=${HARBOR_CLIENT_SECRET:-unset} other=$UNRELATED"'
+    result = run_cli(
+        "exec",
+        "-c",
+        str(config),
+        "-e",
+        "sandbox",
+        "--",
+        "sh",
+        "-c",
+        script,
+        env={"UNRELATED": "kept"},
+    )
+    assert result.code == 0, result.output
+    assert result.stdout == "secret=unset other=kept\n"
+
+
+def test_exec_refuses_an_unknown_option_instead_of_running_it(synced: Path, run_cli: Run) -> None:
+    result = run_cli(
+        "exec", "-c", str(synced), "-e", "sandbox", "--min-remainig", "2m", "--", "true"
+    )
+    assert result.code == 2
+    assert "No such option" in result.stderr
+
+
+def test_get_from_one_sink_needs_no_other_stores_credentials(
+    synced: Path, tmp_path: Path, run_cli: Run
+) -> None:
+    """A reader host shares the writer's config but holds no Vault token: --sink local works."""
+    text = synced.read_text().replace('sinks = ["local"]', 'sinks = ["local", "vault"]')
+    text += '\n[sinks.vault]\nprovider = "vault"\naddress = "https://vault.example.com:8200"\n'
+    synced.write_text(text, encoding="utf-8")
+    result = run_cli("get", "-c", str(synced), "-e", "sandbox", "--sink", "local")
+    assert result.code == 0, result.output
+    assert result.stdout == stored_token(tmp_path) + "\n"

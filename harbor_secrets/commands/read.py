@@ -23,7 +23,7 @@ from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import Target, load
 from harbor_secrets.config import Config, Job
 from harbor_secrets.durations import format_duration
-from harbor_secrets.errors import EXIT_OK, ConfigError, HarborSecretsError
+from harbor_secrets.errors import EXIT_OK, ConfigError, HarborSecretsError, describe_error
 from harbor_secrets.freshness import ReaderState, ReaderVerdict, RefreshPolicy
 from harbor_secrets.keys import default_env_names
 from harbor_secrets.output import to_json
@@ -47,6 +47,8 @@ class Found:
     record: TokenRecord
     full_record: bool
     verdict: ReaderVerdict
+    #: Variables holding this configuration's secrets, which a command run by exec never gets.
+    hidden: frozenset[str] = frozenset()
 
 
 def _configured_job(config: Config, target: Target) -> Job:
@@ -80,20 +82,22 @@ def find_token(g: Globals, target: Target, *, sink: str | None, min_remaining: f
     problems: list[str] = []
     best: Found | None = None
     now = datetime.now(UTC)
-    with Runtime(config, client_secrets=False) as runtime:
+    with Runtime(config, client_secrets=False, only_sinks=order) as runtime:
+        hidden = runtime.hidden_variables()
         for name in order:
             configured = runtime.sinks[name]
             key = configured.key_for(job)
             try:
                 record = configured.provider.read(key)
-            except HarborSecretsError as exc:
-                problems.append(f"sink {name!r} could not be read: {exc}")
+            except Exception as exc:  # any store failure: say so, try the next sink
+                problems.append(f"sink {name!r} could not be read: {describe_error(exc)}")
                 continue
             verdict = RefreshPolicy.for_reader(record, now, min_remaining=min_remaining)
             if record is None:
                 problems.append(f"sink {name!r} holds no token under {key!r}")
                 continue
-            found = Found(job, name, key, record, configured.provider.stores_full_record, verdict)
+            full = configured.provider.stores_full_record
+            found = Found(job, name, key, record, full, verdict, hidden)
             if verdict.usable:
                 return found
             best = best or found
@@ -169,7 +173,9 @@ def exec_command(
     token_name, expires_name = default_env_names(
         environment=found.job.environment, scope=found.job.scope
     )
-    environ = dict(os.environ)
+    # The command gets this process's environment, minus every secret the configuration
+    # reads from it (the client secret, VAULT_TOKEN, AWS keys ...), plus the token.
+    environ = {k: v for k, v in os.environ.items() if k not in found.hidden}
     environ[token_name] = found.record.access_token.reveal()
     environ[expires_name] = format_time(found.record.expires_at)
     log.info(

@@ -17,7 +17,7 @@ import click
 from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import load
 from harbor_secrets.durations import format_duration
-from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError
+from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, describe_error
 from harbor_secrets.freshness import TokenState, seconds_between
 from harbor_secrets.output import table, to_json
 from harbor_secrets.record import format_time
@@ -41,8 +41,8 @@ def collect_status(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
             }
             try:
                 record = sink.provider.read(row["key"])
-            except HarborSecretsError as exc:
-                row.update(state=policy.unreadable().state.value, error=str(exc))
+            except Exception as exc:  # any store failure: this row says so, the rest go on
+                row.update(state=policy.unreadable().state.value, error=describe_error(exc))
                 rows.append(row)
                 continue
             verdict = policy.assess(record, now)
