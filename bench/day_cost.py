@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 from harbor_secrets.config import Config, CredentialsConfig, load_config
 from harbor_secrets.environments import Environment
+from harbor_secrets.freshness import seconds_left
 from harbor_secrets.registry import Registry
 from harbor_secrets.runtime import Runtime
 from harbor_secrets.secrets import Secret
@@ -139,7 +140,7 @@ def _least_left(store: MemoryStore, now: datetime) -> float | None:
     records = store.records()
     if len(records) < len(ENVIRONMENTS) * len(SCOPES):
         return None  # the very first pass fills the store; nothing was there to read
-    return min(record.seconds_left(now) for record in records.values())
+    return min(seconds_left(record.expires_at, now) for record in records.values())
 
 
 def simulate(

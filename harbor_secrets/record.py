@@ -94,9 +94,6 @@ class TokenRecord:
         """Lifetime granted at issue time, in seconds."""
         return int((self.expires_at - self.issued_at).total_seconds())
 
-    def seconds_left(self, now: datetime) -> float:
-        return (self.expires_at - now).total_seconds()
-
     def is_newer_than(self, other: TokenRecord | None) -> bool:
         """True when this record may replace ``other`` (monotonic-write rule)."""
         return other is None or self.expires_at > other.expires_at

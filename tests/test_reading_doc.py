@@ -191,9 +191,16 @@ def test_the_snippet_reads_a_live_token(stores: Stores, name: str, answers: int)
     assert CLIENT_SECRET not in result.stdout + result.stderr
 
 
-def test_the_snippets_never_need_the_client_secret(stores: Stores) -> None:
-    assert "HARBOR_CLIENT_SECRET" not in stores.environ
-    assert run_snippet(stores, "shell-get").returncode == 0
+def test_the_shell_readers_work_where_the_client_secret_cannot_be_resolved(
+    stores: Stores,
+) -> None:
+    """A reader host's copy of the config points at a secret it does not have."""
+    reader = stores.directory / "reader.toml"
+    text = stores.config.read_text().replace("env:HARBOR_CLIENT_SECRET", "file:/nonexistent")
+    reader.write_text(text, encoding="utf-8")
+    for name in ("shell-get", "shell-exec"):
+        result = run_snippet(stores, name, HARBOR_SECRETS_CONFIG=str(reader))
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_env_file_reader_caches_until_the_margin_then_rereads(

@@ -134,7 +134,11 @@ def test_a_rejected_token_is_unauthorized_and_never_shown(
             "unavailable",
             "not a Kubernetes Status (text/html)",
         ),
-        (Fault(reset=True, methods=("PUT",)), "unavailable", "closed the connection without answering"),
+        (
+            Fault(reset=True, methods=("PUT",)),
+            "unavailable",
+            "closed the connection without answering",
+        ),
     ],
     ids=["422", "500", "503", "429", "html-502", "reset"],
 )

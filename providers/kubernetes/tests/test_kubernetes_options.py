@@ -65,6 +65,7 @@ def test_an_underscore_becomes_a_hyphen_and_nothing_else_changes(
         ("harbor sandbox", "' '"),
         ("a" * 254, "254 characters"),
         ("", "empty"),
+        ("harbor-sandbox\n", "DNS-1123"),  # a trailing newline must not slip past a regex $
     ],
 )
 def test_a_name_that_is_no_dns_subdomain_is_refused(

@@ -38,8 +38,6 @@ log = logging.getLogger("harbor_secrets.files")
 
 TOKEN_FILE = "access_token"
 RECORD_FILE = "record.json"
-#: How long a reader waits for a writer's two replacements to agree.
-SETTLE = 1.0
 
 
 class TokenFilesProvider(Provider):
@@ -157,21 +155,25 @@ class TokenFilesProvider(Provider):
         token_file.check()
         record_file.check()
         with record_file.locked():
-            current = self._current(token_file, record_file)
+            # Under the lock no writer is between its two replacements: a disagreeing pair
+            # is a crash's leftover, so there is nothing to wait for.
+            current = self._current(token_file, record_file, settle=0.0)
             if current is not None and not record.is_newer_than(current):
                 return WriteOutcome.KEPT_NEWER
             token_file.replace(record.access_token.reveal().encode("utf-8"))
             record_file.replace(record.to_json().encode("utf-8"))
         return WriteOutcome.WRITTEN
 
-    def _current(self, token_file: AtomicFile, record_file: AtomicFile) -> TokenRecord | None:
+    def _current(
+        self, token_file: AtomicFile, record_file: AtomicFile, *, settle: float = 1.0
+    ) -> TokenRecord | None:
         """The stored record, or None when absent or unusable (then it is due: rewritten).
 
         Reads take no lock (a reader may not be allowed to create one), so a read can fall
         between a writer's two replacements; the pair is read again until it agrees. A
-        pair that still disagrees after :data:`SETTLE` is what a crash mid-write leaves.
+        pair that still disagrees after ``settle`` seconds is what a crash mid-write leaves.
         """
-        deadline = time.monotonic() + SETTLE
+        deadline = time.monotonic() + settle
         while True:
             data = record_file.read()
             if data is None:

@@ -13,8 +13,8 @@ import re
 from harbor_secrets import InvalidKeyError
 
 _LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_SUBDOMAIN_RE = re.compile(f"^{_LABEL}(\\.{_LABEL})*$")
-_LABEL_RE = re.compile(f"^{_LABEL}$")
+_SUBDOMAIN_RE = re.compile(f"{_LABEL}(\\.{_LABEL})*")
+_LABEL_RE = re.compile(_LABEL)
 MAX_SECRET_NAME = 253
 MAX_NAMESPACE = 63
 
@@ -36,7 +36,7 @@ def why_not_subdomain(name: str, limit: int = MAX_SECRET_NAME) -> str | None:
         return f"is {len(name)} characters long (at most {limit})"
     if any(c.isupper() for c in name):
         return "has upper-case letters"
-    if _SUBDOMAIN_RE.match(name):
+    if _SUBDOMAIN_RE.fullmatch(name):
         return None
     bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "-."))})
     if bad:
@@ -71,7 +71,7 @@ def why_not_namespace(name: str) -> str | None:
         return "is empty"
     if len(name) > MAX_NAMESPACE:
         return f"is {len(name)} characters long (at most {MAX_NAMESPACE})"
-    if not _LABEL_RE.match(name):
+    if not _LABEL_RE.fullmatch(name):
         return (
             "is not a DNS-1123 label (lower-case letters, digits and '-', starting and "
             "ending with a letter or digit)"

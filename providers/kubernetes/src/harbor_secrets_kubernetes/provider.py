@@ -125,7 +125,8 @@ class KubernetesProvider(Provider):
                 secret = self._api.get(key)
         raise StoreError(
             f'Secret "{key}" in namespace "{self.settings.namespace}" kept changing while it '
-            f"was being written ({retries + 1} attempts, each answered 409 Conflict)",
+            f"was being written ({retries + 1} attempts, each lost to another writer: a 409 "
+            "Conflict, or the Secret deleted or created under it)",
             hint="another writer updates it continuously; check for a second job or "
             "controller writing the same Secret, or raise conflict_retries",
             reason=CONFLICT,
