@@ -70,3 +70,12 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     assert 1024 <= port <= 65535
     assert _refused(f"http://127.0.0.1:{port}/")
+
+
+def test_starting_a_running_server_again_leaves_no_second_process(tmp_path: Path) -> None:
+    """``start()`` then ``with server:`` (as a bench did) must not orphan a server."""
+    server = MotoServer(workdir=tmp_path).start()
+    url = server.url
+    with server as same:
+        assert same.url == url  # the same process, the same port
+    assert _refused(url)  # and it is stopped: nothing left behind

@@ -124,7 +124,13 @@ class _LocalServer:
         return False
 
     def start(self) -> Self:
-        """Start the server and return once it answers; raise ServerStartError otherwise."""
+        """Start the server and return once it answers; raise ServerStartError otherwise.
+
+        Starting a running server does nothing: ``server.start()`` followed by ``with
+        server:`` would otherwise start a second process and leave the first one behind.
+        """
+        if self._process is not None and self._process.poll() is None:
+            return self
         if not self.executable.is_file():
             raise ServerStartError(
                 f"{self.name} not found at {self.executable}: {self.install_hint}"
