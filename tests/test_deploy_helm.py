@@ -381,6 +381,7 @@ def test_watch_is_highly_available(
     assert (zones["maxSkew"], zones["whenUnsatisfiable"]) == (1, "ScheduleAnyway")
     for constraint in (nodes, zones):
         assert selects(constraint["labelSelector"]["matchLabels"], pod_labels)
+        assert constraint["matchLabelKeys"] == ["pod-template-hash"]  # per revision
     tolerations = {t["key"]: t for t in pod["tolerations"]}
     for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
         assert tolerations[key] == {
@@ -391,6 +392,7 @@ def test_watch_is_highly_available(
         }
     budget = one(docs, "PodDisruptionBudget")["spec"]
     assert budget["minAvailable"] == 1
+    assert budget["unhealthyPodEvictionPolicy"] == "AlwaysAllow"  # Harbor down never blocks a drain
     assert selects(budget["selector"]["matchLabels"], pod_labels)
     main = container(pod)
     assert main["args"][2:] == ["sync", "--watch", "--listen", "0.0.0.0:9464"]
