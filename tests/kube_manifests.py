@@ -142,13 +142,6 @@ def pod_template(doc: Doc) -> Doc | None:
     return None
 
 
-def pod_specs(docs: list[Doc]) -> Iterator[Doc]:
-    for doc in docs:
-        template = pod_template(doc)
-        if template is not None:
-            yield template["spec"]
-
-
 def workload_object(docs: list[Doc]) -> Doc:
     """The job's CronJob or Deployment (an overlay may add others, e.g. an example consumer)."""
     (doc,) = [
