@@ -11,6 +11,7 @@ tests/test_deploy_helm.py and tests/test_deploy_checkov.py.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -85,17 +86,35 @@ def helm_run(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-#: What `make test` renders of the chart: its defaults and every ci/<shape>-values.yaml
-#: (chart-testing's convention), so a new shape's file is covered by adding it.
-CHART_VALUES: tuple[str | None, ...] = (
-    None,
-    *sorted(path.name for path in (CHART / "ci").glob("*-values.yaml")),
-)
+#: What `make test` renders of the chart, by name: its defaults, every ci/<shape>-values.yaml
+#: (chart-testing's convention; a new file is covered by adding it), and the CronJob shapes'
+#: stores run by watch replicas instead (`mode: watch` combines with any store).
+#: Name → (values file or None, more helm options).
+CHART_SHAPES: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "defaults": (None, ()),
+    **{
+        path.name.removesuffix("-values.yaml"): (path.name, ())
+        for path in sorted((CHART / "ci").glob("*-values.yaml"))
+    },
+    **{
+        f"{store}+watch": (f"{store}-values.yaml", ("--set", "mode=watch"))
+        for store in ("vault-kubernetes-auth", "aws-irsa", "kubernetes-secret")
+    },
+}
 
 
-def chart_label(values: str | None) -> str:
-    """A readable name for a render: "defaults", or the ci file's shape."""
-    return "defaults" if values is None else values.removesuffix("-values.yaml")
+def is_watch(shape: str) -> bool:
+    """Whether a chart shape runs watch replicas (else the CronJob)."""
+    values, options = CHART_SHAPES[shape]
+    if "mode=watch" in options:
+        return True
+    text = (CHART / "ci" / values).read_text(encoding="utf-8") if values else ""
+    return bool(re.search(r"^mode: watch$", text, flags=re.MULTILINE))
+
+
+def render_chart(helm: Path, shape: str, *options: str) -> str:
+    values, own = CHART_SHAPES[shape]
+    return helm_template(helm, values, *own, *options)
 
 
 def helm_template(helm: Path, values: str | None = None, *options: str) -> str:

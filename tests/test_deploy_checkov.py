@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_manifests import CHART_VALUES, REPO, chart_label, helm_template, kustomize
+from kube_manifests import CHART_SHAPES, REPO, kustomize, render_chart
 
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 OVERLAYS = (
@@ -61,8 +61,8 @@ def test_dockerfile_passes_checkov(checkov: Path) -> None:
     assert report["summary"]["passed"] >= 20, "checkov scanned far less than the file holds"
 
 
-def chart_file(values: str | None) -> str:
-    return f"helm-{chart_label(values)}.yaml"
+def chart_file(shape: str) -> str:
+    return f"helm-{shape.replace('+', '--')}.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +76,9 @@ def kubernetes_report(
     for overlay in OVERLAYS:
         files.append(directory / f"{overlay.replace('/', '-')}.yaml")
         files[-1].write_text(kustomize(overlay))
-    for values in CHART_VALUES:
-        files.append(directory / chart_file(values))
-        files[-1].write_text(helm_template(helm, values))
+    for shape in CHART_SHAPES:
+        files.append(directory / chart_file(shape))
+        files[-1].write_text(render_chart(helm, shape))
     docs = list(yaml.safe_load_all(files[0].read_text()))
     for doc in docs:
         if doc["kind"] == "CronJob":
@@ -108,9 +108,9 @@ def test_overlay_passes_checkov(kubernetes_report: dict[str, Any], overlay: str)
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("values", CHART_VALUES, ids=chart_label)
-def test_chart_passes_checkov(kubernetes_report: dict[str, Any], values: str | None) -> None:
-    assert_passes(kubernetes_report, chart_file(values))
+@pytest.mark.parametrize("shape", CHART_SHAPES)
+def test_chart_passes_checkov(kubernetes_report: dict[str, Any], shape: str) -> None:
+    assert_passes(kubernetes_report, chart_file(shape))
 
 
 @pytest.mark.timeout(900)
