@@ -33,6 +33,7 @@ from kube_manifests import (
     CONFIG_FILE,
     JOB_NAMESPACE,
     KUBERNETES_VERSIONS,
+    KUSTOMIZE,
     REPO,
     SECRET_NAME,
     Doc,
@@ -627,6 +628,19 @@ def test_chart_renders_what_kustomize_renders(rendered: dict[str, list[Doc]], sh
     theirs = comparable(parse(kustomize(KUSTOMIZE_OF[shape])))
     found = list(differences(theirs, ours))
     assert found == [], f"chart {shape} vs {KUSTOMIZE_OF[shape]}:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "shape", ["vault-approle", "vault-kubernetes-auth", "aws-irsa", K8S_SECRET]
+)
+def test_a_kustomize_overlays_toml_file_installs_unchanged_with_set_file(
+    helm: Path, shape: str
+) -> None:
+    """The docs' promise: one harbor-secrets.toml serves kubectl apply -k and helm alike."""
+    toml = KUSTOMIZE / KUSTOMIZE_OF[shape] / "harbor-secrets.toml"
+    docs = parse(render_chart(helm, shape, "--set-file", f"config={toml}"))
+    text, _ = config_of(docs)
+    assert text == toml.read_text(encoding="utf-8")
 
 
 def test_the_comparison_notices_a_difference(helm: Path, rendered: dict[str, list[Doc]]) -> None:
