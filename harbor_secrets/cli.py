@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -22,6 +21,7 @@ from harbor_secrets._version import __version__
 from harbor_secrets.cli_params import Duration, ListenAddress, MetricsFile, PushgatewayUrl
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_USAGE, HarborSecretsError
 from harbor_secrets.freshness import DEFAULT_MIN_REMAINING
+from harbor_secrets.invocation import Globals
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 OUTPUT = click.Choice(["text", "json"])
@@ -29,16 +29,6 @@ LOG_FORMAT_ENV_VAR = "HARBOR_SECRETS_LOG_FORMAT"
 _GLOBALS = "harbor_secrets.globals"
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True)
-class Globals:
-    """The global options, merged from before and after the subcommand."""
-
-    config: str | None = None
-    verbosity: int = 0
-    log_format: str = "text"
-    output: str = "text"
 
 
 def _global_params(*, output: bool, root: bool = False) -> list[click.Parameter]:

@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
-from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import load
 from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_OK
+from harbor_secrets.invocation import Globals
 from harbor_secrets.output import to_json
 from harbor_secrets.runtime import Runtime
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import click
 
-from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import Target
 from harbor_secrets.commands.read import find_token
 from harbor_secrets.config import load_config
 from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK
 from harbor_secrets.freshness import DEFAULT_MIN_REMAINING
+from harbor_secrets.invocation import Globals
 from harbor_secrets.output import sync_text
 from harbor_secrets.sync import run_sync
 

@@ -19,12 +19,12 @@ from typing import Any, NoReturn
 
 import click
 
-from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import Target, load
 from harbor_secrets.config import Config, Job
 from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_OK, ConfigError, HarborSecretsError, describe_error
 from harbor_secrets.freshness import ReaderState, ReaderVerdict, RefreshPolicy
+from harbor_secrets.invocation import Globals
 from harbor_secrets.keys import default_env_names
 from harbor_secrets.output import to_json
 from harbor_secrets.record import TokenRecord, format_time

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
-from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import load
 from harbor_secrets.config import Config
 from harbor_secrets.errors import ConfigError, HarborSecretsError
+from harbor_secrets.invocation import Globals
 from harbor_secrets.output import sync_text, to_json
 from harbor_secrets.sync import SyncReport, run_sync
 
