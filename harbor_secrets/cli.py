@@ -232,9 +232,17 @@ def target_options(func: F) -> F:
     for decorator in reversed(
         (
             click.option(
-                "-e", "--environment", metavar="NAME", help="production or sandbox (or yours)."
+                "-e",
+                "--environment",
+                metavar="NAME",
+                help="production, sandbox or development (or one your config defines).",
             ),
-            click.option("--tower-id", metavar="ID", help="Pick the environment from a tower ID."),
+            click.option(
+                "--tower-id",
+                metavar="ID",
+                help="Pick the environment from a tower ID (16 hex characters: 10… production, "
+                "01… sandbox).",
+            ),
             click.option(
                 "-s",
                 "--scope",
@@ -263,7 +271,7 @@ def token(g: Globals, /, **target: Any) -> int:
     \b
     Examples:
       TOKEN=$(harbor-secrets token -c harbor.toml -e sandbox -s tower_access)
-      harbor-secrets token -c harbor.toml --tower-id 0100000123
+      harbor-secrets token -c harbor.toml --tower-id 0100000000000a3f
     """
     from harbor_secrets.commands.token import Target, token_command
 
@@ -309,7 +317,7 @@ def get(g: Globals, /, sink: str | None, min_remaining: float, **target: Any) ->
     Examples:
       curl -H "Authorization: Bearer $(harbor-secrets get -e sandbox -s service_provider)" \\
            https://api.sandbox.harborlockers.com/api/v1/login/test-token
-      harbor-secrets get -c harbor.toml --tower-id 0100000123 -s tower_access
+      harbor-secrets get -c harbor.toml --tower-id 0100000000000a3f -s tower_access
       harbor-secrets get -c harbor.toml -e production --sink vault -o json | jq .expires_at
     """
     from harbor_secrets.commands._common import Target
@@ -379,10 +387,14 @@ def verify(g: Globals, /, sink: str | None, **target: Any) -> int:
 def environment_cmd(g: Globals, tower_id: str) -> int:
     """Tell which Harbor environment a tower ID belongs to (10… production, 01… sandbox).
 
+    TOWER_ID is 16 hexadecimal characters, in either case, as Harbor's SDKs write it. Harbor
+    documents no prefix for development towers: name that environment instead (-e
+    development). With -o json it also prints the environment's token and test-token URLs.
+
     \b
     Examples:
-      harbor-secrets environment 0100000123
-      harbor-secrets environment 1000000042 -o json
+      harbor-secrets environment 0100000000000a3f
+      harbor-secrets environment 1000000000000B2C -o json
     """
     from harbor_secrets.commands.info import environment_command
 

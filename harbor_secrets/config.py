@@ -329,7 +329,7 @@ def _parse_target(
         raise table.error(
             "environments",
             "names no environment",
-            'set environments = ["sandbox"] or tower_ids = ["0100000123"]',
+            'set environments = ["sandbox"] or tower_ids = ["0100000000000a3f"]',
         )
     for name in names:
         if name not in environments:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -15,15 +16,26 @@ TEST_TOKEN_PATH = "/api/v1/login/test-token"
 
 SCOPES = ("service_provider", "tower_access")
 
+#: Harbor's environments and their documented (accounts, api) base URLs. ``development``
+#: is the one Harbor's SDKs and example apps know beside the two its token page names.
 DEFAULT_URLS: dict[str, tuple[str, str]] = {
     "production": ("https://accounts.harborlockers.com", "https://api.harborlockers.com"),
     "sandbox": (
         "https://accounts.sandbox.harborlockers.com",
         "https://api.sandbox.harborlockers.com",
     ),
+    "development": (
+        "https://accounts.dev.harborlockers.com",
+        "https://api.dev.harborlockers.com",
+    ),
 }
 
+#: A tower ID's first two characters name its environment. Harbor documents no prefix for
+#: ``development``, so a development tower's environment must be named, not looked up.
 TOWER_PREFIXES = {"10": "production", "01": "sandbox"}
+#: Harbor's SDKs take a tower ID as 16 hexadecimal characters, in either case.
+_TOWER_ID = re.compile(r"[0-9A-Fa-f]{16}\Z")
+TOWER_ID_EXAMPLE = "0100000000000a3f"
 
 
 @dataclass(frozen=True)
@@ -114,18 +126,33 @@ def resolve_environment(
     return Environment(name=name, accounts_url=urls["accounts_url"], api_url=urls["api_url"])
 
 
-def environment_for_tower(tower_id: str) -> str:
-    """A tower ID's first two digits name its environment: ``10`` production, ``01`` sandbox."""
+def normalize_tower_id(tower_id: str) -> str:
+    """A tower ID as Harbor's apps write it in API paths (lower case), or a ConfigError.
+
+    Harbor's SDKs refuse anything but 16 hexadecimal characters ("Tower Id should be an
+    String with 16 hexadecimal characters"), so this does too, showing the shape.
+    """
     text = str(tower_id).strip()
-    if not text.isdigit() or len(text) < 3:
+    if not _TOWER_ID.match(text):
         raise ConfigError(
-            f"tower ID {text!r} is not a Harbor tower ID",
-            fix="give the full numeric tower ID, e.g. 0100000123 (sandbox) or 1000000123",
+            f"tower ID {text!r} is not a Harbor tower ID: Harbor writes one as 16 hexadecimal "
+            "characters",
+            fix=f"give all 16 characters (either case), e.g. {TOWER_ID_EXAMPLE}",
         )
+    return text.lower()
+
+
+def environment_for_tower(tower_id: str) -> str:
+    """A tower ID's first two characters name its environment: ``10`` production, ``01``
+    sandbox. Any other prefix is refused: a guess would send the tower's tokens elsewhere."""
+    text = normalize_tower_id(tower_id)
     environment = TOWER_PREFIXES.get(text[:2])
     if environment is None:
+        known = " or ".join(f"{prefix} ({name})" for prefix, name in TOWER_PREFIXES.items())
         raise ConfigError(
-            f"tower ID {text!r} starts with {text[:2]!r}, which names no Harbor environment",
-            fix="Harbor tower IDs start with 10 (production) or 01 (sandbox)",
+            f"tower ID {text} starts with {text[:2]}, which names no Harbor environment",
+            fix=f"Harbor's tower IDs start with {known}; Harbor documents no tower prefix for "
+            "development, so for a development tower name the environment instead "
+            '(-e development, or environments = ["development"])',
         )
     return environment

@@ -156,7 +156,7 @@ def test_status_reports_each_token(tmp_path: Path, issuer: StandInIssuer, run_cl
 def test_token_prints_only_the_token(tmp_path: Path, issuer: StandInIssuer, run_cli: Run) -> None:
     config = write_config(tmp_path, envfile_config(issuer.url))
     result = run_cli(
-        "-c", str(config), "token", "--tower-id", "0100000123", "--scope", "tower_access"
+        "-c", str(config), "token", "--tower-id", "0100000000000a3f", "--scope", "tower_access"
     )
     assert result.code == 0, result.output
     assert result.stdout.strip() in issuer.issued
@@ -234,12 +234,18 @@ def test_environment_override_by_variable(
 
 
 def test_environment_command(run_cli: Run) -> None:
-    assert run_cli("environment", "0100000123").stdout.strip() == "sandbox"
-    data = json.loads(run_cli("environment", "1000000042", "-o", "json").stdout)
+    assert run_cli("environment", "0100000000000a3f").stdout.strip() == "sandbox"
+    data = json.loads(run_cli("environment", "1000000000000B2C", "-o", "json").stdout)
     assert data["environment"] == "production"
-    bad = run_cli("environment", "2200000001")
+    assert data["tower_id"] == "1000000000000b2c"  # as Harbor's apps write it in API paths
+    assert data["test_token_url"] == "https://api.harborlockers.com/api/v1/login/test-token"
+    bad = run_cli("environment", "2200000000000001")
     assert bad.code == 2
     assert "10 (production) or 01 (sandbox)" in bad.stderr
+    assert "no tower prefix" in bad.stderr  # a development tower: say there is none to read
+    short = run_cli("environment", "0100000123")
+    assert short.code == 2
+    assert "16 hexadecimal characters" in short.stderr
 
 
 def test_providers_lists_installed_and_missing(run_cli: Run) -> None:

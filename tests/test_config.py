@@ -69,9 +69,19 @@ def test_durations_accept_strings_and_numbers(tmp_path: Path) -> None:
 
 
 def test_tower_ids_resolve_to_environments(tmp_path: Path) -> None:
-    text = BASE.replace('environments = ["sandbox"]', 'tower_ids = ["1000000042", "0100000123"]')
+    towers = 'tower_ids = ["1000000000000042", "0100000000000A3F"]'
+    text = BASE.replace('environments = ["sandbox"]', towers)
     config = load_config(text=text, environ={})
     assert {j.environment for j in config.jobs()} == {"production", "sandbox"}
+
+
+def test_a_target_can_keep_development_tokens(tmp_path: Path) -> None:
+    text = BASE.replace('environments = ["sandbox"]', 'environments = ["development"]')
+    config = load_config(text=text, environ={})
+    assert {j.environment for j in config.jobs()} == {"development"}
+    assert config.environments["development"].accounts_url == (
+        "https://accounts.dev.harborlockers.com"
+    )
 
 
 def test_environment_variables_override_urls(tmp_path: Path) -> None:
@@ -99,9 +109,14 @@ def test_environment_variables_override_urls(tmp_path: Path) -> None:
             "https://",
         ),
         (
-            BASE.replace('environments = ["sandbox"]', 'tower_ids = ["2000000001"]'),
+            BASE.replace('environments = ["sandbox"]', 'tower_ids = ["2000000000000001"]'),
             "targets[0].tower_ids",
             "10 (production) or 01 (sandbox)",
+        ),
+        (
+            BASE.replace('environments = ["sandbox"]', 'tower_ids = ["0100000123"]'),
+            "targets[0].tower_ids",
+            "16 hexadecimal characters",
         ),
         (
             BASE.replace('environments = ["sandbox"]', 'environments = ["staging"]'),

@@ -68,7 +68,15 @@ def test_get_by_tower_id_and_json_record(
     synced: Path, tmp_path: Path, issuer: StandInIssuer, run_cli: Run
 ) -> None:
     result = run_cli(
-        "get", "-c", str(synced), "--tower-id", "0100000123", "-s", "tower_access", "-o", "json"
+        "get",
+        "-c",
+        str(synced),
+        "--tower-id",
+        "0100000000000a3f",
+        "-s",
+        "tower_access",
+        "-o",
+        "json",
     )
     assert result.code == 0, result.output
     record = json.loads(result.stdout)
