@@ -86,7 +86,9 @@ def build_sink(
     on_write = OnWrite.from_options(options)
     core = {cls.key_option, ON_WRITE, ON_WRITE_TIMEOUT}
     rest = {option: value for option, value in table.items() if option not in core}
-    provider = cls.from_options(Options(rest, prefix=prefix, source=context.source), context)
+    provider = cls.from_options(
+        Options(rest, prefix=prefix, source=context.source, known=core), context
+    )
     return Sink(
         name=name,
         provider=provider,

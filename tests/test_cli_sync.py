@@ -324,3 +324,14 @@ environments = ["sandbox"]
     skipped = run_cli("-c", str(config), "config", "check", "--skip-references")
     assert skipped.code == 0, skipped.output
     assert "file:/nonexistent/client-secret" in skipped.stdout
+
+
+def test_token_with_a_misspelled_scope_exits_2_before_any_request(
+    tmp_path: Path, issuer: StandInIssuer, run_cli: Run
+) -> None:
+    config = write_config(tmp_path, envfile_config(issuer.url))
+    result = run_cli("-c", str(config), "token", "-e", "sandbox", "-s", "tower-access")
+    assert result.code == 2, result.output
+    assert "service_provider" in result.stderr
+    assert "tower_access" in result.stderr
+    assert issuer.token_requests == 0
