@@ -58,13 +58,14 @@ class UrlOrigin:
     trimmed_from: str | None = None
 
     def describe(self) -> str:
-        """In words: "Harbor's default", "the file (environments.sandbox.api_url)", ..."""
-        words = {
-            "default": "Harbor's default",
-            "file": "the file",
-            "environment": "the environment",
-        }
-        text = words[self.kind] + (f" ({self.name})" if self.name else "")
+        """In words: "Harbor's default", "from environments.sandbox.api_url in the file",
+        "from the environment variable HARBOR_SANDBOX_API_URL"."""
+        if self.kind == "environment":
+            text = f"from the environment variable {self.name}"
+        elif self.kind == "file":
+            text = f"from {self.name} in the file"
+        else:
+            text = "Harbor's default"
         if self.trimmed_from:
             text += f", given as the full {self.trimmed_from}"
         return text

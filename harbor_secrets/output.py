@@ -2,16 +2,69 @@
 
 from __future__ import annotations
 
+import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
-from harbor_secrets.durations import format_duration
+from harbor_secrets.durations import duration_setting, format_duration
+from harbor_secrets.record import format_time
 from harbor_secrets.sync import FAILED, SyncReport
 
 
+def _json_default(value: Any) -> Any:
+    """The few non-JSON types results carry; anything else is a bug, not a repr to print."""
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} has no JSON form")
+
+
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=False, default=str)
+    return json.dumps(data, indent=2, sort_keys=False, default=_json_default)
+
+
+def setting_text(value: Any) -> str:
+    """A value as the configuration file writes it: ``true``, ``10``, ``["a", "b"]``,
+    ``{team = "payments"}``; a bare string stays bare. Never a Python repr: an unknown type
+    is a bug (TypeError), not something to print."""
+    if isinstance(value, str):
+        return value
+    return _toml_value(value)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"{type(value).__name__} has no text form")
+
+
+def settings_text(settings: Mapping[str, Any]) -> str:
+    """``name=value`` pairs for one line of text output; a ``*_seconds`` number is shown as
+    the duration a configuration would write (``lock_timeout=10s``), and unset values
+    (None) are left out."""
+    parts = []
+    for name, value in settings.items():
+        if value is None:
+            continue
+        if name.endswith("_seconds") and isinstance(value, int | float):
+            parts.append(f"{name.removesuffix('_seconds')}={duration_setting(value)}")
+        else:
+            parts.append(f"{name}={setting_text(value)}")
+    return " ".join(parts)
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:

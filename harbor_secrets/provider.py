@@ -136,7 +136,11 @@ class Provider(ABC):
         return None
 
     def describe(self) -> dict[str, Any]:
-        """Where this sink writes, for ``config check`` and ``status``. No secrets."""
+        """Where this sink writes, for ``config check`` and ``status``. No secrets.
+
+        Values are JSON types (strings, numbers, booleans, lists, tables); a duration goes
+        under a name ending in ``_seconds``, which the text output shows as e.g. ``10s``.
+        """
         return {"provider": self.name}
 
     def warnings(self, policy: RefreshPolicy) -> list[str]:

@@ -203,7 +203,7 @@ class TokenFilesProvider(Provider):
             "provider": self.name,
             "directory": str(self.directory),
             "file_mode": f"{self.file_mode:04o}",
-            "lock_timeout": self.lock_timeout,
+            "lock_timeout_seconds": self.lock_timeout,
         }
 
     def warnings(self, policy: RefreshPolicy) -> list[str]:

@@ -138,7 +138,7 @@ class EnvFileProvider(Provider):
             "provider": self.name,
             "path": str(self.path),
             "file_mode": f"{self.file_mode:04o}",
-            "lock_timeout": self.lock_timeout,
+            "lock_timeout_seconds": self.lock_timeout,
         }
 
     def warnings(self, policy: RefreshPolicy) -> list[str]:
