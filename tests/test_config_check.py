@@ -39,7 +39,8 @@ ELSEWHERE = "https://elsewhere.example"
 def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str = "text") -> str:
     path = tmp_path / "harbor.toml"
     path.write_text(CONFIG, encoding="utf-8")
-    assert config_check_command(Globals(config=str(path), output=output), skip_references=False) == 0
+    globals_ = Globals(config=str(path), output=output)
+    assert config_check_command(globals_, skip_references=False) == 0
     return capsys.readouterr().out
 
 
@@ -100,7 +101,7 @@ def test_no_python_repr_reaches_the_text_or_the_json(
     assert not REPR.search(text), text
     assert "key_template=HARBOR_{environment}_{scope}" in text
     assert "adopt=false" in text
-    assert "tags={managed-by = \"harbor-secrets\", team = \"payments\"}" in text
+    assert 'tags={managed-by = "harbor-secrets", team = "payments"}' in text
     raw = check(tmp_path, capsys, "json")
     assert "KeyTemplate" not in raw
     data = json.loads(raw)
