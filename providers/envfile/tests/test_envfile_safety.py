@@ -355,8 +355,9 @@ def test_write_keeps_unrelated_bytes_and_updates_every_copy(tmp_path: Path) -> N
         b"RAW=\xff\xfe not utf-8\n"
         b"\n"
         b"HARBOR_SANDBOX_SERVICE_PROVIDER_ACCESS_TOKEN='tok-new'\n"
-        b"LAST=1\n"
+        # the new variable goes beside its token's; the lines around it stay in place
         b"HARBOR_SANDBOX_SERVICE_PROVIDER_EXPIRES_AT='2030-01-01T00:05:00Z'\n"
+        b"LAST=1\n"
     )
 
 

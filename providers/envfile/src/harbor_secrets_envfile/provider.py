@@ -100,7 +100,7 @@ class EnvFileProvider(Provider):
             current = self._record(_format.effective(found), names)
             if current is not None and not record.is_newer_than(current):
                 return WriteOutcome.KEPT_NEWER
-            updated = _format.update(text, new_values, found)
+            updated = _format.update(text, new_values, found, peer_suffixes=_SUFFIXES)
             self.file.replace(_format.encode(updated))
         return WriteOutcome.WRITTEN
 
@@ -147,6 +147,10 @@ class EnvFileProvider(Provider):
 
     def __repr__(self) -> str:
         return f"EnvFileProvider(path={str(self.path)!r})"
+
+
+#: What every variable this store writes ends with (the env-file contract).
+_SUFFIXES = env_names("")
 
 
 def _names(key: str) -> tuple[str, str]:
