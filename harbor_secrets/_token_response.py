@@ -42,7 +42,9 @@ CREDENTIALS_HINT = (
 URL_HINT = "check the accounts URL"
 SCOPE_HINT = f"Harbor's scopes are {' and '.join(SCOPES)}; check the client may request it"
 GRANT_HINT = "the refresh token expired or was revoked; a client_credentials fetch replaces it"
-UNAVAILABLE_HINT = "the issuer is down or overloaded; the next scheduled run will try again"
+# Said by `sync` and by `token`/`verify` typed at a terminal alike: what happens next is the
+# caller's business (a schedule retries by itself), so the hint names only the cause.
+UNAVAILABLE_HINT = "the issuer is down or overloaded; try again in a minute"
 REDIRECT_HINT = "use the final URL as the accounts URL"
 
 # RFC 6749 §5.2 error codes that name a cause, whatever the status (Keycloak sends 400 or 401).

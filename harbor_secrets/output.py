@@ -93,7 +93,11 @@ def sync_text(report: SyncReport) -> str:
         label = f"{job['credentials']}/{job['environment']}/{job['scope']}"
         for sink in job["sinks"]:
             left = sink.get("expires_in_seconds")
-            detail = sink.get("error") or REASONS.get(sink["reason"], sink["reason"])
+            # A sink that failed because its token could not be fetched has no error of
+            # its own: the job's (what the log said) is the reason, not the reason code.
+            failed = sink["action"] == FAILED
+            reason = sink.get("error") or (job.get("error") if failed else None)
+            detail = reason or REASONS.get(sink["reason"], sink["reason"])
             hook = sink.get("on_write")
             if hook is not None:
                 ran = "on_write ran" if hook["ok"] else f"on_write FAILED: {hook['error']}"

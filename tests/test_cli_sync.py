@@ -335,3 +335,31 @@ def test_token_with_a_misspelled_scope_exits_2_before_any_request(
     assert "service_provider" in result.stderr
     assert "tower_access" in result.stderr
     assert issuer.token_requests == 0
+
+
+def test_the_sync_table_says_why_a_token_failed_not_just_a_code(
+    tmp_path: Path, issuer: StandInIssuer, run_cli: Run
+) -> None:
+    config = write_config(tmp_path, envfile_config(issuer.url, environments='["sandbox"]'))
+    result = run_cli("-c", str(config), "sync", env={"HARBOR_CLIENT_SECRET": "wrong-secret"})
+    assert result.code == 1
+    rows = [line for line in result.stdout.splitlines() if line.startswith("main/")]
+    assert len(rows) == 2
+    for row in rows:
+        assert "failed" in row
+        assert "invalid_client" in row  # what stderr says, not only "token-request-failed"
+        assert "check the client id" in row
+
+
+@pytest.mark.parametrize("command", ["token", "verify"])
+def test_an_interactive_failure_does_not_talk_about_a_scheduled_run(
+    tmp_path: Path, run_cli: Run, command: str
+) -> None:
+    closed = "http://127.0.0.1:9"  # discard: nothing listens
+    text = envfile_config(closed, environments='["sandbox"]') + "\n[http]\nmax_attempts = 1\n"
+    config = write_config(tmp_path, text)
+    result = run_cli("-c", str(config), command, "-e", "sandbox")
+    assert result.code == 1, result.output
+    assert "connection refused" in result.stderr
+    assert "scheduled" not in result.stderr
+    assert "next run" not in result.stderr
