@@ -37,12 +37,12 @@ from datetime import UTC, datetime
 from email.message import Message
 from email.utils import format_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Final, Self
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
-from harbor_secrets._serving import http_url, serve_in_background, shut_down
+from harbor_secrets._serving import LoopbackHandler, http_url, serve_in_background, shut_down
 from harbor_secrets.environments import SCOPES, TEST_TOKEN_PATH
 
 __all__ = ["OMIT", "REALM", "Fault", "RecordedRequest", "StandInIssuer", "main"]
@@ -630,28 +630,25 @@ def _drop(handler: _Handler) -> None:
         handler.connection.close()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     server: _Server
-    protocol_version = "HTTP/1.0"  # one request per connection: nothing outlives stop()
-    timeout = 10  # a silent client does not hold a thread forever
     server_version = "stand-in-issuer"
-    sys_version = ""
 
     def handle(self) -> None:
         # The client may give up first (a read timeout in a test, typically).
         with contextlib.suppress(ConnectionError, TimeoutError):
             super().handle()
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self.server.issuer._handle(self)
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
         self.server.issuer._handle(self)
 
-    def do_PUT(self) -> None:
+    def do_PUT(self) -> None:  # noqa: N802 - http.server's name
         self.server.issuer._handle(self)
 
-    def do_DELETE(self) -> None:
+    def do_DELETE(self) -> None:  # noqa: N802 - http.server's name
         self.server.issuer._handle(self)
 
     def log_message(self, format: str, *args: object) -> None:

@@ -64,6 +64,10 @@ def test_backs_off_while_the_issuer_is_down_and_healthz_follows(tmp_path: Path) 
             unhealthy = http_get(server.url + "/healthz").json()
             assert unhealthy["status"] == "unhealthy"
             assert "failed entirely" in str(unhealthy["reason"])
+            assert sorted(unhealthy["sinks"]) == [  # which ones, not an empty list
+                "main/sandbox/service_provider -> local",
+                "main/sandbox/tower_access -> local",
+            ]
             time.sleep(max(0.0, first_failure.started + 4.0 - time.monotonic()))
 
             issuer.start()  # same port: the issuer is back
