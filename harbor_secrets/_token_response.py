@@ -249,7 +249,7 @@ def _expires_in(raw: object, malformed: Callable[[str], MalformedResponseError])
     shown = clean(raw, 40)
     seconds: int
     if isinstance(raw, bool):
-        raise malformed(f"expires_in is {raw!r}, not a number of seconds")
+        raise malformed(f"expires_in is {json.dumps(raw)}, not a number of seconds")
     if isinstance(raw, int):
         seconds = raw
     elif isinstance(raw, float | str):
@@ -261,7 +261,8 @@ def _expires_in(raw: object, malformed: Callable[[str], MalformedResponseError])
             raise malformed(f"expires_in is {shown!r}, not a number")
         seconds = math.floor(value)  # rounding down errs toward refreshing early
     else:
-        raise malformed(f"expires_in is not a number (a JSON {type(raw).__name__})")
+        kind = "array" if isinstance(raw, list) else "object" if isinstance(raw, dict) else "value"
+        raise malformed(f"expires_in is not a number (a JSON {kind})")
     if seconds <= 0:
         raise malformed(f"expires_in is {shown}; a token must live at least a second")
     if seconds > MAX_EXPIRES_IN:
