@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -544,6 +545,46 @@ def demo(directory: str) -> int:
     from harbor_secrets.commands.demo import demo_command
 
     return demo_command(directory)
+
+
+@command(cli, "stand-in-issuer", output=False)
+@click.option("--host", help="Address to bind, without -c. Default: 127.0.0.1.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), help="Port, without -c (0: any free). Default: 8401."
+)
+@click.option("--client-id", metavar="ID", help="The client it accepts, without -c.")
+@click.option(
+    "--client-secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file holding that client's secret (never the secret on the command line).",
+)
+@click.option(
+    "--lifetime",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="Seconds each token lives.",
+)
+@click.pass_obj
+def stand_in_issuer(g: Globals, /, **options: Any) -> int:
+    """Run the local stand-in for Harbor's issuer in the foreground, until Ctrl-C.
+
+    The same Keycloak-shaped token endpoint and test-token endpoint `demo` runs, on
+    loopback, so `verify`, `token` and `sync` can be tried without a Harbor account. With
+    -c it serves that configuration: the one http://127.0.0.1:PORT its environments in use
+    name, and its credentials (env: or file: secrets). A taken port exits 2; it never moves
+    to a port the configuration does not name. Tokens are signed with the client's secret,
+    so a stand-in started again accepts the tokens an earlier one issued.
+
+    \b
+    Examples:
+      harbor-secrets stand-in-issuer -c demo-output/harbor-secrets.toml
+      harbor-secrets stand-in-issuer --port 8401 --client-id my-id \\
+          --client-secret-file client-secret
+    """
+    from harbor_secrets.commands.stand_in import StandInOptions, stand_in_command
+
+    return stand_in_command(g, StandInOptions(**options))
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
