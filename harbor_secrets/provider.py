@@ -65,6 +65,11 @@ class ProviderContext:
     source: str | None = None  # the configuration file, for error messages
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     resolve_reference: Callable[[str], Secret] = _no_references
+    #: True for ``config check --skip-references``, run where the job's credentials do not
+    #: exist (CI, a laptop): a provider checks names and policy and does not fail because
+    #: the credentials it would read at run time (a pod's service-account token, a
+    #: kubeconfig, secret files) are absent here.
+    skip_credentials: bool = False
 
     def key(self, option: str) -> str:
         """The dotted configuration key of one of this sink's options."""

@@ -157,6 +157,7 @@ class Runtime:
             source=self.config.source,
             environ=self.environ,
             resolve_reference=resolve,
+            skip_credentials=not self._resolve_references,
         )
 
     def _load(self, provider_name: str, key: str) -> type[Provider]:

@@ -625,3 +625,21 @@ def test_every_object_and_pod_carries_the_recommended_labels(
         if template is not None:
             labels = template["metadata"]["labels"]
             assert _labels_missing(labels) == [], f"pods of {doc['kind']} {doc['metadata']['name']}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(str(p.relative_to(REPO)) for p in (REPO / "deploy").rglob("*.toml")),
+)
+def test_the_documented_offline_check_passes_without_any_credentials(
+    path: str, tmp_path: Path
+) -> None:
+    """`config check --skip-references` is how the docs say to check a configuration in CI:
+    no secret files, no kubeconfig, no service-account token, no cloud credentials here."""
+    from harbor_secrets.commands.config_check import effective_config
+
+    environ = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    config = load_config(REPO / path, environ=environ)
+    with Runtime(config, environ=environ, resolve_references=False) as runtime:
+        data = effective_config(runtime)
+    assert data["tokens"], path

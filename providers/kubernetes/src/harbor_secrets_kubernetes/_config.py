@@ -44,6 +44,11 @@ EXEC_API_VERSIONS = (
 )
 
 
+#: What ``config check --skip-references`` shows where no credentials were found.
+UNCHECKED_SERVER = "(not checked)"
+UNCHECKED_NAMESPACE = "(the credentials' namespace, not checked)"
+
+
 @dataclass(frozen=True)
 class Identity:
     """Where the credentials come from, in words for messages (no secret in it)."""
@@ -52,8 +57,12 @@ class Identity:
     path: str  # the service-account directory, or the kubeconfig file
     context: str | None = None
     user: str | None = None
+    #: None were found and none were needed (``config check --skip-references``).
+    unchecked: bool = False
 
     def describe(self) -> str:
+        if self.unchecked:
+            return "not checked: none here (config check --skip-references)"
         if self.in_cluster:
             return f"the pod's service account ({self.path})"
         user = f", user {self.user}" if self.user else ""
@@ -112,7 +121,24 @@ def parse_settings(options: Options, context: ProviderContext) -> KubernetesSett
         config, identity, default_namespace = _in_cluster_config(options, environ, service_account)
         notes: tuple[str, ...] = ()
     else:
-        path = _kubeconfig_path(options, kubeconfig_option, environ)
+        try:
+            path = _kubeconfig_path(options, kubeconfig_option, environ)
+        except ConfigError:
+            if not context.skip_credentials:
+                raise
+            # Checked offline where the job's credentials do not exist: the names, the
+            # namespace option and the refresh policy are still checked; the cluster is not.
+            return KubernetesSettings(
+                namespace=namespace_option or UNCHECKED_NAMESPACE,
+                server=UNCHECKED_SERVER,
+                identity=Identity(in_cluster=False, path="", unchecked=True),
+                adopt=adopt,
+                create=create,
+                timeout=timeout,
+                conflict_retries=retries,
+                volume_propagation=propagation,
+                sink_name=context.sink_name,
+            )
         config, identity, notes = _kubeconfig(options, path, context_option)
         default_namespace = config.context.namespace
     namespace = namespace_option or default_namespace
