@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from doc_blocks import snippet
 
 from harbor_testkit.environ import clean_environ
 
@@ -175,6 +177,19 @@ def _impostor_wheel(directory: Path, name: str, version: str) -> Path:
     return wheel
 
 
+def readme_install_steps(dist_dir: Path) -> tuple[list[str], list[str]]:
+    """The two ``pip`` commands of the README's install block (``<!-- snippet: install -->``),
+    as written, with its ``dist/`` pointing at the directory built here."""
+    steps = []
+    for line in snippet("install").code.splitlines():
+        words = shlex.split(line, comments=True)
+        if words and words[0].endswith("/bin/pip"):
+            steps.append([str(dist_dir / w[5:]) if w.startswith("dist/") else w for w in words[1:]])
+    first, second = steps
+    assert first[0] == second[0] == "install"
+    return first, second
+
+
 @pytest.fixture(scope="module")
 def installed(dist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
     """A new virtualenv installed the README's way: ``pip install --no-deps -r
@@ -188,11 +203,10 @@ def installed(dist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Insta
     impostors.mkdir()
     _impostor_wheel(impostors, CORE, IMPOSTOR_VERSION)
     ours, theirs = root / "ours.json", root / "theirs.json"
-    pip: list[str | Path] = [venv / "bin" / "python", "-m", "pip", "install"]
-    pip.append("--disable-pip-version-check")
-    requirements = dist_dir / REQUIREMENTS
-    _run([*pip, "--no-deps", "--report", ours, "-r", requirements], cwd=root)
-    _run([*pip, "--report", theirs, "--find-links", impostors, f"{CORE}[all]"], cwd=root)
+    first, second = readme_install_steps(dist_dir)
+    pip: list[str | Path] = [venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check"]
+    _run([*pip, *first, "--report", ours], cwd=root)
+    _run([*pip, *second, "--report", theirs, "--find-links", impostors], cwd=root)
     workdir = root / "work"
     workdir.mkdir()
     return Installed(

@@ -255,7 +255,8 @@ def _token_auth(options: Options, context: ProviderContext) -> AuthSettings:
         given = Secret(value) if value else None
     assert token_file is not None
     token_file = expand_home(token_file, context.environ)
-    if given is None and not reference and not os.path.isfile(token_file):
+    absent = given is None and not reference and not os.path.isfile(token_file)
+    if absent and not context.skip_credentials:  # offline checks need no token here
         raise options.error(
             "method",
             f"no Vault token: VAULT_TOKEN is not set and {token_file} does not exist",
