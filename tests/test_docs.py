@@ -27,6 +27,7 @@ from __future__ import annotations
 import configparser
 import io
 import json
+import os
 import re
 import shlex
 import shutil
@@ -962,3 +963,26 @@ def test_the_image_is_said_to_hold_every_provider_it_ships() -> None:
         pyproject = tomllib.loads((REPO / "providers" / directory / "pyproject.toml").read_text())
         for name in pyproject["project"]["entry-points"]["harbor_secrets.providers"]:
             assert f"`{name}`" in said, f"deploy/README.md's image list omits {name}"
+
+
+def _megabytes(root: Path) -> float:
+    total = 0
+    for directory, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                total += os.path.getsize(path)
+    return total / 1e6
+
+
+def test_the_readme_states_what_make_test_costs() -> None:
+    """Time, disk and network, as a newcomer needs to know before typing it; the size stated
+    for .venv/ is kept within reach of what `make install` really makes."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("What `make test` costs", 1)[1].split("\n\n", 2)[1]
+    rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")}
+    assert {"time", "disk", "network (the package index only)"} <= rows
+    stated = re.search(r"`\.venv/` ~(\d+) MB", section)
+    assert stated
+    actual = _megabytes(Path(sys.prefix))
+    assert 0.6 * int(stated[1]) <= actual <= 1.5 * int(stated[1]), f".venv/ is {actual:.0f} MB"
