@@ -238,27 +238,24 @@ def test_a_long_failure_reason_is_shortened_at_a_word_boundary() -> None:
 
 def test_a_cycle_that_failed_entirely_names_the_sinks_it_failed() -> None:
     other = ("main", "sandbox", "tower_access", "a")
-    failed = judge(
-        now=NOW,
-        expected=[KEY, other],
-        expiry={},
-        policy=RefreshPolicy(refresh_before=150.0),
-        grace=40.0,
-        cycles=2,
-        last_cycle_error="issuer down",
-        failed_sinks=[other],
-    )
-    assert json.loads(failed.response()[1])["sinks"] == ["main/sandbox/tower_access -> a"]
-    before_any_sink = judge(
-        now=NOW,
-        expected=[KEY, other],
-        expiry={},
-        policy=RefreshPolicy(refresh_before=150.0),
-        grace=40.0,
-        cycles=2,
-        last_cycle_error="the configuration's file: secret vanished",
-    )
-    assert len(json.loads(before_any_sink.response()[1])["sinks"]) == 2  # every one of them
+
+    def sinks(error: str, failed: list[tuple[str, str, str, str]]) -> list[str]:
+        verdict = judge(
+            now=NOW,
+            expected=[KEY, other],
+            expiry={},
+            policy=RefreshPolicy(refresh_before=150.0),
+            grace=40.0,
+            cycles=2,
+            last_cycle_error=error,
+            failed_sinks=failed,
+        )
+        names: list[str] = json.loads(verdict.response()[1])["sinks"]
+        return names
+
+    assert sinks("issuer down", [other]) == ["main/sandbox/tower_access -> a"]
+    # a run that failed before it looked at any sink (a file: secret vanished): every one
+    assert len(sinks("the configuration's file: secret vanished", [])) == 2
 
 
 def test_the_server_header_has_no_trailing_space() -> None:

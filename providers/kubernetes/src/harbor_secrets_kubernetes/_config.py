@@ -113,13 +113,14 @@ def parse_settings(options: Options, context: ProviderContext) -> KubernetesSett
     options.finish()
 
     service_account = expand_home(sa_dir, environ)
+    config: SingleConfig | None = None
+    notes: tuple[str, ...] = ()
     if (
         kubeconfig_option is None
         and context_option is None
         and _in_cluster(environ, service_account)
     ):
         config, identity, default_namespace = _in_cluster_config(options, environ, service_account)
-        notes: tuple[str, ...] = ()
     else:
         try:
             path = _kubeconfig_path(options, kubeconfig_option, environ)
@@ -128,19 +129,11 @@ def parse_settings(options: Options, context: ProviderContext) -> KubernetesSett
                 raise
             # Checked offline where the job's credentials do not exist: the names, the
             # namespace option and the refresh policy are still checked; the cluster is not.
-            return KubernetesSettings(
-                namespace=namespace_option or UNCHECKED_NAMESPACE,
-                server=UNCHECKED_SERVER,
-                identity=Identity(in_cluster=False, path="", unchecked=True),
-                adopt=adopt,
-                create=create,
-                timeout=timeout,
-                conflict_retries=retries,
-                volume_propagation=propagation,
-                sink_name=context.sink_name,
-            )
-        config, identity, notes = _kubeconfig(options, path, context_option)
-        default_namespace = config.context.namespace
+            identity = Identity(in_cluster=False, path="", unchecked=True)
+            default_namespace = UNCHECKED_NAMESPACE
+        else:
+            config, identity, notes = _kubeconfig(options, path, context_option)
+            default_namespace = config.context.namespace
     namespace = namespace_option or default_namespace
     if not namespace:
         raise options.error(
@@ -148,7 +141,7 @@ def parse_settings(options: Options, context: ProviderContext) -> KubernetesSett
             f"no namespace: the option is not set and {identity.describe()} names none",
             'set namespace = "apps" (the namespace of the Secrets and of the Role)',
         )
-    problem = why_not_namespace(namespace)
+    problem = None if namespace == UNCHECKED_NAMESPACE else why_not_namespace(namespace)
     if problem:
         raise options.error(
             "namespace",
@@ -157,7 +150,7 @@ def parse_settings(options: Options, context: ProviderContext) -> KubernetesSett
         )
     return KubernetesSettings(
         namespace=namespace,
-        server=config.cluster.server.rstrip("/"),
+        server=UNCHECKED_SERVER if config is None else config.cluster.server.rstrip("/"),
         identity=identity,
         adopt=adopt,
         create=create,
