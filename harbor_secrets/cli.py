@@ -535,7 +535,9 @@ def demo(directory: str) -> int:
     Starts a Keycloak-shaped issuer on 127.0.0.1, writes a config and an env file into
     DIRECTORY, syncs both scopes of both environments, syncs again to show that nothing is
     due, reads a token back with `get`, and shows how to point the same config at real
-    Harbor.
+    Harbor. Its issuer stops when it ends; `harbor-secrets stand-in-issuer -c
+    DIRECTORY/harbor-secrets.toml` serves that configuration again, so `verify`, `token`
+    and `sync` work on it.
 
     \b
     Examples:
