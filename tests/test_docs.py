@@ -46,6 +46,7 @@ import yaml
 from doc_blocks import GENERATED, LANGUAGES, REPO, Block, all_blocks, of_lang, snippet, snippets
 from doc_servers import Stores, run_block
 from dotenv import dotenv_values
+from test_deploy_kubernetes import KUBERNETES_VERSIONS  # the manifests' own validation
 
 from conftest import CLIENT_SECRET
 from harbor_secrets.cli import cli
@@ -58,7 +59,6 @@ from harbor_secrets.record import TokenRecord
 from harbor_secrets.runtime import Runtime
 from harbor_testkit.environ import clean_environ
 
-KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
 KUSTOMIZE = REPO / "deploy" / "kubernetes"
 KUBECTL = Path(sys.executable).parent / "kubectl"
 
