@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from harbor_secrets._reading import LocalFileError, read_text_file
 from harbor_secrets.errors import ConfigError, SecretReferenceError
 from harbor_secrets.provider import Provider
 from harbor_secrets.secrets import Secret
 
 LOCAL_SCHEMES = ("env", "file")
+#: A client secret or a token is a line of text; a file:/ path to anything bigger is a mistake.
+MAX_SECRET_FILE_BYTES = 64 << 10
 
 
 def _looks_like_scheme(scheme: str) -> bool:
@@ -89,13 +92,13 @@ class ReferenceResolver:
         if not path.is_absolute():
             path = self._base_dir / path
         try:
-            value = path.read_text(encoding="utf-8")
-        except OSError as exc:
+            value = read_text_file(path, limit=MAX_SECRET_FILE_BYTES).text
+        except LocalFileError as exc:
             raise ConfigError(
-                f"refers to {path}, which cannot be read ({exc.strerror})",
+                f"refers to {path}, which {exc.problem}",
                 source=self._source,
                 key=key,
-                fix="check the path and that the job's user may read it",
+                fix=exc.fix,
             ) from None
         value = value.removesuffix("\n").removesuffix("\r")
         if not value:
