@@ -28,11 +28,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from harbor_secrets._reading import UnusableFileError, read_bounded
 from harbor_secrets.errors import StoreError
 
 log = logging.getLogger("harbor_secrets.files")
 
 PRIVATE_MODE = 0o600
+#: The most a store's file is read into memory: an env file is a few KiB, and one of
+#: hundreds of MiB is a mistake (or an attack) that a reader or a sync must not load whole.
+MAX_FILE_BYTES = 16 << 20
 _POLL_FIRST = 0.002
 _POLL_MAX = 0.05
 
@@ -57,11 +61,13 @@ class AtomicFile:
         mode: int = PRIVATE_MODE,
         lock_timeout: float = 10.0,
         what: str = "",
+        max_bytes: int = MAX_FILE_BYTES,
     ) -> None:
         self.path = Path(os.path.abspath(path))
         self.mode = mode
         self.lock_timeout = lock_timeout
         self.what = what
+        self.max_bytes = max_bytes
         self.lock_path = self.path.with_name(self.path.name + ".lock")
 
     def __repr__(self) -> str:
@@ -126,26 +132,20 @@ class AtomicFile:
     # -- reading ----------------------------------------------------------------------------
 
     def read(self) -> bytes | None:
-        """The file's content, ``None`` if it does not exist. Never follows a symlink."""
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: FIFOs
+        """The file's content, ``None`` if it does not exist. Never follows a symlink, never
+        blocks (a FIFO), never reads more than :attr:`max_bytes`."""
         try:
-            fd = os.open(self.path, flags)
+            return read_bounded(self.path, limit=self.max_bytes, follow_symlinks=False)
         except FileNotFoundError:
             return None
+        except UnusableFileError as exc:
+            raise StoreError(
+                f"cannot read {self._name}: it {exc.problem}",
+                hint="point the path at the file this store writes",
+                reason=exc.reason,
+            ) from None
         except OSError as exc:
             raise self._os_error("read", exc) from exc
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                self._check_mode(info)
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        except OSError as exc:
-            raise self._os_error("read", exc) from exc
-        finally:
-            os.close(fd)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -233,24 +233,38 @@ class AtomicFile:
 
 
 def _os_error(action: str, path: Path, exc: OSError, *, name: str | None = None) -> StoreError:
-    """A :class:`StoreError` saying what failed, where, and what to do about it."""
+    """A :class:`StoreError` saying what failed, where, and what to do about it.
+
+    ``action`` "read" gets reading advice: a reader (``get``, ``status``) that may not open
+    the file needs read access, not the right to create files where the writer does.
+    """
     code = exc.errno
     message = f"cannot {action} {name or path}: {exc.strerror or exc}"
-    if code in (errno.ENOSPC, errno.EDQUOT):
-        hint: str | None = f"free space (or quota) on the file system holding {path.parent}"
+    hint: str | None = None
+    reason = "io"
+    if code in (errno.EACCES, errno.EPERM):
+        reason = "permission"
+        if action == "read":
+            hint = (
+                f"let the user running harbor-secrets read {path} and search every directory "
+                "above it (or run it as the user the writer's file_mode lets read)"
+            )
+        else:
+            hint = (
+                f"let the user running harbor-secrets create and rename files in "
+                f"{path.parent} (each write creates a temporary file there)"
+            )
+    elif action == "read":
+        pass
+    elif code in (errno.ENOSPC, errno.EDQUOT):
+        hint = f"free space (or quota) on the file system holding {path.parent}"
         reason = "no-space"
     elif code == errno.EROFS:
         hint = f"{path.parent} is on a read-only file system; point the path somewhere writable"
         reason = "read-only"
-    elif code in (errno.EACCES, errno.EPERM):
-        hint = (
-            f"let the user running harbor-secrets create and rename files in {path.parent} "
-            "(each write creates a temporary file there)"
-        )
-        reason = "permission"
-    else:
-        hint = None
-        reason = "io"
+    elif code == errno.EFBIG:
+        hint = "a file-size limit (ulimit -f, RLIMIT_FSIZE) of this process stops the write"
+        reason = "file-size-limit"
     return StoreError(message, hint=hint, reason=reason)
 
 

@@ -80,6 +80,7 @@ def find_token(g: Globals, target: Target, *, sink: str | None, min_remaining: f
         )
     order = [sink] if sink is not None else list(job.sinks)
     problems: list[str] = []
+    unreadable = 0
     best: Found | None = None
     now = datetime.now(UTC)
     with Runtime(config, client_secrets=False, only_sinks=order) as runtime:
@@ -91,6 +92,7 @@ def find_token(g: Globals, target: Target, *, sink: str | None, min_remaining: f
                 record = configured.provider.read(key)
             except Exception as exc:  # any store failure: say so, try the next sink
                 problems.append(f"sink {name!r} could not be read: {describe_error(exc)}")
+                unreadable += 1
                 continue
             verdict = RefreshPolicy.for_reader(record, now, min_remaining=min_remaining)
             if record is None:
@@ -103,10 +105,15 @@ def find_token(g: Globals, target: Target, *, sink: str | None, min_remaining: f
             best = best or found
     if best is not None:
         raise _too_old(best, min_remaining, problems)
+    if unreadable == len(order):  # a sync would not help a reader that cannot read
+        hint = "fix reading the store as said above; `harbor-secrets status` shows each sink"
+    else:
+        hint = (
+            "run `harbor-secrets sync` (it writes every configured sink); "
+            "`harbor-secrets status` shows what each sink holds"
+        )
     raise TokenUnavailableError(
-        f"no stored token for {job.label}: " + "; ".join(problems),
-        hint="run `harbor-secrets sync` (it writes every configured sink); "
-        "`harbor-secrets status` shows what each sink holds",
+        f"no stored token for {job.label}: " + "; ".join(problems), hint=hint
     )
 
 
