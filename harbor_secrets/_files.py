@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 
 from harbor_secrets._reading import UnusableFileError, read_bounded
@@ -87,6 +87,9 @@ class AtomicFile:
                 hint=f"create it (mkdir -p {self.path.parent}) or fix the path",
                 reason="missing-directory",
             )
+        read_only = read_only_problem(self.path.parent, self._name)
+        if read_only is not None:
+            raise read_only
         try:
             info = os.lstat(self.path)
         except FileNotFoundError:
@@ -149,40 +152,9 @@ class AtomicFile:
 
     # -- writing ----------------------------------------------------------------------------
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> AbstractContextManager[None]:
         """Hold an exclusive lock on the sibling lock file, or fail after ``lock_timeout``."""
-        lock_path, timeout = self.lock_path, self.lock_timeout
-        deadline = time.monotonic() + timeout
-        local = _thread_lock(lock_path)
-        if not local.acquire(timeout=timeout):
-            raise self._lock_timeout()
-        try:
-            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-            try:
-                fd = os.open(lock_path, flags, PRIVATE_MODE)
-            except OSError as exc:
-                raise _os_error("open the lock file", lock_path, exc) from exc
-            try:
-                delay = _POLL_FIRST
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            raise self._lock_timeout() from None
-                        time.sleep(min(delay, remaining))
-                        delay = min(delay * 2, _POLL_MAX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
-        finally:
-            local.release()
+        return exclusive_lock(self.lock_path, self.lock_timeout)
 
     def replace(self, data: bytes) -> None:
         """Make the file hold ``data`` with :attr:`mode`; on failure leave it untouched."""
@@ -195,11 +167,7 @@ class AtomicFile:
             raise self._os_error("create a temporary file for", exc) from exc
         try:
             try:
-                os.fchmod(fd, self.mode)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
+                write_whole(fd, data, mode=self.mode)
             finally:
                 os.close(fd)
             os.replace(temp_name, self.path)
@@ -222,14 +190,78 @@ class AtomicFile:
             )
         return _os_error(action, self.path, exc, name=self._name)
 
-    def _lock_timeout(self) -> StoreError:
-        return StoreError(
-            f"timed out after {self.lock_timeout:g}s waiting for the lock on {self.lock_path}",
-            hint="another harbor-secrets run is writing this file (or is stuck holding the "
-            f"lock); raise `lock_timeout` or find the process holding it (fuser -v "
-            f"{self.lock_path})",
-            reason="lock-timeout",
-        )
+
+@contextmanager
+def exclusive_lock(lock_path: Path, timeout: float) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lock_path`` (created 0600, never through a symlink), or
+    a :class:`StoreError` after ``timeout`` seconds. Threads of this process queue first."""
+    deadline = time.monotonic() + timeout
+    local = _thread_lock(lock_path)
+    if not local.acquire(timeout=timeout):
+        raise _lock_timeout(lock_path, timeout)
+    try:
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(lock_path, flags, PRIVATE_MODE)
+        except OSError as exc:
+            raise _os_error("open the lock file", lock_path, exc) from exc
+        try:
+            delay = _POLL_FIRST
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise _lock_timeout(lock_path, timeout) from None
+                    time.sleep(min(delay, remaining))
+                    delay = min(delay * 2, _POLL_MAX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+    finally:
+        local.release()
+
+
+def _lock_timeout(lock_path: Path, timeout: float) -> StoreError:
+    return StoreError(
+        f"timed out after {timeout:g}s waiting for the lock on {lock_path}",
+        hint="another harbor-secrets run is writing this file (or is stuck holding the "
+        f"lock); raise `lock_timeout` or find the process holding it (fuser -v {lock_path})",
+        reason="lock-timeout",
+    )
+
+
+def write_whole(fd: int, data: bytes, *, mode: int) -> None:
+    """Give a new file ``mode`` (whatever the umask), write all of ``data`` and fsync it."""
+    os.fchmod(fd, mode)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+
+
+def read_only_problem(directory: Path, what: str) -> StoreError | None:
+    """A :class:`StoreError` if ``directory`` is on a file system mounted read-only.
+
+    Known before any write is tried (``statvfs``), so a run can say so without first
+    requesting a token it could not store; None if writable or unknown.
+    """
+    try:
+        flags = os.statvfs(directory).f_flag
+    except OSError:
+        return None
+    if not flags & os.ST_RDONLY:
+        return None
+    return StoreError(
+        f"cannot write {what}: {directory} is on a read-only file system",
+        hint="point the path at a writable file system (or remount it read-write)",
+        reason="read-only",
+    )
 
 
 def _os_error(action: str, path: Path, exc: OSError, *, name: str | None = None) -> StoreError:

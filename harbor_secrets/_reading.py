@@ -62,25 +62,34 @@ def kind_of(mode: int) -> str | None:
 
 
 def read_bounded(
-    path: str | os.PathLike[str], *, limit: int, follow_symlinks: bool = True
+    path: str | os.PathLike[str],
+    *,
+    limit: int,
+    follow_symlinks: bool = True,
+    dir_fd: int | None = None,
 ) -> bytes:
     """The whole content of the regular file at ``path``, at most ``limit`` bytes.
 
     Raises ``OSError`` as the system reports it (``FileNotFoundError``, ``PermissionError``,
     ``ELOOP`` for a symlink loop, or for any symlink when ``follow_symlinks`` is false) and
     :class:`UnusableFileError` for anything but a regular file, or a larger one. Never
-    blocks on a FIFO or a device, and never reads more than ``limit + 1`` bytes.
+    blocks on a FIFO or a device, and never reads more than ``limit + 1`` bytes. A relative
+    ``path`` with ``dir_fd`` is opened in that directory (``openat``).
     """
-    return _read(path, limit=limit, follow_symlinks=follow_symlinks)[0]
+    return _read(path, limit=limit, follow_symlinks=follow_symlinks, dir_fd=dir_fd)[0]
 
 
 def _read(
-    path: str | os.PathLike[str], *, limit: int, follow_symlinks: bool
+    path: str | os.PathLike[str],
+    *,
+    limit: int,
+    follow_symlinks: bool,
+    dir_fd: int | None = None,
 ) -> tuple[bytes, os.stat_result]:
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     if not follow_symlinks:
         flags |= os.O_NOFOLLOW
-    fd = os.open(path, flags)
+    fd = os.open(path, flags, dir_fd=dir_fd)
     try:
         info = os.fstat(fd)
         kind = kind_of(info.st_mode)

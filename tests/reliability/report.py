@@ -27,6 +27,7 @@ COMPONENT_ORDER = (
     "Parameter Store via proxy",
     "Parameter Store",
     "env file",
+    "token files",
 )
 
 
