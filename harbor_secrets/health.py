@@ -72,6 +72,15 @@ def judge(
     if last_cycle_error is not None:
         reason = scrub(f"the last cycle failed entirely: {last_cycle_error}")
         return Verdict(False, reason[:_MAX_REASON])
+    implausible = [
+        key for key in expected if key in expiry and not policy.plausible_expiry(expiry[key], now)
+    ]
+    if implausible:
+        reason = (
+            f"{len(implausible)} token(s) expire further ahead than a token lives: written "
+            "under a clock that was wrong, so readers cannot trust them"
+        )
+        return Verdict(False, reason, tuple(label(key) for key in implausible))
     late = [key for key in expected if key not in expiry or policy.overdue(expiry[key], now, grace)]
     if late:
         unknown = sum(1 for key in late if key not in expiry)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from harbor_secrets.config import Config, CredentialsConfig, Job
 from harbor_secrets.environments import Environment
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
-from harbor_secrets.freshness import seconds_left
+from harbor_secrets.freshness import TokenState, seconds_left
 from harbor_secrets.hooks import Change, run_hook
 from harbor_secrets.provider import WriteOutcome
 from harbor_secrets.record import TokenRecord, format_time
@@ -346,7 +346,7 @@ class SyncEngine:
             result.fetch_seconds = time.monotonic() - began
         result.fetched = True
         result.attempts = token.attempts
-        record = TokenRecord.issue(
+        issued = TokenRecord.issue(
             access_token=token.access_token.reveal(),
             issued_at=token.issued_at,
             expires_in=token.expires_in,
@@ -356,6 +356,9 @@ class SyncEngine:
             issuer=environment.token_url,
             token_type="Bearer",
         )
+        # Stores compare with what they hold at write time; the policy, with this run's
+        # clock, tells them which stored records are not to be believed.
+        record = self.config.refresh.judged(issued, self.now)
         result.token_expires_at = record.expires_at
         self._each(lambda item: self._write(job, item[0], item[1], item[2], record), due)
 
@@ -385,6 +388,17 @@ class SyncEngine:
         if stored is not None:
             sink_result.expires_at = stored.expires_at
         state = self.config.refresh.assess(stored, now).state
+        if state is TokenState.IMPLAUSIBLE:
+            assert stored is not None
+            log.warning(
+                "%s -> %s: the stored token expires at %s, further ahead than a token lives; "
+                "it was written under a clock that was wrong (this host's or its writer's): "
+                "replacing it",
+                job.label,
+                sink.name,
+                format_time(stored.expires_at),
+                extra={"event": "sink.implausible", "job": job.label, "sink": sink.name},
+            )
         if force and stored is not None:
             sink_result.reason = "forced"
         elif state.needs_refresh:

@@ -208,14 +208,14 @@ def test_healthy_until_past_due_by_more_than_the_grace() -> None:
 
 
 def test_unhealthy_before_the_first_cycle_after_a_total_failure_or_for_an_unknown_token() -> None:
-    assert not verdict({KEY: 5000}, cycles=0).ok
-    failed = verdict({KEY: 5000}, last_cycle_error="issuer down")
+    assert not verdict({KEY: 1300}, cycles=0).ok
+    failed = verdict({KEY: 1300}, last_cycle_error="issuer down")
     assert "failed entirely: issuer down" in failed.reason
     assert not verdict({}).ok
 
 
 def test_healthy_response_is_plain_ok() -> None:
-    assert verdict({KEY: 5000}).response() == (200, b"ok\n", "text/plain; charset=utf-8")
+    assert verdict({KEY: 1300}).response() == (200, b"ok\n", "text/plain; charset=utf-8")
 
 
 # -- --listen ----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from harbor_secrets.commands._common import Target, load
 from harbor_secrets.config import Config, Job
 from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_OK, ConfigError, HarborSecretsError, describe_error
-from harbor_secrets.freshness import ReaderState, ReaderVerdict, RefreshPolicy
+from harbor_secrets.freshness import ReaderState, ReaderVerdict
 from harbor_secrets.keys import default_env_names
 from harbor_secrets.output import to_json
 from harbor_secrets.record import TokenRecord, format_time
@@ -94,7 +94,7 @@ def find_token(g: Globals, target: Target, *, sink: str | None, min_remaining: f
                 problems.append(f"sink {name!r} could not be read: {describe_error(exc)}")
                 unreadable += 1
                 continue
-            verdict = RefreshPolicy.for_reader(record, now, min_remaining=min_remaining)
+            verdict = config.refresh.for_reader(record, now, min_remaining=min_remaining)
             if record is None:
                 problems.append(f"sink {name!r} holds no token under {key!r}")
                 continue
@@ -120,6 +120,15 @@ def find_token(g: Globals, target: Target, *, sink: str | None, min_remaining: f
 def _too_old(found: Found, min_remaining: float, problems: Sequence[str]) -> TokenUnavailableError:
     left = found.verdict.seconds_left or 0.0
     where = f"sink {found.sink!r} ({found.key})"
+    others = f" ({'; '.join(problems)})" if problems else ""
+    if found.verdict.state is ReaderState.IMPLAUSIBLE:
+        return TokenUnavailableError(
+            f"the token for {found.job.label} in {where} expires in {format_duration(left)}, "
+            "further ahead than a token lives: it was written under a clock that was wrong "
+            f"(this host's or its writer's), so its expiry cannot be believed{others}",
+            hint="check the clocks (timedatectl, chronyc tracking); `harbor-secrets sync` "
+            "replaces it",
+        )
     if found.verdict.state is ReaderState.EXPIRED:
         message = f"the token for {found.job.label} in {where} expired {format_duration(-left)} ago"
     else:
@@ -127,7 +136,6 @@ def _too_old(found: Found, min_remaining: float, problems: Sequence[str]) -> Tok
             f"the token for {found.job.label} in {where} has only {format_duration(left)} "
             f"left, less than --min-remaining {format_duration(min_remaining)}"
         )
-    others = f" ({'; '.join(problems)})" if problems else ""
     return TokenUnavailableError(
         message + others,
         hint="the scheduled `harbor-secrets sync` should have refreshed it: check that it "
