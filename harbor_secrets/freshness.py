@@ -191,10 +191,26 @@ class RefreshPolicy:
         """The verdict for a store that could not be read."""
         return Freshness(TokenState.UNREADABLE)
 
-    def overdue(self, expires_at: datetime, now: datetime, grace: float) -> bool:
-        """Past its deadline by more than ``grace`` seconds: a healthy loop would have
-        rewritten it by now."""
-        return self.deadline(expires_at) + timedelta(seconds=grace) < now
+    def refresh_point(self, expires_at: datetime, seen_at: datetime | None) -> datetime:
+        """When a loop that last wrote (or found fresh) a token at ``seen_at`` rewrites it:
+        at its deadline, or, for a token that was due on arrival (the issuer grants less
+        than ``refresh_before``), halfway through what was left of it then."""
+        deadline = self.deadline(expires_at)
+        if seen_at is None or deadline > seen_at:
+            return deadline
+        return seen_at + max((expires_at - seen_at) / 2, timedelta(0))
+
+    def overdue(
+        self,
+        expires_at: datetime,
+        now: datetime,
+        grace: float,
+        *,
+        seen_at: datetime | None = None,
+    ) -> bool:
+        """Past its refresh point by more than ``grace`` seconds: a healthy loop would have
+        rewritten it by now (``seen_at``: see :meth:`refresh_point`)."""
+        return self.refresh_point(expires_at, seen_at) + timedelta(seconds=grace) < now
 
     @property
     def write_interval(self) -> float:
@@ -246,7 +262,7 @@ class RefreshPolicy:
             due = self.deadline(seen.expires_at)
             if due <= now and seen.refreshed:
                 short = True
-                due = now + max((seen.expires_at - now) / 2, timedelta(0))
+                due = self.refresh_point(seen.expires_at, now)
             earliest = due if earliest is None else min(earliest, due)
         return earliest, short
 

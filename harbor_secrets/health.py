@@ -60,13 +60,20 @@ def judge(
     grace: float,
     cycles: int,
     last_cycle_error: str | None,
+    seen: Mapping[SinkKey, datetime] | None = None,
 ) -> Verdict:
-    """Unhealthy before the first cycle, after a cycle that failed entirely, or when any
-    sink's token is past due by more than ``grace`` (the freshness policy decides).
+    """Healthy means readers find a live token and the loop keeps it so.
 
-    ``grace`` covers the wake-up slack of a healthy loop (jitter, one token request with its
-    retries); a token unknown to this process (never read successfully) counts as past due.
+    Unhealthy before the first cycle, after a cycle that failed entirely, when a sink's
+    token is expired or implausible (readers cannot use it), or when it is past the point
+    where the loop rewrites it by more than ``grace`` (the freshness policy's
+    :meth:`~RefreshPolicy.refresh_point`, from when the loop last wrote or found it fresh,
+    ``seen``: a token granted less than ``refresh_before`` is rewritten halfway through its
+    life, not ``refresh_before`` before its end). ``grace`` covers the wake-up slack of a
+    healthy loop (jitter, one token request with its retries); a token unknown to this
+    process (never read successfully) counts as past due.
     """
+    seen = seen or {}
     if cycles == 0:
         return Verdict(False, "starting: no cycle has finished yet")
     if last_cycle_error is not None:
@@ -81,7 +88,15 @@ def judge(
             "under a clock that was wrong, so readers cannot trust them"
         )
         return Verdict(False, reason, tuple(label(key) for key in implausible))
-    late = [key for key in expected if key not in expiry or policy.overdue(expiry[key], now, grace)]
+    dead = [key for key in expected if key in expiry and expiry[key] <= now]
+    if dead:
+        reason = f"{len(dead)} token(s) expired: readers find no live token"
+        return Verdict(False, reason, tuple(label(key) for key in dead))
+    late = [
+        key
+        for key in expected
+        if key not in expiry or policy.overdue(expiry[key], now, grace, seen_at=seen.get(key))
+    ]
     if late:
         unknown = sum(1 for key in late if key not in expiry)
         reason = f"{len(late)} token(s) past due (refresh_before {policy.refresh_before:g}s"

@@ -182,6 +182,7 @@ class ClockedSource:
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.fetches = 0
+        self.lifetime = 300
 
     def factory(
         self, config: Config, env: Environment, creds: CredentialsConfig, secret: Secret
@@ -193,7 +194,7 @@ class ClockedSource:
         return IssuedToken(
             access_token=Secret(f"tok-clock-{self.fetches:04d}-padding", ephemeral=True),
             token_type="Bearer",
-            expires_in=300,
+            expires_in=self.lifetime,
             granted_scope=scope,
             refresh_token=None,
             issued_at=self.clock.now(),
@@ -265,3 +266,23 @@ def test_the_engine_writes_over_a_record_from_the_future() -> None:
         report = engine.run(force=True, jobs=[Job("main", "sandbox", "service_provider", ("a",))])
     assert report.count(WRITTEN) == 1
     assert store.records()[key].access_token.reveal() == "tok-clock-0001-padding"
+
+
+def test_healthz_stays_ok_while_short_lived_tokens_are_refreshed_at_half_their_life(
+    watcher: tuple[Watcher, FakeClock, ClockedSource],
+) -> None:
+    """Tokens of 4 s with refresh_before 150 s: the loop refreshes them every 2 s, and a
+    liveness probe must not restart it for that; it must fail when the loop stops."""
+    loop, clock, source = watcher
+    source.lifetime = 4
+    for _ in range(5):
+        cycle = loop.run_cycle()
+        assert cycle.report is not None
+        assert cycle.report.count(WRITTEN) == 1
+        assert loop.health().ok, loop.health().reason
+        assert cycle.next_due is not None
+        assert clock.now() < cycle.next_due <= clock.now() + timedelta(seconds=2)
+        clock.advance(2.05)
+        assert loop.health().ok, loop.health().reason
+    clock.advance(2.0)  # the loop stopped: the token is dead
+    assert not loop.health().ok
