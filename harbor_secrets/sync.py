@@ -333,6 +333,7 @@ class SyncEngine:
         due: list[tuple[Sink, str, SinkResult]] = [
             (sink, key, sink_result) for sink, key, sink_result in reads if key is not None
         ]
+        due = self._writable(job, due)
         if not due or dry_run:
             return
         credentials = self.config.credentials[job.credentials]
@@ -361,6 +362,31 @@ class SyncEngine:
         record = self.config.refresh.judged(issued, self.now)
         result.token_expires_at = record.expires_at
         self._each(lambda item: self._write(job, item[0], item[1], item[2], record), due)
+
+    def _writable(
+        self, job: Job, due: list[tuple[Sink, str, SinkResult]]
+    ) -> list[tuple[Sink, str, SinkResult]]:
+        """The due sinks a write may succeed on; the others (their store says, offline, that
+        it would certainly fail) are failed now. When none is left, no token is requested."""
+        writable = []
+        blocked: list[SinkResult] = []
+        for sink, key, sink_result in due:
+            try:
+                problem = sink.provider.cannot_write(key)
+            except Exception:  # a bug in the check must not stop a write that may work
+                log.debug("%s: cannot_write(%r) failed", sink.name, key, exc_info=True)
+                problem = None
+            if problem is None:
+                writable.append((sink, key, sink_result))
+            else:
+                self._sink_failed(job, sink_result, "write-failed", problem)
+                blocked.append(sink_result)
+        if blocked and not writable:
+            note = "no token was requested: no sink of this token could store it"
+            for sink_result in blocked:
+                sink_result.error = f"{sink_result.error}; {note}"
+            log.error("%s: %s", job.label, note, extra={"event": "job.unwritable"})
+        return writable
 
     def _each(self, work: Callable[[Any], _T], items: list[Any]) -> list[_T]:
         """``work`` on every item, concurrently when there are several (one per store).

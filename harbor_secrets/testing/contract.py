@@ -424,6 +424,15 @@ class ProviderContract:
         assert final is not None
         assert final.expires_at == base_time + timedelta(seconds=2 * count + 300)
 
+    def test_cannot_write_never_blocks_a_write_that_works(
+        self, provider: Provider, key: str, record_factory: RecordFactory
+    ) -> None:
+        """The engine requests no token for sinks that say, offline, that a write would
+        certainly fail: a store that works must never say so (None is always safe)."""
+        assert provider.cannot_write(key) is None
+        assert provider.write(key, record_factory()) is WriteOutcome.WRITTEN
+        assert provider.cannot_write(key) is None
+
     # -- failure and secrecy --------------------------------------------------------------
 
     def test_an_unreachable_store_fails_cleanly_and_in_time(

@@ -28,6 +28,7 @@ from harbor_secrets import (
     Provider,
     ProviderContext,
     RefreshPolicy,
+    StoreError,
     TokenRecord,
     WriteOutcome,
 )
@@ -171,9 +172,14 @@ class TokenFilesProvider(Provider):
             "lock_timeout": self.lock_timeout,
         }
 
+    def cannot_write(self, key: str) -> StoreError | None:
+        return self._files(key).problem()
+
     def warnings(self, policy: RefreshPolicy) -> list[str]:
-        if not self.directory.is_dir():
-            return [f"directory {self.directory} does not exist; create it before the first sync"]
+        # The part of every token's check that needs no key: `directory` and its file system.
+        problem = AtomicFileSet(self.directory, (), (), lock_name=LOCK_FILE).problem()
+        if problem is not None:
+            return [f"{problem.message}; writes will be refused until it is fixed"]
         return []
 
     def __repr__(self) -> str:
