@@ -49,6 +49,7 @@ from harbor_secrets._files import (
     _os_error,
     exclusive_lock,
     fsync_directory,
+    keep_group,
     read_only_problem,
     write_whole,
 )
@@ -353,7 +354,7 @@ class AtomicFileSet:
         if previous is None and "file" in kinds.values():
             previous = self._adopt_old_layout(kinds)
         self._link_names(kinds)
-        new = self._write_generation(contents)
+        new = self._write_generation(contents, groups=self._groups())
         self._swap(new)
         fsync_directory(self.directory)
         self._prune(keep={new, previous})
@@ -386,9 +387,22 @@ class AtomicFileSet:
                     os.unlink(temp)
                 raise _os_error("write", link, exc) from exc
 
-    def _write_generation(self, contents: Mapping[str, bytes]) -> str:
-        """A new generation directory holding ``contents``, fsynced; its name. On failure
-        nothing of it is left."""
+    def _groups(self) -> dict[str, int]:
+        """The group of each current file and of its generation (key ``DATA``), which the
+        next generation keeps (see :func:`keep_group`)."""
+        groups = {}
+        for name in (DATA, *self.names):
+            with suppress(OSError):
+                groups[name] = os.stat(self.directory / name).st_gid
+        return groups
+
+    def _write_generation(
+        self, contents: Mapping[str, bytes], *, groups: Mapping[str, int] | None = None
+    ) -> str:
+        """A new generation directory holding ``contents``, fsynced; its name. Each file,
+        and the directory, keep the group of the ones they replace (``groups``, by name;
+        ``DATA`` for the directory). On failure nothing of it is left."""
+        groups = groups or {}
         stamp = time.strftime(_STAMP, time.gmtime())
         try:
             path = Path(tempfile.mkdtemp(prefix=stamp, dir=self.directory))
@@ -400,15 +414,17 @@ class AtomicFileSet:
                 try:
                     fd = os.open(path / name, flags, self.mode)
                     try:
-                        write_whole(fd, data, mode=self.mode)
+                        write_whole(fd, data, mode=self.mode, group=groups.get(name))
                     finally:
                         os.close(fd)
                 except OSError as exc:
                     raise _os_error("write", self.directory / name, exc) from exc
             try:
-                os.chmod(path, self.dir_mode)
                 fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 try:
+                    if DATA in groups:
+                        keep_group(fd, groups[DATA])
+                    os.fchmod(fd, self.dir_mode)
                     os.fsync(fd)  # its entries are durable before ..data may point at it
                 finally:
                     os.close(fd)

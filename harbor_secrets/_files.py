@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import grp
 import logging
 import os
 import stat
@@ -106,6 +107,30 @@ class AtomicFile:
             return exc.message
         return None
 
+    def notes(self) -> list[str]:
+        """What a write would change that someone may rely on (not a refusal): every write
+        gives the file :attr:`mode` and keeps its group when this process may."""
+        try:
+            info = os.lstat(self.path)
+        except OSError:
+            return []
+        if not stat.S_ISREG(info.st_mode):
+            return []
+        notes = []
+        current = stat.S_IMODE(info.st_mode)
+        if current != self.mode:
+            notes.append(
+                f"{self._name} is mode {current:04o}, and every write makes it "
+                f"{self.mode:04o}: file_mode decides (set file_mode to the mode its readers need)"
+            )
+        if not may_give_group(info.st_gid):
+            notes.append(
+                f"{self._name} belongs to group {_group_name(info.st_gid)}, which the user "
+                "running harbor-secrets is not in: every write gives it that user's group "
+                "instead (add the user to the group, or give the directory the setgid bit)"
+            )
+        return notes
+
     def _check_mode(self, info: os.stat_result) -> None:
         mode = info.st_mode
         if stat.S_ISLNK(mode):
@@ -160,6 +185,10 @@ class AtomicFile:
         """Make the file hold ``data`` with :attr:`mode`; on failure leave it untouched."""
         self.check()
         try:
+            group: int | None = os.lstat(self.path).st_gid
+        except OSError:
+            group = None  # a new file: the directory's rules decide its group
+        try:
             fd, temp_name = tempfile.mkstemp(
                 dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
             )
@@ -167,7 +196,7 @@ class AtomicFile:
             raise self._os_error("create a temporary file for", exc) from exc
         try:
             try:
-                write_whole(fd, data, mode=self.mode)
+                write_whole(fd, data, mode=self.mode, group=group)
             finally:
                 os.close(fd)
             os.replace(temp_name, self.path)
@@ -236,13 +265,45 @@ def _lock_timeout(lock_path: Path, timeout: float) -> StoreError:
     )
 
 
-def write_whole(fd: int, data: bytes, *, mode: int) -> None:
-    """Give a new file ``mode`` (whatever the umask), write all of ``data`` and fsync it."""
+def write_whole(fd: int, data: bytes, *, mode: int, group: int | None = None) -> None:
+    """Give a new file ``mode`` (whatever the umask) and ``group`` (the group of the file it
+    replaces, when there is one), write all of ``data`` and fsync it."""
+    if group is not None:
+        keep_group(fd, group)
     os.fchmod(fd, mode)
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
     os.fsync(fd)
+
+
+def keep_group(fd: int, gid: int) -> None:
+    """Give a new file (or directory) ``gid``, the group of the one it replaces: a service
+    reading it through its group (``file_mode = "0640"``) must not lose access because the
+    file was rewritten. Not permitted (the writer is not a member), it only warns; the
+    start-up check says so beforehand (:meth:`AtomicFile.notes`)."""
+    if os.fstat(fd).st_gid == gid:
+        return
+    try:
+        os.fchown(fd, -1, gid)
+    except OSError as exc:
+        log.warning(
+            "could not keep group %s of a rewritten file (%s): it now has the writer's group",
+            _group_name(gid),
+            exc.strerror or exc,
+        )
+
+
+def may_give_group(gid: int) -> bool:
+    """Whether this process may give a file it owns group ``gid``."""
+    return os.geteuid() == 0 or gid == os.getegid() or gid in os.getgroups()
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return f"{grp.getgrgid(gid).gr_name} ({gid})"
+    except KeyError:
+        return str(gid)
 
 
 def read_only_problem(directory: Path, what: str) -> StoreError | None:

@@ -47,6 +47,8 @@ class ReferenceResolver:
         self._base_dir = base_dir
         self._provider_for_scheme = provider_for_scheme
         self._source = source
+        #: Advice found while resolving (a secret file others may read), once per file.
+        self.warnings: list[str] = []
 
     def resolve(self, reference: str, *, key: str = "client_secret") -> Secret:
         scheme, _, rest = reference.partition(":")
@@ -92,7 +94,7 @@ class ReferenceResolver:
         if not path.is_absolute():
             path = self._base_dir / path
         try:
-            value = read_text_file(path, limit=MAX_SECRET_FILE_BYTES).text
+            found = read_text_file(path, limit=MAX_SECRET_FILE_BYTES)
         except LocalFileError as exc:
             raise ConfigError(
                 f"refers to {path}, which {exc.problem}",
@@ -100,7 +102,15 @@ class ReferenceResolver:
                 key=key,
                 fix=exc.fix,
             ) from None
-        value = value.removesuffix("\n").removesuffix("\r")
+        if found.mode & 0o007:  # "other": every account on the host, not just the job's
+            note = (
+                f"{key}: {path} is mode {found.mode:04o}, so every user on this host can "
+                f"{'read' if found.mode & 0o004 else 'reach'} the secret in it; restrict it "
+                f"(chmod o-rwx {path}, e.g. to 0600, or 0640 for a group)"
+            )
+            if note not in self.warnings:
+                self.warnings.append(note)
+        value = found.text.removesuffix("\n").removesuffix("\r")
         if not value:
             raise ConfigError(
                 f"refers to {path}, which is empty",

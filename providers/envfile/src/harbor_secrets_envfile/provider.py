@@ -150,7 +150,9 @@ class EnvFileProvider(Provider):
 
     def warnings(self, policy: RefreshPolicy) -> list[str]:
         problem = self.file.problem()
-        return [f"{problem}; writes will be refused until it is fixed"] if problem else []
+        if problem:
+            return [f"{problem}; writes will be refused until it is fixed"]
+        return self.file.notes()
 
     def __repr__(self) -> str:
         return f"EnvFileProvider(path={str(self.path)!r})"
