@@ -175,8 +175,7 @@ def run_hook(
             printed = _tail(output.fileno(), cut_after=True)  # it may have died mid-write
             if isinstance(exc, _TooMuchOutputError):
                 raise HookError(
-                    f"{what} printed more than {MAX_OUTPUT >> 20} MiB and was killed"
-                    f"{printed}",
+                    f"{what} printed more than {MAX_OUTPUT >> 20} MiB and was killed{printed}",
                     hint="send its output elsewhere (a log file, the journal); the token "
                     "was written",
                 ) from None
@@ -247,7 +246,7 @@ def _describe_exit(code: int) -> str:
 
 
 def _tail(output: int, *, cut_after: bool) -> str:
-    """": <the end of what the command printed>", scrubbed, or "" if it printed nothing.
+    """The end of what the command printed, as ``": …"``, scrubbed; "" if it printed nothing.
 
     Only the last :data:`_READ_TAIL` bytes are read. Secrets are scrubbed before anything is
     cut, and where the text was cut (its start, when the output was longer; its end, when
