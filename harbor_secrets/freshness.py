@@ -161,6 +161,18 @@ class RefreshPolicy:
         the lifetime it was granted (beyond :data:`CLOCK_ALLOWANCE`)."""
         return self.plausible_expiry(record.expires_at, now, lifetime=self.lifetime_of(record))
 
+    def granted_too_long(self, expires_in: float) -> str | None:
+        """Advice when the issuer grants tokens longer than ``token_lifetime`` (plus the
+        allowance): a store that keeps no issue time would call every one implausible."""
+        if expires_in <= self.token_lifetime + CLOCK_ALLOWANCE:
+            return None
+        return (
+            f"the issuer grants tokens of {expires_in:g}s, longer than refresh.token_lifetime "
+            f"({self.token_lifetime:g}s): a store that keeps no issue time (the env file) "
+            f"calls them implausible and rewrites them every run; set token_lifetime = "
+            f'"{expires_in:g}s"'
+        )
+
     def judged(self, record: TokenRecord, now: Callable[[], datetime]) -> TokenRecord:
         """``record``, carrying this policy's judgement for the store that writes it: a
         stored record that is implausible when the write compares (``now()`` then) does not

@@ -212,6 +212,7 @@ class SyncEngine:
         self._clients_lock = threading.Lock()
         self._hidden = runtime.hidden_variables()
         self._store_pool: ThreadPoolExecutor | None = None  # set for the length of a run
+        self._lifetime_warned: set[str] = set()
 
     def _client(self, job: Job, secret: Secret) -> TokenSource:
         key = (job.credentials, job.environment)
@@ -347,6 +348,10 @@ class SyncEngine:
             result.fetch_seconds = time.monotonic() - began
         result.fetched = True
         result.attempts = token.attempts
+        too_long = self.config.refresh.granted_too_long(token.expires_in)
+        if too_long is not None and job.label not in self._lifetime_warned:
+            self._lifetime_warned.add(job.label)  # once per process: watch mode runs on
+            log.warning("%s: %s", job.label, too_long, extra={"event": "job.lifetime"})
         issued = TokenRecord.issue(
             access_token=token.access_token.reveal(),
             issued_at=token.issued_at,
@@ -418,8 +423,8 @@ class SyncEngine:
             assert stored is not None
             log.warning(
                 "%s -> %s: the stored token expires at %s, further ahead than a token lives; "
-                "it was written under a clock that was wrong (this host's or its writer's): "
-                "replacing it",
+                "it was written under a clock that was wrong (this host's or its writer's), "
+                "or refresh.token_lifetime is shorter than the issuer's tokens: replacing it",
                 job.label,
                 sink.name,
                 format_time(stored.expires_at),

@@ -286,3 +286,16 @@ def test_healthz_stays_ok_while_short_lived_tokens_are_refreshed_at_half_their_l
         assert loop.health().ok, loop.health().reason
     clock.advance(2.0)  # the loop stopped: the token is dead
     assert not loop.health().ok
+
+
+def test_an_issuer_granting_more_than_token_lifetime_is_named(
+    watcher: tuple[Watcher, FakeClock, ClockedSource], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store without issue times would call such tokens implausible every run: say why."""
+    loop, _, source = watcher
+    source.lifetime = 3600
+    loop.run_cycle()
+    assert "the issuer grants tokens of 3600s, longer than refresh.token_lifetime (300s)" in (
+        caplog.text
+    )
+    assert 'set token_lifetime = "3600s"' in caplog.text

@@ -126,8 +126,9 @@ def _too_old(found: Found, min_remaining: float, problems: Sequence[str]) -> Tok
             f"the token for {found.job.label} in {where} expires in {format_duration(left)}, "
             "further ahead than a token lives: it was written under a clock that was wrong "
             f"(this host's or its writer's), so its expiry cannot be believed{others}",
-            hint="check the clocks (timedatectl, chronyc tracking); `harbor-secrets sync` "
-            "replaces it",
+            hint="check the clocks (timedatectl, chronyc tracking), and that "
+            "refresh.token_lifetime is not shorter than the issuer's tokens; "
+            "`harbor-secrets sync` replaces it",
         )
     if found.verdict.state is ReaderState.EXPIRED:
         message = f"the token for {found.job.label} in {where} expired {format_duration(-left)} ago"
