@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harbor_secrets._reading import LocalFileError, read_text_file
 from harbor_secrets.environments import (
     DEFAULT_URLS,
     SCOPES,
@@ -30,6 +31,8 @@ from harbor_secrets.suggest import did_you_mean
 
 CONFIG_ENV_VAR = "HARBOR_SECRETS_CONFIG"
 MAX_TOKEN_LIFETIME = 86_400  # the token client refuses longer lifetimes too
+#: A configuration is a few KiB; a path to anything bigger is a mistake, not a configuration.
+MAX_CONFIG_BYTES = 1 << 20
 #: How a client authenticates at the token endpoint; the token client accepts these only.
 AUTH_METHODS = ("client_secret_post", "client_secret_basic")
 
@@ -122,19 +125,16 @@ def load_config(
     else:
         config_path = find_config_path(path, env)
         source = str(config_path)
-        base_dir = config_path.resolve().parent
         try:
-            body = config_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            body = read_text_file(config_path, limit=MAX_CONFIG_BYTES).text
+        except LocalFileError as exc:
+            missing = exc.problem == "does not exist"
             raise ConfigError(
-                "file not found", source=source, fix="check the path given to --config"
-            ) from None
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read the file ({exc.strerror})",
+                "file not found" if missing else f"the file {exc.problem}",
                 source=source,
-                fix="check the path and its permissions",
+                fix="check the path given to --config" if missing else exc.fix,
             ) from None
+        base_dir = config_path.resolve().parent  # after the read: a symlink loop is reported there
     try:
         data = tomllib.loads(body)
     except tomllib.TOMLDecodeError as exc:

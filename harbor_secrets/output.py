@@ -81,6 +81,7 @@ REASONS = {
     "missing": "nothing was stored",
     "due": "stored token was due",
     "expired": "stored token had expired",
+    "implausible": "stored token's expiry was implausible (written under a wrong clock)",
     "forced": "--force",
     "fresh": "",
 }

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from harbor_secrets.errors import SecretReferenceError
+from harbor_secrets.errors import SecretReferenceError, StoreError
 from harbor_secrets.options import Options
 from harbor_secrets.record import TokenRecord
 from harbor_secrets.secrets import Secret
@@ -128,6 +128,18 @@ class Provider(ABC):
     @abstractmethod
     def write(self, key: str, record: TokenRecord) -> WriteOutcome:
         """Store ``record`` unless the store holds one expiring at or after it (atomically)."""
+
+    def cannot_write(self, key: str) -> StoreError | None:
+        """Why a write of ``key`` is certain to fail, known without trying it, or None.
+
+        Offline and cheap (no network): a missing directory, a read-only file system, a
+        target this store refuses. The engine asks before it requests a token: when no due
+        sink of a token can store it, no token is requested (minting one it cannot store
+        would only cost the issuer a request each run). The default, None, says only trying
+        can tell, which is always safe; never guess (a wrong answer here loses a write that
+        would have worked), and leave a denial that only the store can reveal to ``write``.
+        """
+        return None
 
     def resolve_reference(self, reference: str) -> Secret:
         """Resolve ``<scheme>:…`` for a scheme in :attr:`reference_schemes`."""

@@ -270,11 +270,13 @@ class Runtime:
         return frozenset(names)
 
     def warnings(self) -> list[str]:
-        """Policies that cannot keep tokens fresh, and each sink's own advice."""
+        """Policies that cannot keep tokens fresh, each sink's own advice, and what resolving
+        the secrets found (call it after :meth:`resolve_local_secrets`)."""
         policy = self.config.refresh
         notes = policy.warnings(watching=self.watching)
         for sink in self.sinks.values():
             notes.extend(f"sinks.{sink.name}: {note}" for note in sink.provider.warnings(policy))
+        notes.extend(self.resolver.warnings)  # secrets resolved so far (file: modes)
         return notes
 
     def close(self) -> None:

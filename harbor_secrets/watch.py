@@ -111,6 +111,10 @@ class WatchPacing:
         return min(max(wait, self.min_sleep), self.max_sleep)
 
 
+def _moment(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
 def observations(report: SyncReport) -> list[Observation]:
     """What one run saw of each sink that did not fail (failed sinks are left to backoff)."""
     seen = []
@@ -282,16 +286,17 @@ class Watcher:
     def health(self) -> Verdict:
         with self._lock:
             cycles, error, failed = self._cycles, self._last_error, self._last_failed
-        expiry = self.metrics.snapshot().expiry
+        snapshot = self.metrics.snapshot()
         return judge(
             now=self.now(),
             expected=self.metrics.expected,
-            expiry={key: datetime.fromtimestamp(when, UTC) for key, when in expiry.items()},
+            expiry={key: _moment(when) for key, when in snapshot.expiry.items()},
             policy=self.pacing.refresh,
             grace=self.pacing.grace,
             cycles=cycles,
             last_cycle_error=error,
             failed_sinks=failed,
+            seen={key: _moment(when) for key, when in snapshot.last_success.items()},
         )
 
     def _log_new_warnings(self, warnings: Sequence[str]) -> None:

@@ -219,8 +219,8 @@ def test_healthy_until_past_due_by_more_than_the_grace() -> None:
 
 
 def test_unhealthy_before_the_first_cycle_after_a_total_failure_or_for_an_unknown_token() -> None:
-    assert not verdict({KEY: 5000}, cycles=0).ok
-    failed = verdict({KEY: 5000}, last_cycle_error="issuer down")
+    assert not verdict({KEY: 1300}, cycles=0).ok
+    failed = verdict({KEY: 1300}, last_cycle_error="issuer down")
     assert "failed entirely: issuer down" in failed.reason
     assert not verdict({}).ok
 
@@ -288,7 +288,7 @@ def test_watch_announces_its_tokens_and_sinks_not_their_product(
 
 
 def test_healthy_response_is_plain_ok() -> None:
-    assert verdict({KEY: 5000}).response() == (200, b"ok\n", "text/plain; charset=utf-8")
+    assert verdict({KEY: 1300}).response() == (200, b"ok\n", "text/plain; charset=utf-8")
 
 
 # -- --listen ----------------------------------------------------------------------------------
@@ -383,3 +383,29 @@ def test_restoring_keeps_only_configured_sinks_and_sane_values() -> None:
     assert snap.failures == {(key, "lock-timeout"): 2}
     assert ("main", "sandbox", "service_provider", "removed") not in snap.writes
     assert snap.token_requests == {}  # buckets that are not ours are dropped, not misread
+
+
+def test_a_token_granted_less_than_refresh_before_is_healthy_while_the_loop_keeps_it() -> None:
+    """The issuer grants 4 s; refresh_before is 150 s. The loop rewrites such a token at half
+    its life, so it is healthy until that point (plus grace) and never once it expired."""
+    written = datetime.fromtimestamp(1000.0, UTC)
+    expiry = {KEY: written + timedelta(seconds=4)}
+
+    def at_time(seconds: float, grace: float = 1.0) -> Verdict:
+        return judge(
+            now=written + timedelta(seconds=seconds),
+            expected=[KEY],
+            expiry=expiry,
+            policy=RefreshPolicy(refresh_before=150.0),
+            grace=grace,
+            cycles=3,
+            last_cycle_error=None,
+            seen={KEY: written},
+        )
+
+    assert at_time(0).ok
+    assert at_time(3).ok  # rewritten at 2 s; 1 s of grace
+    assert not at_time(3.1).ok  # the loop should have rewritten it by now
+    stuck = at_time(4, grace=40)
+    assert not stuck.ok  # whatever the grace: readers would find a dead token
+    assert "expired" in stuck.reason

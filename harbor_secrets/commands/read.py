@@ -122,6 +122,7 @@ def _read(
     hidden: frozenset[str],
 ) -> Found:
     problems: list[str] = []
+    unreadable = 0
     best: Found | None = None
     for name in order:
         configured = runtime.sinks[name]
@@ -130,8 +131,9 @@ def _read(
             record = configured.provider.read(key)
         except Exception as exc:  # any store failure: say so, try the next sink
             problems.append(f"sink {name!r} could not be read: {describe_error(exc)}")
+            unreadable += 1
             continue
-        verdict = RefreshPolicy.for_reader(record, now, min_remaining=min_remaining)
+        verdict = runtime.config.refresh.for_reader(record, now, min_remaining=min_remaining)
         if record is None:
             problems.append(f"sink {name!r} holds no token under {key!r}")
             continue
@@ -142,10 +144,15 @@ def _read(
         best = best or found
     if best is not None:
         raise _too_old(best, min_remaining, problems, runtime.config.refresh)
+    if unreadable == len(order):  # a sync would not help a reader that cannot read
+        hint = "fix reading the store as said above; `harbor-secrets status` shows each sink"
+    else:
+        hint = (
+            "run `harbor-secrets sync` (it writes every configured sink); "
+            "`harbor-secrets status` shows what each sink holds"
+        )
     raise TokenUnavailableError(
-        f"no stored token for {job.label}: " + "; ".join(problems),
-        hint="run `harbor-secrets sync` (it writes every configured sink); "
-        "`harbor-secrets status` shows what each sink holds",
+        f"no stored token for {job.label}: " + "; ".join(problems), hint=hint
     )
 
 
@@ -154,6 +161,16 @@ def _too_old(
 ) -> TokenUnavailableError:
     left = found.verdict.seconds_left or 0.0
     where = f"sink {found.sink!r} ({found.key})"
+    others = f" ({'; '.join(problems)})" if problems else ""
+    if found.verdict.state is ReaderState.IMPLAUSIBLE:
+        return TokenUnavailableError(
+            f"the token for {found.job.label} in {where} expires in {format_duration(left)}, "
+            "further ahead than a token lives: it was written under a clock that was wrong "
+            f"(this host's or its writer's), so its expiry cannot be believed{others}",
+            hint="check the clocks (timedatectl, chronyc tracking), and that "
+            "refresh.token_lifetime is not shorter than the issuer's tokens; "
+            "`harbor-secrets sync` replaces it",
+        )
     if found.verdict.state is ReaderState.EXPIRED:
         message = f"the token for {found.job.label} in {where} expired {format_duration(-left)} ago"
     else:
@@ -161,7 +178,6 @@ def _too_old(
             f"the token for {found.job.label} in {where} has only {format_duration(left)} "
             f"left, less than --min-remaining {format_duration(min_remaining)}"
         )
-    others = f" ({'; '.join(problems)})" if problems else ""
     floor = policy.reader_floor()
     if left >= floor > 0:
         # As fresh as the schedule promises: the request asked for more than it keeps.

@@ -141,9 +141,18 @@ class EnvFileProvider(Provider):
             "lock_timeout_seconds": self.lock_timeout,
         }
 
+    def cannot_write(self, key: str) -> StoreError | None:
+        try:
+            self.file.check()
+        except StoreError as exc:
+            return exc
+        return None
+
     def warnings(self, policy: RefreshPolicy) -> list[str]:
         problem = self.file.problem()
-        return [f"{problem}; writes will be refused until it is fixed"] if problem else []
+        if problem:
+            return [f"{problem}; writes will be refused until it is fixed"]
+        return self.file.notes()
 
     def __repr__(self) -> str:
         return f"EnvFileProvider(path={str(self.path)!r})"
