@@ -277,16 +277,33 @@ def assert_hardened(pod: Doc) -> None:
     assert "envFrom" not in main
 
 
+def file_modes_in_pod(pod: Doc) -> dict[str, int]:
+    """Path → the mode the kubelet gives it: its volume's ``defaultMode`` (0644 if unset)."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    modes: dict[str, int] = {}
+    for path in files_in_pod(pod):
+        (mount,) = [m for m in container(pod)["volumeMounts"] if path.startswith(m["mountPath"])]
+        volume = volumes[mount["name"]]
+        source = next(
+            volume[kind] for kind in ("secret", "projected", "configMap") if kind in volume
+        )
+        modes[path] = int(source.get("defaultMode", 0o644))
+    return modes
+
+
 def in_pod(docs: list[Doc], tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """The configuration as its pod sees it: every file the pod mounts is created under
-    ``tmp_path`` (with a dummy value), the configuration's paths point there, and the
-    environment is the pod's (the kubelet's KUBERNETES_SERVICE_* when a token is mounted)."""
+    ``tmp_path`` (with a dummy value, and the mode its volume gives it), the configuration's
+    paths point there, and the environment is the pod's (the kubelet's
+    KUBERNETES_SERVICE_* when a token is mounted)."""
     text, config = config_of(docs)
     files = files_in_pod(workload(docs))
+    modes = file_modes_in_pod(workload(docs))
     for path in files:
         local = tmp_path / path.lstrip("/")
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_text("not-a-real-value\n")
+        local.chmod(modes[path])  # a secret file others can read is warned about
     for path in {os.path.dirname(p) for p in file_references(config)}:
         text = text.replace(f'"{path}/', f'"{tmp_path}{path}/')
         text = text.replace(f'"file:{path}/', f'"file:{tmp_path}{path}/')

@@ -21,6 +21,7 @@ from kube_manifests import (
     JOB_NAMESPACE,
     KUBERNETES_VERSIONS,
     KUSTOMIZE,
+    REPO,
     SECRET_NAME,
     SERVICE_ACCOUNT_FILES,
     Doc,
@@ -44,6 +45,8 @@ from kube_manifests import (
 from kube_manifests import secret_names as rendered_secret_names
 
 import harbor_secrets
+from harbor_secrets.config import load_config
+from harbor_secrets.runtime import Runtime
 
 OVERLAYS = (
     "base",
@@ -388,3 +391,56 @@ def test_kubernetes_secret_consumer_mounts_the_secret_as_a_volume_and_nothing_el
         deployment["spec"]["template"]["metadata"]["labels"].items()
     )
     assert policy.get("ingress", []) == []
+
+
+# --- Kubernetes' recommended labels, so selectors and tools can find every object ------------
+
+RECOMMENDED = ("name", "instance", "version", "component", "part-of")
+
+
+def _labels_missing(labels: dict[str, str]) -> list[str]:
+    found = {key.removeprefix("app.kubernetes.io/"): value for key, value in labels.items()}
+    missing = [label for label in RECOMMENDED if not found.get(label)]
+    if found.get("version") not in (None, harbor_secrets.__version__):
+        missing.append(f"version {found['version']} != {harbor_secrets.__version__}")
+    if found.get("part-of") not in (None, "harbor-secrets"):
+        missing.append(f"part-of {found['part-of']}")
+    return missing
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_and_pod_carries_the_recommended_labels(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    for doc in rendered[overlay]:
+        where = f"{doc['kind']} {doc['metadata']['name']}"
+        assert _labels_missing(doc["metadata"].get("labels", {})) == [], where
+    for doc in rendered[overlay]:
+        template = (
+            doc["spec"]["jobTemplate"]["spec"]["template"]
+            if doc["kind"] == "CronJob"
+            else doc["spec"].get("template")
+            if doc["kind"] in {"Deployment", "Job", "StatefulSet", "DaemonSet"}
+            else None
+        )
+        if template is not None:
+            labels = template["metadata"]["labels"]
+            assert _labels_missing(labels) == [], f"pods of {doc['kind']} {doc['metadata']['name']}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(str(p.relative_to(REPO)) for p in (REPO / "deploy").rglob("*.toml")),
+)
+def test_the_documented_offline_check_passes_without_any_credentials(
+    path: str, tmp_path: Path
+) -> None:
+    """`config check --skip-references` is how the docs say to check a configuration in CI:
+    no secret files, no kubeconfig, no service-account token, no cloud credentials here."""
+    from harbor_secrets.commands.config_check import effective_config
+
+    environ = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    config = load_config(REPO / path, environ=environ)
+    with Runtime(config, environ=environ, resolve_references=False) as runtime:
+        data = effective_config(runtime)
+    assert data["tokens"], path
