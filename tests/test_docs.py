@@ -46,7 +46,7 @@ import yaml
 from doc_blocks import GENERATED, LANGUAGES, REPO, Block, all_blocks, of_lang, snippet, snippets
 from doc_servers import Stores, run_block
 from dotenv import dotenv_values
-from test_deploy_kubernetes import KUBERNETES_VERSIONS  # the manifests' own validation
+from kube_manifests import KUBERNETES_VERSIONS  # the manifests' own validation
 
 from conftest import CLIENT_SECRET
 from harbor_secrets.cli import cli
