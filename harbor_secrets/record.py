@@ -1,7 +1,9 @@
 """The stored record (schema 1): the one JSON object every store holds per token.
 
 Readers depend on these field names; see DESIGN.md "Contracts". A record never carries a
-refresh token or the client secret.
+refresh token or the client secret. ``written_by`` (the host or pod name of the refresher
+that wrote it, never a secret) is an optional addition to schema 1: it is stored only when
+known, and readers of schema 1 ignore fields they do not know, as this parser does.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ FIELDS = (
     "issuer",
     "managed_by",
     "schema",
+    "written_by",
 )
 
 
@@ -61,6 +64,8 @@ class TokenRecord:
     issuer: str = ""
     managed_by: str = MANAGED_BY
     schema: int = SCHEMA_VERSION
+    #: Which refresher wrote it (a host or pod name); "" when unknown (older records).
+    written_by: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -75,6 +80,7 @@ class TokenRecord:
         client_id: str,
         issuer: str,
         token_type: str = "Bearer",
+        written_by: str = "",
     ) -> TokenRecord:
         """Build a fresh record; ``issued_at`` is when the request was sent (conservative)."""
         issued = issued_at.astimezone(UTC).replace(microsecond=0)
@@ -87,6 +93,7 @@ class TokenRecord:
             token_type=token_type,
             client_id=client_id,
             issuer=issuer,
+            written_by=written_by,
         )
 
     @property
@@ -112,6 +119,7 @@ class TokenRecord:
             "issuer": self.issuer,
             "managed_by": self.managed_by,
             "schema": self.schema,
+            **({"written_by": self.written_by} if self.written_by else {}),
         }
 
     def to_json(self) -> str:
@@ -154,6 +162,7 @@ class TokenRecord:
             issuer=str(data.get("issuer", "")),
             managed_by=str(data.get("managed_by", "")),
             schema=schema,
+            written_by=str(data.get("written_by") or ""),
             extra={k: v for k, v in data.items() if k not in known},
         )
 
