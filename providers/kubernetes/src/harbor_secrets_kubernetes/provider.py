@@ -138,7 +138,7 @@ class KubernetesProvider(Provider):
         secret = new_secret(key, self.settings.namespace)
         assert secret.metadata is not None
         secret.metadata.labels = _layout.managed_labels()
-        secret.metadata.annotations = _layout.expiry_annotations(record)
+        secret.metadata.annotations = _layout.record_annotations(record)
         secret.type = _layout.SECRET_TYPE
         secret.data = _layout.encode(record)
         return secret
@@ -150,7 +150,7 @@ class KubernetesProvider(Provider):
         meta = updated.metadata
         assert meta is not None
         meta.labels = {**(meta.labels or {}), **_layout.managed_labels()}
-        meta.annotations = {**(meta.annotations or {}), **_layout.expiry_annotations(record)}
+        meta.annotations = {**(meta.annotations or {}), **_layout.record_annotations(record)}
         updated.data = {**(updated.data or {}), **_layout.encode(record)}
         updated.stringData = None
         return updated
