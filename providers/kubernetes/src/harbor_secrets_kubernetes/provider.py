@@ -199,5 +199,9 @@ class KubernetesProvider(Provider):
         s = self.settings
         return [*s.notes, *volume_warnings(policy, s.volume_propagation, s.sink_name)]
 
+    def reader_delay(self) -> float:
+        """A pod reading the Secret from a volume sees a write this much later."""
+        return self.settings.volume_propagation
+
     def close(self) -> None:
         self._api.close()
