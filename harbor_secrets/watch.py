@@ -4,8 +4,8 @@ One :class:`~harbor_secrets.runtime.Runtime` (providers built once) serves every
 each cycle is one ordinary engine pass, so due-ness, one token request per token and the
 monotonic write rule are exactly those of a scheduled run. Between cycles the loop sleeps
 until the earliest stored token falls due (the freshness policy says when) plus a little
-jitter, never longer than ``schedule_period`` (so a store changed behind its back is
-noticed), and after failures on an exponential backoff capped well inside the refresh
+jitter, no longer than ``schedule_period`` (so a store changed behind its back is noticed)
+unless that would wake it in the token's due window before its turn, and after failures on an exponential backoff capped well inside the refresh
 window. The stop flag is looked at only between cycles: a write in flight always completes.
 
 Several replicas may watch one store (no leader election: the store's compare-and-set is
@@ -34,7 +34,13 @@ from types import FrameType
 
 from harbor_secrets.config import Config
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
-from harbor_secrets.freshness import DUE_MARGIN, Observation, RefreshPolicy, seconds_between
+from harbor_secrets.freshness import (
+    DUE_MARGIN,
+    DUE_SLACK,
+    Observation,
+    RefreshPolicy,
+    seconds_between,
+)
 from harbor_secrets.health import Verdict, judge
 from harbor_secrets.metrics import SinkKey, SyncMetrics, observed_expiry, sink_key
 from harbor_secrets.record import format_time
@@ -125,18 +131,27 @@ class WatchPacing:
 
         The writer's offset is a jitter of at most 5 % of the sleep and W/2; a standby's is
         W plus up to W, so it looks only after the writer's cycle has stored the new token.
+
+        ``max_sleep`` bounds every sleep but one: a wake-up it would cut short into the
+        token's due window (the engine rewrites a token from DUE_SLACK before its deadline)
+        would make this replica ask before its turn, so then the sleep runs to its turn,
+        at most 1 s + 2W past ``max_sleep``.
         """
+        cap = self.max_sleep
         if due_at is None:
             wait = self.max_sleep
         else:
-            wait = max(seconds_between(now, due_at), 0.0) + DUE_MARGIN
+            until_due = seconds_between(now, due_at)
+            wait = max(until_due, 0.0) + DUE_MARGIN
             if standby:
                 wait += self.standby_delay + uniform(0.0, self.standby_delay)
             else:
                 wait += uniform(0.0, min(self.jitter_fraction * wait, self.max_jitter))
+            if self.max_sleep >= until_due - DUE_SLACK.total_seconds():
+                cap = max(cap, wait)  # the cap would land in the due window: wait the turn
         if failures:
             wait = min(wait, self.backoff(failures, uniform))
-        return min(max(wait, self.min_sleep), self.max_sleep)
+        return min(max(wait, self.min_sleep), cap)
 
 
 def observations(report: SyncReport) -> list[Observation]:

@@ -126,6 +126,21 @@ def test_a_standby_wakes_one_to_two_spreads_after_the_writer_would() -> None:
     assert chosen.wake_delay(at(60), NOW, 0, low, standby=True) - writer_latest >= 2.5
 
 
+def test_a_capped_wake_up_never_lands_in_the_due_window_before_the_turn() -> None:
+    """The engine rewrites a token from 1 s before its deadline; a replica woken there by
+    max_sleep would ask out of turn (the collision the failover test caught after a
+    restart), so the sleep then runs on to its turn."""
+    chosen = policy(max_sleep=5.0, standby_delay=2.0, max_jitter=1.0)
+    # Deadline in 5.5 s: a 5 s cap would wake it 0.5 s before the deadline, due already.
+    assert chosen.wake_delay(at(5.5), NOW, 0, low, standby=True) == pytest.approx(7.55)
+    assert chosen.wake_delay(at(5.5), NOW, 0, high, standby=True) == pytest.approx(9.55)
+    assert chosen.wake_delay(at(4.5), NOW, 0, low) == pytest.approx(4.55)
+    # Deadline in 6.5 s: the cap wakes it before the due window: the cap holds.
+    assert chosen.wake_delay(at(6.5), NOW, 0, low, standby=True) == 5.0
+    # Failing: the backoff still rules.
+    assert chosen.wake_delay(at(5.5), NOW, 3, high, standby=True) == 4.0
+
+
 def test_a_standby_backs_off_and_is_capped_like_the_writer() -> None:
     chosen = policy(max_sleep=60.0, standby_delay=5.0, backoff_cap=30.0)
     assert chosen.wake_delay(at(100), NOW, 3, high, standby=True) == 4.0

@@ -70,6 +70,9 @@ HTTP_BUDGET = 3.0
 SCOPES = ("service_provider", "tower_access")
 ENVIRONMENT = "sandbox"
 CLIENT_ID = "harbor-failover-client"
+#: What each token request takes, as Harbor's issuer over the internet does (a proxy in front
+#: of the stand-in adds it): the window in which two replicas that look at once both ask.
+ISSUER_LATENCY = 0.3
 #: How often each reader reads, and the health poller polls.
 STORE_READ_INTERVAL = 0.1
 GET_INTERVAL = 0.5
@@ -575,12 +578,15 @@ class FailoverRun:
         self.issuer = StandInIssuer(
             clients={CLIENT_ID: client_secret}, token_lifetime=TOKEN_LIFETIME
         ).start()
+        self.issuer_proxy = FaultProxy.in_front_of(
+            self.issuer.url, fault=ProxyFault.latency(ISSUER_LATENCY)
+        ).start()
         hook_log = directory / "on_write.log"
         hook_log.touch()
         self.hook_log = hook_log
         sink = {**backend.sink(), "on_write": [sys.executable, "-c", HOOK]}
         self.config = directory / "replicas.toml"
-        self.config.write_text(config_text(self.issuer.url, sink))
+        self.config.write_text(config_text(self.issuer_proxy.url, sink))
         self.reader_config = directory / "readers.toml"
         self.reader_config.write_text(config_text(self.issuer.url, backend.reader_sink()))
         base = clean_environ({"HARBOR_CLIENT_SECRET": client_secret, **backend.environ()})
@@ -626,6 +632,7 @@ class FailoverRun:
         for thread in self._threads:
             thread.join(timeout=30)
         self.exit_codes = {replica.name: replica.terminate() for replica in self.replicas}
+        self.issuer_proxy.stop()
         self.issuer.stop()
 
     def _forever(self, step: Callable[[], None]) -> Callable[[], None]:
