@@ -5,8 +5,9 @@ each cycle is one ordinary engine pass, so due-ness, one token request per token
 monotonic write rule are exactly those of a scheduled run. Between cycles the loop sleeps
 until the earliest stored token falls due (the freshness policy says when) plus a little
 jitter, no longer than ``schedule_period`` (so a store changed behind its back is noticed)
-unless that would wake it in the token's due window before its turn, and after failures on an exponential backoff capped well inside the refresh
-window. The stop flag is looked at only between cycles: a write in flight always completes.
+unless that would wake it in the token's due window before its turn, and after failures
+on an exponential backoff capped well inside the refresh window. The stop flag is looked
+at only between cycles: a write in flight always completes.
 
 Several replicas may watch one store (no leader election: the store's compare-and-set is
 the fence). Identical replicas read the same expiry, so with a jitter of a few percent they

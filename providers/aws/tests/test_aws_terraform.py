@@ -151,7 +151,8 @@ def test_a_second_region_can_keep_the_same_store_fresh() -> None:
     variables = (MODULE / "variables.tf").read_text()
     assert re.search(r'variable "store_region" \{[^}]*default\s*=\s*null', variables, re.S)
     assert "store_region = coalesce(var.store_region, local.region)" in main
-    arns = re.findall(r'"arn:\$\{local\.partition\}:(?:ssm|secretsmanager):\$\{local\.(\w+)\}', main)
+    store_arn = r'"arn:\$\{local\.partition\}:(?:ssm|secretsmanager):\$\{local\.(\w+)\}'
+    arns = re.findall(store_arn, main)
     assert arns
     assert set(arns) == {"store_region"}
     assert "${local.region}" not in iam  # KMS only through the store's region's services
