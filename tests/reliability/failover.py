@@ -160,8 +160,12 @@ class Backend(Protocol):
 
     label: str
 
-    def sink(self) -> dict[str, object]:
-        """The replicas' sink options."""
+    def sink(self, replica: str) -> dict[str, object]:
+        """A replica's sink options (each replica reaches the store its own way, so the store
+        requests it makes can be counted)."""
+
+    def store_requests(self, replica: str) -> int:
+        """The store requests ``replica`` has made so far."""
 
     def reader_sink(self) -> dict[str, object]:
         """The sink options of `harbor-secrets get` readers (the store directly)."""
@@ -191,7 +195,8 @@ class OpenBaoBackend:
 
     def __init__(self, bao: Bao) -> None:
         self.bao = bao
-        self.proxy = FaultProxy.in_front_of(bao.address).start()
+        #: One fault proxy per replica: it can refuse the replica, and it counts its requests.
+        self.proxies: dict[str, FaultProxy] = {}
         self.path = f"failover-{uuid.uuid4().hex[:8]}/{{environment}}/{{scope}}"
         self.client = bao.client()
         self._lock = threading.Lock()
@@ -199,8 +204,13 @@ class OpenBaoBackend:
     def _options(self, address: str) -> dict[str, object]:
         return {"provider": "vault", "address": address, "path": self.path, "timeout": "2s"}
 
-    def sink(self) -> dict[str, object]:
-        return {**self._options(self.proxy.url), "max_versions": 100}
+    def sink(self, replica: str) -> dict[str, object]:
+        if replica not in self.proxies:
+            self.proxies[replica] = FaultProxy.in_front_of(self.bao.address).start()
+        return {**self._options(self.proxies[replica].url), "max_versions": 100}
+
+    def store_requests(self, replica: str) -> int:
+        return self.proxies[replica].requests
 
     def reader_sink(self) -> dict[str, object]:
         return self._options(self.bao.address)
@@ -222,10 +232,12 @@ class OpenBaoBackend:
         return TokenRecord.from_dict(body["data"]["data"])
 
     def take_away(self) -> None:
-        self.proxy.set_fault(ProxyFault.reset())
+        for proxy in self.proxies.values():
+            proxy.set_fault(ProxyFault.reset())
 
     def bring_back(self) -> None:
-        self.proxy.set_fault(ProxyFault.passthrough())
+        for proxy in self.proxies.values():
+            proxy.set_fault(ProxyFault.passthrough())
 
     def history(self, scope: str) -> list[datetime]:
         with self._lock:
@@ -251,7 +263,8 @@ class OpenBaoBackend:
 
     def close(self) -> None:
         self.client.adapter.close()
-        self.proxy.stop()
+        for proxy in self.proxies.values():
+            proxy.stop()
 
 
 class KubernetesBackend:
@@ -263,13 +276,15 @@ class KubernetesBackend:
 
     def __init__(self, workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
         self.server = KubeApiServer(namespaces=(self.namespace,), workdir=workdir).start()
-        writer = f"system:serviceaccount:harbor-secrets:{uuid.uuid4().hex[:6]}"
         reader = f"system:serviceaccount:{self.namespace}:reader"
-        self.writer_token = self.server.add_token(writer)
         self.reader_token = self.server.add_token(reader)
-        self.server.set_rules(writer, [Rule(("get", "update", "patch"), namespace=self.namespace)])
         self.server.set_rules(reader, [Rule(("get",), namespace=self.namespace)])
+        #: One service account per replica (as one pod's own token), so the server's request
+        #: log tells the replicas apart.
+        self.users: dict[str, str] = {}
+        self.tokens: dict[str, str] = {}
         self.template = f"fo-{uuid.uuid4().hex[:6]}-{{environment}}-{{scope}}"
         for scope in SCOPES:
             self.server.put_secret(
@@ -277,9 +292,6 @@ class KubernetesBackend:
                 self._name(scope),
                 labels={"app.kubernetes.io/managed-by": "harbor-secrets"},
             )
-        self.writer_config = self.server.write_kubeconfig(
-            workdir / "writer.kubeconfig", token=self.writer_token, namespace=self.namespace
-        )
         self.reader_config = self.server.write_kubeconfig(
             workdir / "reader.kubeconfig", token=self.reader_token, namespace=self.namespace
         )
@@ -299,8 +311,27 @@ class KubernetesBackend:
             "volume_propagation": 0,
         }
 
-    def sink(self) -> dict[str, object]:
-        return self._options(self.writer_config)
+    def sink(self, replica: str) -> dict[str, object]:
+        if replica not in self.users:
+            user = f"system:serviceaccount:harbor-secrets:{replica}"
+            self.users[replica] = user
+            self.tokens[replica] = self.server.add_token(user)
+            rule = Rule(("get", "update", "patch"), namespace=self.namespace)
+            self.server.set_rules(user, [rule])
+        kubeconfig = self.server.write_kubeconfig(
+            self.workdir / f"{replica}.kubeconfig",
+            token=self.tokens[replica],
+            namespace=self.namespace,
+        )
+        return self._options(kubeconfig)
+
+    def store_requests(self, replica: str) -> int:
+        user = self.users[replica]
+        return sum(
+            1
+            for request in self.server.requests
+            if request.user == user and "/secrets/" in request.path
+        )
 
     def reader_sink(self) -> dict[str, object]:
         return self._options(self.reader_config)
@@ -331,7 +362,8 @@ class KubernetesBackend:
         return []  # a Secret keeps no versions; the readers' sequences are the evidence
 
     def canaries(self) -> dict[str, str]:
-        return {"API writer token": self.writer_token, "API reader token": self.reader_token}
+        tokens = {f"API token of {name}": token for name, token in self.tokens.items()}
+        return {**tokens, "API reader token": self.reader_token}
 
     def close(self) -> None:
         self.client.close()
@@ -483,12 +515,13 @@ class Observations:
 
 @dataclass(frozen=True)
 class Window:
-    """A stretch of the run in which every replica was up (or not)."""
+    """A stretch of the run in which every replica was up."""
 
     start: float
     end: float
-    all_up: bool
     label: str
+    #: Store requests each replica made in the window.
+    store_requests: Mapping[str, int]
 
 
 @dataclass
@@ -525,7 +558,8 @@ class Figures:
     kept_newer: int
     leaks: list[str]
     exit_codes: dict[str, int | None]
-    store_reads_per_replica_cycle: float | None = None
+    #: Store requests per replica per refresh of both tokens, in the all-up windows.
+    store_requests_per_replica_refresh: dict[str, float] = field(default_factory=dict)
     cycles: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -584,22 +618,24 @@ class FailoverRun:
         hook_log = directory / "on_write.log"
         hook_log.touch()
         self.hook_log = hook_log
-        sink = {**backend.sink(), "on_write": [sys.executable, "-c", HOOK]}
-        self.config = directory / "replicas.toml"
-        self.config.write_text(config_text(self.issuer_proxy.url, sink))
         self.reader_config = directory / "readers.toml"
         self.reader_config.write_text(config_text(self.issuer.url, backend.reader_sink()))
         base = clean_environ({"HARBOR_CLIENT_SECRET": client_secret, **backend.environ()})
         base["FAILOVER_HOOK_LOG"] = str(hook_log)
         self.reader_environ = clean_environ(backend.environ())
-        self.replicas = [
-            Replica(f"replica-{chr(ord('a') + n)}", directory, self.config, base)
-            for n in range(replicas)
-        ]
+        self.replicas = []
+        for n in range(replicas):
+            name = f"replica-{chr(ord('a') + n)}"
+            sink = {**backend.sink(name), "on_write": [sys.executable, "-c", HOOK]}
+            config = directory / f"{name}.toml"
+            config.write_text(config_text(self.issuer_proxy.url, sink))
+            self.replicas.append(Replica(name, directory, config, base))
         self.seen = Observations()
         self.events: list[tuple[float, str]] = []
         self.windows: list[Window] = []
         self._window_start: float | None = None
+        self._window_label = ""
+        self._window_store: dict[str, int] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.get_readers = get_readers
@@ -773,11 +809,18 @@ class FailoverRun:
         """From now on every replica is up; :meth:`not_all_up` ends the window."""
         self._window_start = time.time()
         self._window_label = label
+        self._window_store = self._store_requests()
 
     def not_all_up(self) -> None:
         if self._window_start is not None:
-            self.windows.append(Window(self._window_start, time.time(), True, self._window_label))
+            now = self._store_requests()
+            made = {name: now[name] - self._window_store[name] for name in now}
+            window = Window(self._window_start, time.time(), self._window_label, made)
+            self.windows.append(window)
             self._window_start = None
+
+    def _store_requests(self) -> dict[str, int]:
+        return {r.name: self.backend.store_requests(r.name) for r in self.replicas}
 
     def kill(self, replica: Replica) -> None:
         self.not_all_up()
@@ -810,6 +853,18 @@ class FailoverRun:
 
     # -- figures -------------------------------------------------------------------------
 
+    def _store_per_refresh(self, requests: Sequence[tuple[float, str]]) -> dict[str, float]:
+        """Each replica's store requests in the all-up windows, per refresh of every token
+        (a refresh of both scopes counts once)."""
+        rounds = refreshes(requests) / len(SCOPES)
+        if not rounds:
+            return {}
+        made: dict[str, int] = {}
+        for window in self.windows:
+            for name, count in window.store_requests.items():
+                made[name] = made.get(name, 0) + count
+        return {name: count / rounds for name, count in made.items()}
+
     def _hooks(self) -> set[tuple[str, str, str]]:
         """(writer, scope, expires_at) of every change an on_write command was told of."""
         found = set()
@@ -835,7 +890,7 @@ class FailoverRun:
             history = self.backend.history(scope)
             if any(later <= earlier for earlier, later in itertools.pairwise(history)):
                 backwards.append(f"{self.backend.label} version history of {scope}")
-        windows = [w for w in self.windows if w.all_up]
+        windows = self.windows
         in_windows = [
             request
             for request in seen.requests
@@ -891,4 +946,5 @@ class FailoverRun:
             leaks=leaks,
             exit_codes=dict(getattr(self, "exit_codes", {})),
             cycles=cycles,
+            store_requests_per_replica_refresh=self._store_per_refresh(in_windows),
         )
