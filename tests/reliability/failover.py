@@ -57,7 +57,7 @@ from harbor_testkit.proxy import FaultProxy, ProxyFault
 from harbor_testkit.servers import free_port
 
 from .servers import Bao
-from .support import Canaries, json_log_lines
+from .support import Canaries, _toml, json_log_lines
 
 #: Compressed time: Harbor's 300 s tokens live 30 s here, refresh_before 150 s becomes 20 s
 #: (a refresh every ~10 s), and the schedule period (watch mode's longest sleep) 5 s.
@@ -92,18 +92,6 @@ HOOK = (
     "with open(os.environ['FAILOVER_HOOK_LOG'], 'a', encoding='utf-8') as log:\n"
     "    log.write(lines)\n"
 )
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(item) for item in value) + "]"
-    raise TypeError(type(value).__name__)
 
 
 def config_text(issuer_url: str, sink: Mapping[str, object]) -> str:
