@@ -451,6 +451,15 @@ def test_watchers_replace_the_cronjob_with_probes_and_a_scrape_target(
     assert annotations["prometheus.io/path"] == "/metrics"
     # A ServiceMonitor selecting the name label finds the Service (deploy/README.md).
     assert service["metadata"]["labels"]["app.kubernetes.io/name"] == "harbor-secrets"
+    # The watchers' objects carry the recommended labels, the version the package's.
+    (budget,) = of_kind(docs, "PodDisruptionBudget")
+    for doc in (deployment, template, service, budget):
+        labels = doc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == "watch"
+        assert labels["app.kubernetes.io/part-of"] == "harbor-secrets"
+        assert labels["app.kubernetes.io/instance"] == "harbor-secrets"
+        assert labels["app.kubernetes.io/managed-by"] == "kustomize"
+        assert labels["app.kubernetes.io/version"] == harbor_secrets.__version__
 
 
 def probe_window(probe: Doc) -> int:
