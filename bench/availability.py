@@ -19,7 +19,7 @@ Part of ``make bench`` (never of ``make test``). Four parts:
 4. **The arithmetic**, from the freshness policy, for every shape deploy/README.md offers.
 
 Usage: .venv/bin/python bench/availability.py [--minutes 144] [--refreshes 12]
-       [--output docs/AVAILABILITY.md]
+       [--output docs/AVAILABILITY.md] [--save FILE | --render FILE]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import pickle
 import platform
 import random
 import secrets
@@ -250,7 +251,18 @@ def main() -> None:
     parser.add_argument("--refreshes", type=int, default=12, help="per replica count (part 2)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "AVAILABILITY.md")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument(
+        "--save", type=Path, help="also keep the measurements here (pickle), to --render later"
+    )
+    parser.add_argument(
+        "--render", type=Path, help="write the document from saved measurements, run nothing"
+    )
     args = parser.parse_args()
+    if args.render:
+        saved = pickle.loads(args.render.read_bytes())  # noqa: S301 - our own file
+        args.output.write_text(availability_doc.render(**saved), encoding="utf-8")
+        print(f"wrote {args.output} from {args.render}")
+        return
     began = time.time()
     print("[3/4] a simulated day at full scale ...", flush=True)
     day = simulated_day(args.seed)
@@ -291,22 +303,24 @@ def main() -> None:
         finally:
             bao.stop()
     elapsed = time.time() - began
-    text = availability_doc.render(
-        machine=machine(),
-        chaos=[results["bao"], results["kube"]],
-        counts=counts,
-        day=day,
-        minutes=args.minutes,
-        compression=COMPRESSION,
-        scopes=len(SCOPES),
-        elapsed=elapsed,
-    )
-    args.output.write_text(text, encoding="utf-8")
+    measured = {
+        "machine": machine(),
+        "chaos": [results["bao"], results["kube"]],
+        "counts": counts,
+        "day": day,
+        "minutes": args.minutes,
+        "compression": COMPRESSION,
+        "scopes": len(SCOPES),
+        "elapsed": elapsed,
+    }
+    if args.save:
+        args.save.write_bytes(pickle.dumps(measured))
+    args.output.write_text(availability_doc.render(**measured), encoding="utf-8")
     for name in ("bao", "kube"):
         chaos_result = results[name]
         if chaos_result.error:
             print(f"{chaos_result.backend}: the run stopped early:\n{chaos_result.error}")
-    print(f"wrote {args.output.relative_to(ROOT)} ({elapsed / 60:.0f} min)")
+    print(f"wrote {args.output} ({elapsed / 60:.0f} min)")
 
 
 if __name__ == "__main__":

@@ -126,10 +126,14 @@ def arithmetic() -> list[str]:
             [
                 [
                     "a Kubernetes node (the refresher's)",
-                    "CronJob: the run on that node is lost (its Job ends at "
-                    "`activeDeadlineSeconds`, 50 s, so `Forbid` does not block the next), "
-                    f"one period is skipped: readers find at least {_s(lost_run.reader_floor())}"
-                    f". One watcher, `replicas: 1`, default tolerations: replaced after "
+                    "CronJob: the run on that node is lost, and its Job holds `Forbid` until "
+                    "it is finished: at `activeDeadlineSeconds` (50 s) at best, so one period "
+                    f"is skipped and readers find at least {_s(lost_run.reader_floor())}; "
+                    "but Kubernetes 1.31 and later mark a Job `Failed` only once its pods "
+                    "have terminated, and a pod on an unreachable node is not confirmed gone "
+                    "until the node returns or is deleted: no run starts meanwhile, and "
+                    f"tokens expire {_s(scheduled.outage_survived)} after the last one. One "
+                    "watcher, `replicas: 1`, default tolerations: replaced after "
                     f"~{_s(single_gap)} (node grace {_s(NODE_MONITOR_GRACE)} + toleration "
                     f"{_s(DEFAULT_TOLERATION)} + start ~{_s(REPLACEMENT_START)}), longer "
                     f"than the {_s(watching.outage_survived)} readers survive: **expired "
