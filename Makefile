@@ -16,7 +16,8 @@ help:
 	@echo "make bench  measure against local servers and regenerate docs/BENCHMARKS.md and"
 	@echo "            docs/AVAILABILITY.md (replicas killed and restarted for ~2.5 hours)"
 	@echo "make reliability  run the fault-injection suite and regenerate docs/RELIABILITY.md"
-	@echo "make dist   build the wheel and sdist of the core and of every provider into dist/"
+	@echo "make dist   build the wheel and sdist of the core and of every provider into dist/,"
+	@echo "           and dist/requirements.txt, which installs exactly those (V=1: verbose)"
 	@echo "make lambda-zip  build dist/harbor-secrets-lambda.zip for AWS Lambda"
 	@echo "make clean  remove the virtual environment and caches"
 
@@ -58,17 +59,23 @@ bench: $(STAMP)
 reliability: $(STAMP)
 	HARBOR_SECRETS_WRITE_RELIABILITY=1 $(BIN)/pytest tests/reliability -q $(PYTEST_ARGS)
 
-# `pip install --find-links dist 'harbor-secrets[all]'` installs from these (nothing is on PyPI
-# yet). Each is built sdist first, then the wheel from that sdist, in an isolated environment;
-# never the test kit. Our own old builds go first so two versions never mix; anything else in
-# $(DIST)/ (the Lambda zip) is kept.
+# Nothing is on PyPI yet: users install from these files. Each is built sdist first, then the
+# wheel from that sdist, in an isolated environment; never the test kit. Our own old builds go
+# first so two versions never mix; anything else in $(DIST)/ (the Lambda zip) is kept. Then
+# $(DIST)/requirements.txt pins each to its SHA-256 and to this directory (no index), which is
+# what the README's install uses. Quiet unless it fails (the build's log is shown then); V=1
+# shows the builds' own output.
 dist: $(STAMP)
 	@mkdir -p $(DIST)
 	rm -f $(DIST)/harbor_secrets*.whl $(DIST)/harbor_secrets*.tar.gz $(DIST)/harbor-secrets*.tar.gz
 	@for project in . $(PROVIDERS); do \
 		echo "$(BIN)/python -m build --outdir $(DIST) $$project"; \
-		$(BIN)/python -m build --outdir $(DIST) $$project || exit 1; \
+		if [ -n "$(V)" ]; then $(BIN)/python -m build --outdir $(DIST) $$project || exit 1; \
+		elif ! log=$$($(BIN)/python -m build --outdir $(DIST) $$project 2>&1); then \
+			echo "$$log"; exit 1; \
+		fi; \
 	done
+	@$(BIN)/python tools/dist_requirements.py $(DIST)
 
 lambda-zip: $(STAMP)
 	$(BIN)/python providers/aws/build_lambda_zip.py --output dist/harbor-secrets-lambda.zip

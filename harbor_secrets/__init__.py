@@ -28,6 +28,7 @@ from harbor_secrets.record import MANAGED_BY, SCHEMA_VERSION, TokenRecord, forma
 from harbor_secrets.secrets import Secret, scrub
 
 if TYPE_CHECKING:
+    from harbor_secrets._file_set import AtomicFileSet
     from harbor_secrets._files import AtomicFile
     from harbor_secrets.config import (
         CONFIG_ENV_VAR,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 # harbor_secrets (every provider does, and so does `harbor-secrets --version`) stays cheap.
 _LAZY = {
     "AtomicFile": ("harbor_secrets._files", "AtomicFile"),
+    "AtomicFileSet": ("harbor_secrets._file_set", "AtomicFileSet"),
     "RefreshPolicy": ("harbor_secrets.freshness", "RefreshPolicy"),
     "DEFAULT_MIN_REMAINING": ("harbor_secrets.freshness", "DEFAULT_MIN_REMAINING"),
     "ENV_PREFIX_TEMPLATE": ("harbor_secrets.keys", "ENV_PREFIX_TEMPLATE"),
@@ -81,6 +83,7 @@ __all__ = [
     "MANAGED_BY",
     "SCHEMA_VERSION",
     "AtomicFile",
+    "AtomicFileSet",
     "Config",
     "ConfigError",
     "HarborSecretsError",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import grp
 import logging
 import os
 import stat
@@ -25,14 +26,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 
+from harbor_secrets._reading import UnusableFileError, read_bounded
 from harbor_secrets.errors import StoreError
 
 log = logging.getLogger("harbor_secrets.files")
 
 PRIVATE_MODE = 0o600
+#: The most a store's file is read into memory: an env file is a few KiB, and one of
+#: hundreds of MiB is a mistake (or an attack) that a reader or a sync must not load whole.
+MAX_FILE_BYTES = 16 << 20
 _POLL_FIRST = 0.002
 _POLL_MAX = 0.05
 
@@ -57,11 +62,13 @@ class AtomicFile:
         mode: int = PRIVATE_MODE,
         lock_timeout: float = 10.0,
         what: str = "",
+        max_bytes: int = MAX_FILE_BYTES,
     ) -> None:
         self.path = Path(os.path.abspath(path))
         self.mode = mode
         self.lock_timeout = lock_timeout
         self.what = what
+        self.max_bytes = max_bytes
         self.lock_path = self.path.with_name(self.path.name + ".lock")
 
     def __repr__(self) -> str:
@@ -81,6 +88,9 @@ class AtomicFile:
                 hint=f"create it (mkdir -p {self.path.parent}) or fix the path",
                 reason="missing-directory",
             )
+        read_only = read_only_problem(self.path.parent, self._name)
+        if read_only is not None:
+            raise read_only
         try:
             info = os.lstat(self.path)
         except FileNotFoundError:
@@ -96,6 +106,30 @@ class AtomicFile:
         except StoreError as exc:
             return exc.message
         return None
+
+    def notes(self) -> list[str]:
+        """What a write would change that someone may rely on (not a refusal): every write
+        gives the file :attr:`mode` and keeps its group when this process may."""
+        try:
+            info = os.lstat(self.path)
+        except OSError:
+            return []
+        if not stat.S_ISREG(info.st_mode):
+            return []
+        notes = []
+        current = stat.S_IMODE(info.st_mode)
+        if current != self.mode:
+            notes.append(
+                f"{self._name} is mode {current:04o}, and every write makes it "
+                f"{self.mode:04o}: file_mode decides (set file_mode to the mode its readers need)"
+            )
+        if not may_give_group(info.st_gid):
+            notes.append(
+                f"{self._name} belongs to group {_group_name(info.st_gid)}, which the user "
+                "running harbor-secrets is not in: every write gives it that user's group "
+                "instead (add the user to the group, or give the directory the setgid bit)"
+            )
+        return notes
 
     def _check_mode(self, info: os.stat_result) -> None:
         mode = info.st_mode
@@ -126,67 +160,34 @@ class AtomicFile:
     # -- reading ----------------------------------------------------------------------------
 
     def read(self) -> bytes | None:
-        """The file's content, ``None`` if it does not exist. Never follows a symlink."""
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: FIFOs
+        """The file's content, ``None`` if it does not exist. Never follows a symlink, never
+        blocks (a FIFO), never reads more than :attr:`max_bytes`."""
         try:
-            fd = os.open(self.path, flags)
+            return read_bounded(self.path, limit=self.max_bytes, follow_symlinks=False)
         except FileNotFoundError:
             return None
+        except UnusableFileError as exc:
+            raise StoreError(
+                f"cannot read {self._name}: it {exc.problem}",
+                hint="point the path at the file this store writes",
+                reason=exc.reason,
+            ) from None
         except OSError as exc:
             raise self._os_error("read", exc) from exc
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                self._check_mode(info)
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        except OSError as exc:
-            raise self._os_error("read", exc) from exc
-        finally:
-            os.close(fd)
 
     # -- writing ----------------------------------------------------------------------------
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> AbstractContextManager[None]:
         """Hold an exclusive lock on the sibling lock file, or fail after ``lock_timeout``."""
-        lock_path, timeout = self.lock_path, self.lock_timeout
-        deadline = time.monotonic() + timeout
-        local = _thread_lock(lock_path)
-        if not local.acquire(timeout=timeout):
-            raise self._lock_timeout()
-        try:
-            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-            try:
-                fd = os.open(lock_path, flags, PRIVATE_MODE)
-            except OSError as exc:
-                raise _os_error("open the lock file", lock_path, exc) from exc
-            try:
-                delay = _POLL_FIRST
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            raise self._lock_timeout() from None
-                        time.sleep(min(delay, remaining))
-                        delay = min(delay * 2, _POLL_MAX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
-        finally:
-            local.release()
+        return exclusive_lock(self.lock_path, self.lock_timeout)
 
     def replace(self, data: bytes) -> None:
         """Make the file hold ``data`` with :attr:`mode`; on failure leave it untouched."""
         self.check()
+        try:
+            group: int | None = os.lstat(self.path).st_gid
+        except OSError:
+            group = None  # a new file: the directory's rules decide its group
         try:
             fd, temp_name = tempfile.mkstemp(
                 dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
@@ -195,11 +196,7 @@ class AtomicFile:
             raise self._os_error("create a temporary file for", exc) from exc
         try:
             try:
-                os.fchmod(fd, self.mode)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
+                write_whole(fd, data, mode=self.mode, group=group)
             finally:
                 os.close(fd)
             os.replace(temp_name, self.path)
@@ -222,35 +219,145 @@ class AtomicFile:
             )
         return _os_error(action, self.path, exc, name=self._name)
 
-    def _lock_timeout(self) -> StoreError:
-        return StoreError(
-            f"timed out after {self.lock_timeout:g}s waiting for the lock on {self.lock_path}",
-            hint="another harbor-secrets run is writing this file (or is stuck holding the "
-            f"lock); raise `lock_timeout` or find the process holding it (fuser -v "
-            f"{self.lock_path})",
-            reason="lock-timeout",
+
+@contextmanager
+def exclusive_lock(lock_path: Path, timeout: float) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lock_path`` (created 0600, never through a symlink), or
+    a :class:`StoreError` after ``timeout`` seconds. Threads of this process queue first."""
+    deadline = time.monotonic() + timeout
+    local = _thread_lock(lock_path)
+    if not local.acquire(timeout=timeout):
+        raise _lock_timeout(lock_path, timeout)
+    try:
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(lock_path, flags, PRIVATE_MODE)
+        except OSError as exc:
+            raise _os_error("open the lock file", lock_path, exc) from exc
+        try:
+            delay = _POLL_FIRST
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise _lock_timeout(lock_path, timeout) from None
+                    time.sleep(min(delay, remaining))
+                    delay = min(delay * 2, _POLL_MAX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+    finally:
+        local.release()
+
+
+def _lock_timeout(lock_path: Path, timeout: float) -> StoreError:
+    return StoreError(
+        f"timed out after {timeout:g}s waiting for the lock on {lock_path}",
+        hint="another harbor-secrets run is writing this file (or is stuck holding the "
+        f"lock); raise `lock_timeout` or find the process holding it (fuser -v {lock_path})",
+        reason="lock-timeout",
+    )
+
+
+def write_whole(fd: int, data: bytes, *, mode: int, group: int | None = None) -> None:
+    """Give a new file ``mode`` (whatever the umask) and ``group`` (the group of the file it
+    replaces, when there is one), write all of ``data`` and fsync it."""
+    if group is not None:
+        keep_group(fd, group)
+    os.fchmod(fd, mode)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+
+
+def keep_group(fd: int, gid: int) -> None:
+    """Give a new file (or directory) ``gid``, the group of the one it replaces: a service
+    reading it through its group (``file_mode = "0640"``) must not lose access because the
+    file was rewritten. Not permitted (the writer is not a member), it only warns; the
+    start-up check says so beforehand (:meth:`AtomicFile.notes`)."""
+    if os.fstat(fd).st_gid == gid:
+        return
+    try:
+        os.fchown(fd, -1, gid)
+    except OSError as exc:
+        log.warning(
+            "could not keep group %s of a rewritten file (%s): it now has the writer's group",
+            _group_name(gid),
+            exc.strerror or exc,
         )
 
 
+def may_give_group(gid: int) -> bool:
+    """Whether this process may give a file it owns group ``gid``."""
+    return os.geteuid() == 0 or gid == os.getegid() or gid in os.getgroups()
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return f"{grp.getgrgid(gid).gr_name} ({gid})"
+    except KeyError:
+        return str(gid)
+
+
+def read_only_problem(directory: Path, what: str) -> StoreError | None:
+    """A :class:`StoreError` if ``directory`` is on a file system mounted read-only.
+
+    Known before any write is tried (``statvfs``), so a run can say so without first
+    requesting a token it could not store; None if writable or unknown.
+    """
+    try:
+        flags = os.statvfs(directory).f_flag
+    except OSError:
+        return None
+    if not flags & os.ST_RDONLY:
+        return None
+    return StoreError(
+        f"cannot write {what}: {directory} is on a read-only file system",
+        hint="point the path at a writable file system (or remount it read-write)",
+        reason="read-only",
+    )
+
+
 def _os_error(action: str, path: Path, exc: OSError, *, name: str | None = None) -> StoreError:
-    """A :class:`StoreError` saying what failed, where, and what to do about it."""
+    """A :class:`StoreError` saying what failed, where, and what to do about it.
+
+    ``action`` "read" gets reading advice: a reader (``get``, ``status``) that may not open
+    the file needs read access, not the right to create files where the writer does.
+    """
     code = exc.errno
     message = f"cannot {action} {name or path}: {exc.strerror or exc}"
-    if code in (errno.ENOSPC, errno.EDQUOT):
-        hint: str | None = f"free space (or quota) on the file system holding {path.parent}"
+    hint: str | None = None
+    reason = "io"
+    if code in (errno.EACCES, errno.EPERM):
+        reason = "permission"
+        if action == "read":
+            hint = (
+                f"let the user running harbor-secrets read {path} and search every directory "
+                "above it (or run it as the user the writer's file_mode lets read)"
+            )
+        else:
+            hint = (
+                f"let the user running harbor-secrets create and rename files in "
+                f"{path.parent} (each write creates a temporary file there)"
+            )
+    elif action == "read":
+        pass
+    elif code in (errno.ENOSPC, errno.EDQUOT):
+        hint = f"free space (or quota) on the file system holding {path.parent}"
         reason = "no-space"
     elif code == errno.EROFS:
         hint = f"{path.parent} is on a read-only file system; point the path somewhere writable"
         reason = "read-only"
-    elif code in (errno.EACCES, errno.EPERM):
-        hint = (
-            f"let the user running harbor-secrets create and rename files in {path.parent} "
-            "(each write creates a temporary file there)"
-        )
-        reason = "permission"
-    else:
-        hint = None
-        reason = "io"
+    elif code == errno.EFBIG:
+        hint = "a file-size limit (ulimit -f, RLIMIT_FSIZE) of this process stops the write"
+        reason = "file-size-limit"
     return StoreError(message, hint=hint, reason=reason)
 
 

@@ -162,21 +162,21 @@ class RetryingSender:
     ) -> tuple[float, str | None]:
         """The wait before the next attempt, or why the budget has no room for one.
 
-        ``Retry-After`` is obeyed as given (it may exceed ``max_delay``); otherwise the delay
-        is drawn from the full-jitter window.
+        The delay is drawn from the full-jitter window; ``Retry-After`` can only lengthen it
+        (it may exceed ``max_delay``), never shorten it: a date in the past (an issuer whose
+        clock is behind) or ``0`` would otherwise mean retrying at once, in a tight loop.
         """
         retry_after = None
         if answer is not None:
             retry_after = parse_retry_after(answer.headers.get("Retry-After"), datetime.now(UTC))
-        if retry_after is not None:
-            if retry_after > remaining:
-                return retry_after, (
-                    f"the issuer asked to retry after {retry_after:.0f} s (Retry-After), more "
-                    f"than the {max(remaining, 0):.1f} s left of the "
-                    f"{self.policy.total_budget:g} s budget"
-                )
-            return retry_after, None
         delay = self._uniform(0.0, self.policy.backoff_window(retry_number))
+        if retry_after is not None and retry_after > remaining:
+            return retry_after, (
+                f"the issuer asked to retry after {retry_after:.0f} s (Retry-After), more "
+                f"than the {max(remaining, 0):.1f} s left of the "
+                f"{self.policy.total_budget:g} s budget"
+            )
+        delay = max(delay, retry_after or 0.0)
         if delay >= remaining:
             return delay, self._budget_used_up()
         return delay, None

@@ -7,6 +7,7 @@ close their port whatever happened, so starting and stopping live here once.
 from __future__ import annotations
 
 import threading
+from http.server import BaseHTTPRequestHandler
 from socketserver import BaseServer
 
 
@@ -30,3 +31,18 @@ def shut_down(server: BaseServer, thread: threading.Thread | None) -> None:
     server.server_close()
     if thread is not None:
         thread.join(timeout=5)
+
+
+class LoopbackHandler(BaseHTTPRequestHandler):
+    """What both servers' handlers share: one request per connection (nothing lingers at
+    stop), a timeout for silent clients, and a ``Server:`` header that is just the name.
+
+    http.server writes ``server_version + " " + sys_version``, which with an empty
+    ``sys_version`` leaves a trailing space in the header.
+    """
+
+    protocol_version = "HTTP/1.0"
+    timeout = 10
+
+    def version_string(self) -> str:
+        return self.server_version

@@ -42,7 +42,9 @@ CREDENTIALS_HINT = (
 URL_HINT = "check the accounts URL"
 SCOPE_HINT = f"Harbor's scopes are {' and '.join(SCOPES)}; check the client may request it"
 GRANT_HINT = "the refresh token expired or was revoked; a client_credentials fetch replaces it"
-UNAVAILABLE_HINT = "the issuer is down or overloaded; the next scheduled run will try again"
+# Said by `sync` and by `token`/`verify` typed at a terminal alike: what happens next is the
+# caller's business (a schedule retries by itself), so the hint names only the cause.
+UNAVAILABLE_HINT = "the issuer is down or overloaded; try again in a minute"
 REDIRECT_HINT = "use the final URL as the accounts URL"
 
 # RFC 6749 §5.2 error codes that name a cause, whatever the status (Keycloak sends 400 or 401).
@@ -247,7 +249,7 @@ def _expires_in(raw: object, malformed: Callable[[str], MalformedResponseError])
     shown = clean(raw, 40)
     seconds: int
     if isinstance(raw, bool):
-        raise malformed(f"expires_in is {raw!r}, not a number of seconds")
+        raise malformed(f"expires_in is {json.dumps(raw)}, not a number of seconds")
     if isinstance(raw, int):
         seconds = raw
     elif isinstance(raw, float | str):
@@ -259,7 +261,8 @@ def _expires_in(raw: object, malformed: Callable[[str], MalformedResponseError])
             raise malformed(f"expires_in is {shown!r}, not a number")
         seconds = math.floor(value)  # rounding down errs toward refreshing early
     else:
-        raise malformed(f"expires_in is not a number (a JSON {type(raw).__name__})")
+        kind = "array" if isinstance(raw, list) else "object" if isinstance(raw, dict) else "value"
+        raise malformed(f"expires_in is not a number (a JSON {kind})")
     if seconds <= 0:
         raise malformed(f"expires_in is {shown}; a token must live at least a second")
     if seconds > MAX_EXPIRES_IN:

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from harbor_secrets._version import __version__
-from harbor_secrets.cli_params import Duration, ListenAddress, MetricsFile, PushgatewayUrl
+from harbor_secrets.cli_params import Duration, ListenAddress, MetricsFile, PushgatewayUrl, Scope
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_USAGE, HarborSecretsError
 from harbor_secrets.freshness import DEFAULT_MIN_REMAINING
+from harbor_secrets.invocation import Globals
+
+if TYPE_CHECKING:
+    from harbor_secrets.commands._common import Target
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 OUTPUT = click.Choice(["text", "json"])
@@ -31,22 +35,19 @@ _GLOBALS = "harbor_secrets.globals"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
-class Globals:
-    """The global options, merged from before and after the subcommand."""
+def _global_params(
+    *, output: bool, config: bool = True, root: bool = False
+) -> list[click.Parameter]:
+    """The global options: declared once, attached to the group and to every command.
 
-    config: str | None = None
-    verbosity: int = 0
-    log_format: str = "text"
-    output: str = "text"
-
-
-def _global_params(*, output: bool, root: bool = False) -> list[click.Parameter]:
-    """The global options: declared once, attached to the group and to every command."""
+    A command that reads no configuration still parses ``-c`` (hidden from its help), so
+    that it can refuse it with a message instead of click's "no such option".
+    """
     params: list[click.Parameter] = [
         click.Option(
             ["-c", "--config"],
             metavar="FILE",
+            hidden=not config,
             help="TOML configuration file. Default: $HARBOR_SECRETS_CONFIG.",
         ),
         click.Option(["-v", "--verbose"], count=True, help="More logging: -v info, -vv debug."),
@@ -89,18 +90,27 @@ class HarborCommand(click.Command):
     """A command that also takes the global options, and configures logging before it runs.
 
     ``output=False`` marks a command with no JSON form: ``-o json`` is then a usage error.
+    ``config=False`` marks one that reads no configuration file: ``-c`` is then a usage
+    error rather than silently ignored (people would believe their file was used).
     """
 
-    def __init__(self, *args: Any, output: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, output: bool = True, config: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.takes_output = output
-        self.params.extend(_global_params(output=output))
+        self.takes_config = config
+        self.params.extend(_global_params(output=output, config=config))
 
     def invoke(self, ctx: click.Context) -> Any:
         own = {name: ctx.params.pop(name, None) for name in _GLOBAL_NAMES}
         merged = _merge(ctx, own)
         if not self.takes_output and merged.output != "text":
             raise click.UsageError(f"{ctx.command_path} has no --output {merged.output}", ctx)
+        if not self.takes_config and merged.config is not None:
+            raise click.UsageError(
+                f"{ctx.command_path} reads no configuration, so -c/--config would be ignored: "
+                "drop it",
+                ctx,
+            )
         from harbor_secrets import logs
 
         logs.configure(merged.verbosity, merged.log_format)
@@ -116,11 +126,16 @@ class HarborGroup(click.Group):
 
 
 def command(
-    group: click.Group, name: str | None = None, *, output: bool = True, **settings: Any
+    group: click.Group,
+    name: str | None = None,
+    *,
+    output: bool = True,
+    config: bool = True,
+    **settings: Any,
 ) -> Callable[[Callable[..., Any]], click.Command]:
     """``@command(cli)``: a :class:`HarborCommand` under ``group``."""
     decorator: Callable[[Callable[..., Any]], click.Command] = group.command(
-        name, cls=HarborCommand, output=output, **settings
+        name, cls=HarborCommand, output=output, config=config, **settings
     )
     return decorator
 
@@ -237,18 +252,36 @@ def status(g: Globals) -> int:
     return status_command(g)
 
 
+DEFAULT_SCOPE = "service_provider"
+
+
 def target_options(func: F) -> F:
-    """Which token: environment (or a tower ID), scope and credentials."""
+    """Which token: environment (or a tower ID), scope and credentials.
+
+    ``-s`` may be repeated so that ``exec`` can take several tokens at once; every other
+    command names one token and refuses a second ``-s`` (click would keep only the last).
+    """
     for decorator in reversed(
         (
             click.option(
-                "-e", "--environment", metavar="NAME", help="production or sandbox (or yours)."
+                "-e",
+                "--environment",
+                metavar="NAME",
+                help="production, sandbox or development (or one your config defines).",
             ),
-            click.option("--tower-id", metavar="ID", help="Pick the environment from a tower ID."),
+            click.option(
+                "--tower-id",
+                metavar="ID",
+                help="Pick the environment from a tower ID (16 hex characters: 10… production, "
+                "01… sandbox).",
+            ),
             click.option(
                 "-s",
                 "--scope",
-                default="service_provider",
+                "scopes",
+                type=Scope(),
+                multiple=True,
+                default=(DEFAULT_SCOPE,),
                 show_default=True,
                 help="service_provider (backend API) or tower_access (mobile SDK).",
             ),
@@ -259,10 +292,30 @@ def target_options(func: F) -> F:
     return func
 
 
+def _targets(scopes: tuple[str, ...], target: dict[str, Any]) -> list[Target]:
+    """One :class:`Target` per distinct ``-s`` given (the default: service_provider)."""
+    from harbor_secrets.commands._common import Target
+
+    return [Target(scope=scope, **target) for scope in dict.fromkeys(scopes)]
+
+
+def _one_target(scopes: tuple[str, ...], target: dict[str, Any]) -> Target:
+    """The one token a command names; a second, different ``-s`` is a usage error."""
+    targets = _targets(scopes, target)
+    if len(targets) > 1:
+        ctx = click.get_current_context()
+        raise click.UsageError(
+            f"-s/--scope was given {len(targets)} times, but {ctx.info_name} works on one "
+            f"token: give -s once (only exec takes several)",
+            ctx,
+        )
+    return targets[0]
+
+
 @command(cli)
 @target_options
 @click.pass_obj
-def token(g: Globals, /, **target: Any) -> int:
+def token(g: Globals, /, scopes: tuple[str, ...], **target: Any) -> int:
     """Mint a new token from Harbor now and print it (nothing is stored).
 
     Needs the client secret: it is for trying credentials by hand. Services and scripts
@@ -273,11 +326,11 @@ def token(g: Globals, /, **target: Any) -> int:
     \b
     Examples:
       TOKEN=$(harbor-secrets token -c harbor.toml -e sandbox -s tower_access)
-      harbor-secrets token -c harbor.toml --tower-id 0100000123
+      harbor-secrets token -c harbor.toml --tower-id 0100000000000a3f
     """
-    from harbor_secrets.commands.token import Target, token_command
+    from harbor_secrets.commands.token import token_command
 
-    return token_command(g, Target(**target))
+    return token_command(g, _one_target(scopes, target))
 
 
 def reader_options(func: F) -> F:
@@ -292,8 +345,8 @@ def reader_options(func: F) -> F:
             click.option(
                 "--min-remaining",
                 type=Duration(),
-                default=DEFAULT_MIN_REMAINING,
-                show_default=f"{DEFAULT_MIN_REMAINING:g}s",
+                default=f"{DEFAULT_MIN_REMAINING:g}s",
+                show_default=True,
                 help="Refuse (exit 1) a token with less than this left.",
             ),
         )
@@ -306,7 +359,9 @@ def reader_options(func: F) -> F:
 @target_options
 @reader_options
 @click.pass_obj
-def get(g: Globals, /, sink: str | None, min_remaining: float, **target: Any) -> int:
+def get(
+    g: Globals, /, sink: str | None, min_remaining: float, scopes: tuple[str, ...], **target: Any
+) -> int:
     """Print the token your store holds now (what `sync` keeps fresh), for scripts.
 
     Reads only: never asks Harbor, never needs the client secret. Prints the bare token
@@ -318,14 +373,13 @@ def get(g: Globals, /, sink: str | None, min_remaining: float, **target: Any) ->
     \b
     Examples:
       curl -H "Authorization: Bearer $(harbor-secrets get -e sandbox -s service_provider)" \\
-           https://api.sandbox.harborlockers.com/api/v1/login/test-token
-      harbor-secrets get -c harbor.toml --tower-id 0100000123 -s tower_access
+           -X POST https://api.sandbox.harborlockers.com/api/v1/login/test-token
+      harbor-secrets get -c harbor.toml --tower-id 0100000000000a3f -s tower_access
       harbor-secrets get -c harbor.toml -e production --sink vault -o json | jq .expires_at
     """
-    from harbor_secrets.commands._common import Target
     from harbor_secrets.commands.read import get_command
 
-    return get_command(g, Target(**target), sink=sink, min_remaining=min_remaining)
+    return get_command(g, _one_target(scopes, target), sink=sink, min_remaining=min_remaining)
 
 
 @command(
@@ -339,34 +393,42 @@ def get(g: Globals, /, sink: str | None, min_remaining: float, **target: Any) ->
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
 def exec_(
-    g: Globals, /, sink: str | None, min_remaining: float, command: tuple[str, ...], **target: Any
+    g: Globals,
+    /,
+    sink: str | None,
+    min_remaining: float,
+    command: tuple[str, ...],
+    scopes: tuple[str, ...],
+    **target: Any,
 ) -> int:
     """Run COMMAND with the stored token in its environment, then exit with its status.
 
     The variables are the env file's: HARBOR_<ENVIRONMENT>_<SCOPE>_ACCESS_TOKEN and
-    ..._EXPIRES_AT. The token is read once, when COMMAND starts: this suits jobs that
-    finish well within --min-remaining, not daemons (they would outlive the token; let
-    them read the store on each use instead). Refuses (exit 1) a token with less than
-    --min-remaining left. COMMAND replaces this process, so its exit status and signals
-    are its own.
+    ..._EXPIRES_AT. Repeat -s for a job that needs several tokens: each gets its own pair
+    of variables. Tokens are read once, when COMMAND starts: this suits jobs that finish
+    well within --min-remaining, not daemons (they would outlive the token; let them read
+    the store on each use instead). Refuses (exit 1) a token with less than
+    --min-remaining left; the schedule promises readers refresh_before minus the schedule
+    period (90 s by default), so ask for no more than that. COMMAND replaces this process,
+    so its exit status and signals are its own.
 
     \b
     Examples:
       harbor-secrets exec -c harbor.toml -e sandbox -- ./nightly-report.sh
-      harbor-secrets exec -c harbor.toml -e sandbox -s tower_access --min-remaining 2m \\
-          -- python issue_mobile_keys.py
+      harbor-secrets exec -c harbor.toml -e sandbox -s service_provider -s tower_access \\
+          --min-remaining 60s -- python issue_mobile_keys.py
     """
-    from harbor_secrets.commands._common import Target
     from harbor_secrets.commands.read import exec_command
 
-    exec_command(g, Target(**target), command, sink=sink, min_remaining=min_remaining)
+    targets = _targets(scopes, target)
+    exec_command(g, targets, command, sink=sink, min_remaining=min_remaining)
 
 
 @command(cli, output=False)
 @target_options
 @click.option("--sink", metavar="NAME", help="Test the token stored in this sink instead.")
 @click.pass_obj
-def verify(g: Globals, /, sink: str | None, **target: Any) -> int:
+def verify(g: Globals, /, sink: str | None, scopes: tuple[str, ...], **target: Any) -> int:
     """Test a token against Harbor's /api/v1/login/test-token endpoint.
 
     Without --sink a fresh token is fetched and tested (proves credentials and URLs). With
@@ -378,28 +440,32 @@ def verify(g: Globals, /, sink: str | None, **target: Any) -> int:
       harbor-secrets verify -c harbor.toml -e sandbox
       harbor-secrets verify -c harbor.toml -e sandbox -s tower_access --sink vault
     """
-    from harbor_secrets.commands.token import Target, verify_command
+    from harbor_secrets.commands.token import verify_command
 
-    return verify_command(g, Target(**target), sink=sink)
+    return verify_command(g, _one_target(scopes, target), sink=sink)
 
 
-@command(cli, "environment")
+@command(cli, "environment", config=False)
 @click.argument("tower_id")
 @click.pass_obj
 def environment_cmd(g: Globals, tower_id: str) -> int:
     """Tell which Harbor environment a tower ID belongs to (10… production, 01… sandbox).
 
+    TOWER_ID is 16 hexadecimal characters, in either case, as Harbor's SDKs write it. Harbor
+    documents no prefix for development towers: name that environment instead (-e
+    development). With -o json it also prints the environment's token and test-token URLs.
+
     \b
     Examples:
-      harbor-secrets environment 0100000123
-      harbor-secrets environment 1000000042 -o json
+      harbor-secrets environment 0100000000000a3f
+      harbor-secrets environment 1000000000000B2C -o json
     """
     from harbor_secrets.commands.info import environment_command
 
     return environment_command(tower_id, output=g.output)
 
 
-@command(cli)
+@command(cli, config=False)
 @click.pass_obj
 def providers(g: Globals) -> int:
     """List installed secret-store providers, and how to install missing ones.
@@ -416,7 +482,19 @@ def providers(g: Globals) -> int:
 
 @cli.group(cls=HarborGroup)
 def config() -> None:
-    """Work with the configuration file."""
+    """Work with the configuration file.
+
+    `config check` validates it without any network call: exit 2 with the file, the key
+    and the fix on the first mistake; otherwise it prints what will be used (each
+    environment's token URL and where it came from, each sink, the key of every token)
+    and warns about settings that cannot keep tokens fresh.
+
+    \b
+    Examples:
+      harbor-secrets config check -c harbor-secrets.toml
+      harbor-secrets config check -c harbor-secrets.toml -o json | jq .environments
+      harbor-secrets config check -c harbor-secrets.toml --skip-references   # in CI
+    """
 
 
 @command(config, "check")
@@ -443,7 +521,7 @@ def config_check(g: Globals, skip_references: bool) -> int:
     return config_check_command(g, skip_references=skip_references)
 
 
-@command(cli, output=False)
+@command(cli, output=False, config=False)
 @click.option(
     "-d",
     "--directory",
@@ -457,7 +535,9 @@ def demo(directory: str) -> int:
     Starts a Keycloak-shaped issuer on 127.0.0.1, writes a config and an env file into
     DIRECTORY, syncs both scopes of both environments, syncs again to show that nothing is
     due, reads a token back with `get`, and shows how to point the same config at real
-    Harbor.
+    Harbor. Its issuer stops when it ends; `harbor-secrets stand-in-issuer -c
+    DIRECTORY/harbor-secrets.toml` serves that configuration again, so `verify`, `token`
+    and `sync` work on it.
 
     \b
     Examples:
@@ -467,6 +547,46 @@ def demo(directory: str) -> int:
     from harbor_secrets.commands.demo import demo_command
 
     return demo_command(directory)
+
+
+@command(cli, "stand-in-issuer", output=False)
+@click.option("--host", help="Address to bind, without -c. Default: 127.0.0.1.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), help="Port, without -c (0: any free). Default: 8401."
+)
+@click.option("--client-id", metavar="ID", help="The client it accepts, without -c.")
+@click.option(
+    "--client-secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file holding that client's secret (never the secret on the command line).",
+)
+@click.option(
+    "--lifetime",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="Seconds each token lives.",
+)
+@click.pass_obj
+def stand_in_issuer(g: Globals, /, **options: Any) -> int:
+    """Run the local stand-in for Harbor's issuer in the foreground, until Ctrl-C.
+
+    The same Keycloak-shaped token endpoint and test-token endpoint `demo` runs, on
+    loopback, so `verify`, `token` and `sync` can be tried without a Harbor account. With
+    -c it serves that configuration: the one http://127.0.0.1:PORT its environments in use
+    name, and its credentials (env: or file: secrets). A taken port exits 2; it never moves
+    to a port the configuration does not name. Tokens are signed with the client's secret,
+    so a stand-in started again accepts the tokens an earlier one issued.
+
+    \b
+    Examples:
+      harbor-secrets stand-in-issuer -c demo-output/harbor-secrets.toml
+      harbor-secrets stand-in-issuer --port 8401 --client-id my-id \\
+          --client-secret-file client-secret
+    """
+    from harbor_secrets.commands.stand_in import StandInOptions, stand_in_command
+
+    return stand_in_command(g, StandInOptions(**options))
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import click
 
 from harbor_secrets.durations import parse_duration
-from harbor_secrets.environments import is_loopback_host
+from harbor_secrets.environments import check_scope, is_loopback_host
+from harbor_secrets.errors import ConfigError
 
 DEFAULT_LISTEN_HOST = "127.0.0.1"
 _LISTEN_FIX = (
@@ -145,3 +146,16 @@ class Duration(_Type):
             return parse_duration(value)
         except ValueError as exc:
             self.fail_with_fix(f"{value!r}: {exc}", 'write e.g. 30, "30s" or "2m"', param, ctx)
+
+
+class Scope(_Type):
+    """One of Harbor's scopes; :func:`~harbor_secrets.environments.check_scope` decides, as
+    it does for the configuration's ``scopes``."""
+
+    name = "SCOPE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return check_scope(str(value))
+        except ConfigError as exc:
+            self.fail_with_fix(exc.message, exc.fix or "", param, ctx)

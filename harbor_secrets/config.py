@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harbor_secrets._reading import LocalFileError, read_text_file
 from harbor_secrets.environments import (
     DEFAULT_URLS,
     SCOPES,
     Environment,
+    check_scope,
     environment_for_tower,
     resolve_environment,
 )
@@ -25,9 +27,12 @@ from harbor_secrets.errors import ConfigError
 from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.options import Options
 from harbor_secrets.retry_policy import RetryPolicy
+from harbor_secrets.suggest import did_you_mean
 
 CONFIG_ENV_VAR = "HARBOR_SECRETS_CONFIG"
 MAX_TOKEN_LIFETIME = 86_400  # the token client refuses longer lifetimes too
+#: A configuration is a few KiB; a path to anything bigger is a mistake, not a configuration.
+MAX_CONFIG_BYTES = 1 << 20
 #: How a client authenticates at the token endpoint; the token client accepts these only.
 AUTH_METHODS = ("client_secret_post", "client_secret_basic")
 
@@ -120,19 +125,16 @@ def load_config(
     else:
         config_path = find_config_path(path, env)
         source = str(config_path)
-        base_dir = config_path.resolve().parent
         try:
-            body = config_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            body = read_text_file(config_path, limit=MAX_CONFIG_BYTES).text
+        except LocalFileError as exc:
+            missing = exc.problem == "does not exist"
             raise ConfigError(
-                "file not found", source=source, fix="check the path given to --config"
-            ) from None
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read the file ({exc.strerror})",
+                "file not found" if missing else f"the file {exc.problem}",
                 source=source,
-                fix="check the path and its permissions",
+                fix="check the path given to --config" if missing else exc.fix,
             ) from None
+        base_dir = config_path.resolve().parent  # after the read: a symlink loop is reported there
     try:
         data = tomllib.loads(body)
     except tomllib.TOMLDecodeError as exc:
@@ -150,15 +152,19 @@ def parse_config(
     base_dir: Path | None = None,
 ) -> Config:
     root = Options(data, prefix="", source=source)
-    refresh = _parse_refresh(root.table("refresh"))
-    http = _parse_http(root.table("http"))
-    environments = _parse_environments(root.table("environments"), environ)
-    credentials = _parse_credentials(root.table("credentials"))
-    sinks = _parse_sinks(root.table("sinks"))
-    providers_table = root.table("providers")
-    providers = {name: providers_table.table(name).raw_table() for name in _keys(providers_table)}
-    targets = _parse_targets(root.raw("targets"), source, environments, credentials, sinks)
+    tables = {name: root.table(name) for name in _TABLES}
+    targets_value = root.raw("targets")
+    # A misspelled table (``[credential.main]``) is the mistake to report, not the
+    # "no credentials" it would otherwise lead to further down.
     root.finish()
+    refresh = _parse_refresh(tables["refresh"])
+    http = _parse_http(tables["http"])
+    environments = _parse_environments(tables["environments"], environ)
+    credentials = _parse_credentials(tables["credentials"])
+    sinks = _parse_sinks(tables["sinks"])
+    providers_table = tables["providers"]
+    providers = {name: providers_table.table(name).raw_table() for name in _keys(providers_table)}
+    targets = _parse_targets(targets_value, source, environments, credentials, sinks)
     return Config(
         source=source,
         refresh=refresh,
@@ -170,6 +176,10 @@ def parse_config(
         targets=targets,
         base_dir=base_dir or Path.cwd(),
     )
+
+
+#: The top-level tables besides ``[[targets]]``.
+_TABLES = ("refresh", "http", "environments", "credentials", "sinks", "providers")
 
 
 def _keys(options: Options) -> list[str]:
@@ -305,6 +315,12 @@ def _parse_target(
 ) -> TargetConfig:
     default_credentials = next(iter(credentials)) if len(credentials) == 1 else None
     credentials_name = table.string("credentials", default_credentials)
+    if credentials_name is None and not credentials:
+        raise table.error(
+            "credentials",
+            "has no credentials to use: the file defines no [credentials.NAME] table",
+            'add [credentials.main] with client_id = "…" and client_secret = "env:…"',
+        )
     if credentials_name is None:
         raise table.error(
             "credentials", "is required when several credentials exist", 'set credentials = "…"'
@@ -313,7 +329,8 @@ def _parse_target(
         known = ", ".join(credentials) or "none defined"
         raise table.error(
             "credentials",
-            f"names unknown credentials {credentials_name!r}",
+            f"names unknown credentials {credentials_name!r}"
+            + did_you_mean(credentials_name, credentials),
             f"define [credentials.{credentials_name}] or use one of: {known}",
         )
     names = table.str_list("environments")
@@ -329,18 +346,23 @@ def _parse_target(
         raise table.error(
             "environments",
             "names no environment",
-            'set environments = ["sandbox"] or tower_ids = ["0100000123"]',
+            'set environments = ["sandbox"] or tower_ids = ["0100000000000a3f"]',
         )
     for name in names:
         if name not in environments:
             raise table.error(
                 "environments",
-                f"unknown environment {name!r}",
+                f"unknown environment {name!r}" + did_you_mean(name, environments),
                 f"use one of {', '.join(environments)} or define [environments.{name}]",
             )
     scopes = table.str_list("scopes", list(SCOPES))
     if not scopes:
         raise table.error("scopes", "is empty", f"use one or more of {', '.join(SCOPES)}")
+    for scope in scopes:
+        try:
+            check_scope(scope)
+        except ConfigError as exc:  # Harbor would answer invalid_scope at run time
+            raise table.error("scopes", exc.message, exc.fix or "") from None
     sink_names = table.str_list("sinks", list(sinks))
     if not sink_names:
         raise table.error("sinks", "names no sink", "define a [sinks.NAME] table and list it here")
@@ -348,7 +370,9 @@ def _parse_target(
         if name not in sinks:
             known = ", ".join(sinks) or "none defined"
             raise table.error(
-                "sinks", f"names unknown sink {name!r}", f"define [sinks.{name}] or use: {known}"
+                "sinks",
+                f"names unknown sink {name!r}" + did_you_mean(name, sinks),
+                f"define [sinks.{name}] or use: {known}",
             )
     table.finish()
     return TargetConfig(

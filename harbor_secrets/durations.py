@@ -35,3 +35,16 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{sign}{minutes}m {secs}s"
     return f"{sign}{secs}s"
+
+
+def duration_setting(seconds: float) -> str:
+    """A duration as a configuration would write it, read back exactly by
+    :func:`parse_duration`: ``"2m"``, ``"150s"``, ``"1h"``, ``"500ms"``."""
+    millis = round(seconds * 1000)
+    if millis % 1000:
+        return f"{millis}ms"
+    whole = millis // 1000
+    for unit, size in (("h", 3600), ("m", 60)):
+        if whole and whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"

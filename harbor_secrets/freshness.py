@@ -13,6 +13,14 @@ that, while the issuer answers, a reader of a scheduled run's store finds at lea
 one-second shortfall without the slack). Watch mode needs no slack: it wakes at the
 deadline itself, when the token has been due for a second, so its cycle rewrites it.
 
+Times only mean something if the clock that wrote them was right. A record issued in the
+future, or whose expiry lies further ahead than the lifetime it was granted (the
+``token_lifetime`` where a store keeps no issue time), plus :data:`CLOCK_ALLOWANCE`, was
+written under a clock that was wrong (a run 10 minutes fast stores an expiry 10 minutes too
+late; a clock stepped back makes every stored expiry look far away). Such a record is
+*implausible*: ``status`` says so, ``sync`` treats it as due, readers do not use it, the
+never-go-backwards rule does not protect it, and ``/healthz`` does not count it as live.
+
 The availability budget (:meth:`RefreshPolicy.availability`, what ``config check`` prints
 and docs/AVAILABILITY.md explains) is worked out here too, from the same numbers: how late
 after a deadline a refresher may come, hence the least lifetime a reader finds, and how long
@@ -21,8 +29,9 @@ readers survive an outage of Harbor, of the store or of every refresher.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -42,6 +51,10 @@ MAX_WAKE_SPREAD = 5.0
 #: token to stay valid. ``get``/``exec`` default to it; the Kubernetes store warns when a
 #: volume reader could find less.
 DEFAULT_MIN_REMAINING = 30.0
+#: How far a stored record's times may run ahead of this host's clock and still be believed:
+#: the clocks of hosts writing one store disagree by a little. Small next to
+#: ``refresh_before``, so a token believed this much too fresh is still rewritten in time.
+CLOCK_ALLOWANCE = 30.0
 
 
 class TokenState(enum.StrEnum):
@@ -49,6 +62,7 @@ class TokenState(enum.StrEnum):
 
     MISSING = "missing"  # nothing stored (or nothing this tool can use)
     UNREADABLE = "unreadable"  # the store could not be read
+    IMPLAUSIBLE = "implausible"  # stored with times a right clock cannot give (see above)
     EXPIRED = "expired"  # stored, but past its expiry
     DUE = "due"  # stored and valid, but with less than refresh_before left
     FRESH = "fresh"  # stored with more than refresh_before left
@@ -56,7 +70,12 @@ class TokenState(enum.StrEnum):
     @property
     def needs_refresh(self) -> bool:
         """True exactly when ``sync`` writes a new token (unreadable stores are not written)."""
-        return self in (TokenState.MISSING, TokenState.EXPIRED, TokenState.DUE)
+        return self in (
+            TokenState.MISSING,
+            TokenState.IMPLAUSIBLE,
+            TokenState.EXPIRED,
+            TokenState.DUE,
+        )
 
 
 class ReaderState(enum.StrEnum):
@@ -64,6 +83,7 @@ class ReaderState(enum.StrEnum):
 
     MISSING = "missing"
     UNREADABLE = "unreadable"
+    IMPLAUSIBLE = "implausible"  # written under a wrong clock: its expiry cannot be believed
     EXPIRED = "expired"
     SHORT = "short-lived"  # valid, but with less than the reader's minimum left
     USABLE = "usable"
@@ -187,6 +207,46 @@ class RefreshPolicy:
     def is_due(self, expires_at: datetime, now: datetime) -> bool:
         return self.due_at(expires_at) <= now
 
+    # -- plausibility -------------------------------------------------------------------
+
+    def lifetime_of(self, record: TokenRecord) -> float:
+        """The lifetime ``record`` was granted: its own, or ``token_lifetime`` for a store
+        that keeps no issue time."""
+        return float(record.expires_in) if record.has_issue_time else self.token_lifetime
+
+    def plausible_expiry(
+        self, expires_at: datetime, now: datetime, *, lifetime: float | None = None
+    ) -> bool:
+        """Could a right clock have written a token expiring at ``expires_at``, granted
+        ``lifetime`` (default ``token_lifetime``), by ``now``?"""
+        longest = self.token_lifetime if lifetime is None else lifetime
+        return seconds_left(expires_at, now) <= longest + CLOCK_ALLOWANCE
+
+    def plausible(self, record: TokenRecord, now: datetime) -> bool:
+        """False for a record issued in the future, or whose expiry lies further ahead than
+        the lifetime it was granted (beyond :data:`CLOCK_ALLOWANCE`)."""
+        return self.plausible_expiry(record.expires_at, now, lifetime=self.lifetime_of(record))
+
+    def granted_too_long(self, expires_in: float) -> str | None:
+        """Advice when the issuer grants tokens longer than ``token_lifetime`` (plus the
+        allowance): a store that keeps no issue time would call every one implausible."""
+        if expires_in <= self.token_lifetime + CLOCK_ALLOWANCE:
+            return None
+        return (
+            f"the issuer grants tokens of {expires_in:g}s, longer than refresh.token_lifetime "
+            f"({self.token_lifetime:g}s): a store that keeps no issue time (the env file) "
+            f"calls them implausible and rewrites them every run; set token_lifetime = "
+            f'"{expires_in:g}s"'
+        )
+
+    def judged(self, record: TokenRecord, now: Callable[[], datetime]) -> TokenRecord:
+        """``record``, carrying this policy's judgement for the store that writes it: a
+        stored record that is implausible when the write compares (``now()`` then) does not
+        stop it (:meth:`TokenRecord.is_newer_than`). The sync engine writes only these."""
+        return dataclasses.replace(record, trusts=lambda stored: self.plausible(stored, now()))
+
+    # -- verdicts -----------------------------------------------------------------------
+
     def assess(self, record: TokenRecord | None, now: datetime) -> Freshness:
         """The state of a stored record (``None``: nothing stored) at ``now``."""
         if record is None:
@@ -194,7 +254,9 @@ class RefreshPolicy:
         expires_at = record.expires_at
         due_at = self.due_at(expires_at)
         left = seconds_left(expires_at, now)
-        if left <= 0:
+        if not self.plausible(record, now):
+            state = TokenState.IMPLAUSIBLE
+        elif left <= 0:
             state = TokenState.EXPIRED
         elif due_at <= now:
             state = TokenState.DUE
@@ -207,10 +269,26 @@ class RefreshPolicy:
         """The verdict for a store that could not be read."""
         return Freshness(TokenState.UNREADABLE)
 
-    def overdue(self, expires_at: datetime, now: datetime, grace: float) -> bool:
-        """Past its deadline by more than ``grace`` seconds: a healthy loop would have
-        rewritten it by now."""
-        return self.deadline(expires_at) + timedelta(seconds=grace) < now
+    def refresh_point(self, expires_at: datetime, seen_at: datetime | None) -> datetime:
+        """When a loop that last wrote (or found fresh) a token at ``seen_at`` rewrites it:
+        at its deadline, or, for a token that was due on arrival (the issuer grants less
+        than ``refresh_before``), halfway through what was left of it then."""
+        deadline = self.deadline(expires_at)
+        if seen_at is None or deadline > seen_at:
+            return deadline
+        return seen_at + max((expires_at - seen_at) / 2, timedelta(0))
+
+    def overdue(
+        self,
+        expires_at: datetime,
+        now: datetime,
+        grace: float,
+        *,
+        seen_at: datetime | None = None,
+    ) -> bool:
+        """Past its refresh point by more than ``grace`` seconds: a healthy loop would have
+        rewritten it by now (``seen_at``: see :meth:`refresh_point`)."""
+        return self.refresh_point(expires_at, seen_at) + timedelta(seconds=grace) < now
 
     @property
     def write_interval(self) -> float:
@@ -333,21 +411,24 @@ class RefreshPolicy:
         earliest: datetime | None = None
         short = False
         for seen in observations:
+            if not self.plausible_expiry(seen.expires_at, now):
+                continue  # not a time to wait for: the store is looked at again soon
             due = self.deadline(seen.expires_at)
             if due <= now and seen.refreshed:
                 short = True
-                due = now + max((seen.expires_at - now) / 2, timedelta(0))
+                due = self.refresh_point(seen.expires_at, now)
             earliest = due if earliest is None else min(earliest, due)
         return earliest, short
 
-    @staticmethod
     def for_reader(
-        record: TokenRecord | None, now: datetime, *, min_remaining: float
+        self, record: TokenRecord | None, now: datetime, *, min_remaining: float
     ) -> ReaderVerdict:
         """May a reader use ``record`` now, needing ``min_remaining`` seconds of it?"""
         if record is None:
             return ReaderVerdict(ReaderState.MISSING)
         left = seconds_left(record.expires_at, now)
+        if not self.plausible(record, now):
+            return ReaderVerdict(ReaderState.IMPLAUSIBLE, left)
         if left <= 0:
             return ReaderVerdict(ReaderState.EXPIRED, left)
         if left < min_remaining:

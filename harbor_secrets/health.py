@@ -11,14 +11,15 @@ import contextlib
 import json
 import logging
 import socket
+import textwrap
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from harbor_secrets._serving import http_url, serve_in_background, shut_down
+from harbor_secrets._serving import LoopbackHandler, http_url, serve_in_background, shut_down
 from harbor_secrets.errors import ConfigError
 from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.metrics import SinkKey
@@ -29,6 +30,13 @@ log = logging.getLogger(__name__)
 _MAX_REASON = 300
 
 MetricsRenderer = Callable[[str | None], tuple[bytes, str]]
+
+
+def shorten(text: str, limit: int = _MAX_REASON) -> str:
+    """``text`` cut to ``limit`` characters at a word boundary, with " …" where it was cut."""
+    if len(text) <= limit:
+        return text
+    return textwrap.shorten(text, width=limit, placeholder=" …")
 
 
 def label(key: SinkKey) -> str:
@@ -60,19 +68,47 @@ def judge(
     grace: float,
     cycles: int,
     last_cycle_error: str | None,
+    failed_sinks: Iterable[SinkKey] = (),
+    seen: Mapping[SinkKey, datetime] | None = None,
 ) -> Verdict:
-    """Unhealthy before the first cycle, after a cycle that failed entirely, or when any
-    sink's token is past due by more than ``grace`` (the freshness policy decides).
+    """Healthy means readers find a live token and the loop keeps it so.
 
-    ``grace`` covers the wake-up slack of a healthy loop (jitter, one token request with its
-    retries); a token unknown to this process (never read successfully) counts as past due.
+    Unhealthy before the first cycle, after a cycle that failed entirely, when a sink's
+    token is expired or implausible (readers cannot use it), or when it is past the point
+    where the loop rewrites it by more than ``grace`` (the freshness policy's
+    :meth:`~RefreshPolicy.refresh_point`, from when the loop last wrote or found it fresh,
+    ``seen``: a token granted less than ``refresh_before`` is rewritten halfway through its
+    life, not ``refresh_before`` before its end). ``grace`` covers the wake-up slack of a
+    healthy loop (jitter, one token request with its retries); a token unknown to this
+    process (never read successfully) counts as past due. After a failed cycle the answer
+    names the sinks that failed (``failed_sinks``; none given means the run failed before any
+    sink was looked at, so every one).
     """
+    seen = seen or {}
     if cycles == 0:
         return Verdict(False, "starting: no cycle has finished yet")
     if last_cycle_error is not None:
         reason = scrub(f"the last cycle failed entirely: {last_cycle_error}")
-        return Verdict(False, reason[:_MAX_REASON])
-    late = [key for key in expected if key not in expiry or policy.overdue(expiry[key], now, grace)]
+        failed = tuple(failed_sinks) or tuple(expected)
+        return Verdict(False, shorten(reason), tuple(label(key) for key in failed))
+    implausible = [
+        key for key in expected if key in expiry and not policy.plausible_expiry(expiry[key], now)
+    ]
+    if implausible:
+        reason = (
+            f"{len(implausible)} token(s) expire further ahead than a token lives: written "
+            "under a clock that was wrong, so readers cannot trust them"
+        )
+        return Verdict(False, reason, tuple(label(key) for key in implausible))
+    dead = [key for key in expected if key in expiry and expiry[key] <= now]
+    if dead:
+        reason = f"{len(dead)} token(s) expired: readers find no live token"
+        return Verdict(False, reason, tuple(label(key) for key in dead))
+    late = [
+        key
+        for key in expected
+        if key not in expiry or policy.overdue(expiry[key], now, grace, seen_at=seen.get(key))
+    ]
     if late:
         unknown = sum(1 for key in late if key not in expiry)
         reason = f"{len(late)} token(s) past due (refresh_before {policy.refresh_before:g}s"
@@ -140,14 +176,11 @@ class StatusServer:
         return 404, b"not found: try /healthz or /metrics\n", "text/plain; charset=utf-8"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     server: _Server
-    protocol_version = "HTTP/1.0"  # one request per connection: nothing lingers at stop()
-    timeout = 10  # a silent client does not hold a thread forever
     server_version = "harbor-secrets"
-    sys_version = ""
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
         try:
             status, body, content_type = self.server.app.answer(
                 urlsplit(self.path).path, self.headers.get("Accept")

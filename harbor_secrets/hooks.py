@@ -8,8 +8,10 @@ environment (sink, environments, scopes, file paths where the store has them, ev
 as JSON) and never sees a token: not in argv, not in its environment. Secrets the tool reads
 from the environment (``env:`` references, and what the stores take implicitly, such as
 ``VAULT_TOKEN`` or AWS keys) are removed from what it inherits. It runs with a timeout in
-its own process group, so it and its children are killed when the time is up. Its failure
-is reported and counted, and never undoes the writes that triggered it.
+its own process group, so it and its children are killed when the time is up, or when it
+has printed more than :data:`MAX_OUTPUT` (its output is spooled to ``$TMPDIR``). Its
+failure is reported with the end of its output, scrubbed before it is cut so that no piece
+of a secret survives, and counted; it never undoes the writes that triggered it.
 """
 
 from __future__ import annotations
@@ -27,14 +29,19 @@ from dataclasses import dataclass
 
 from harbor_secrets.errors import HarborSecretsError
 from harbor_secrets.options import Options
-from harbor_secrets.secrets import scrub
+from harbor_secrets.secrets import scrub, scrub_excerpt
 
 log = logging.getLogger(__name__)
 
 OPTION = "on_write"
 TIMEOUT_OPTION = "on_write_timeout"
 DEFAULT_TIMEOUT = 30.0
-_OUTPUT_TAIL = 300
+#: Output a command may print before it is killed: it is spooled to $TMPDIR, and a command
+#: printing without end would otherwise fill that file system. Its end is what is shown.
+MAX_OUTPUT = 4 << 20
+_OUTPUT_TAIL = 300  # characters of the output's end shown in a failure message
+_READ_TAIL = 64 << 10  # bytes of the output's end read to find them
+_POLL = 0.02  # seconds between looks at the output's size while the command runs
 
 
 class HookError(HarborSecretsError):
@@ -161,20 +168,25 @@ def run_hook(
                 hint="check the program path in on_write (no shell: give the full argv)",
             ) from None
         try:
-            code = process.wait(timeout=hook.timeout)
-        except subprocess.TimeoutExpired:
+            code = _wait(process, output.fileno(), began + hook.timeout)
+            printed = _tail(output.fileno(), cut_after=False)
+        except (subprocess.TimeoutExpired, _TooMuchOutputError) as exc:
             _kill(process)
+            printed = _tail(output.fileno(), cut_after=True)  # it may have died mid-write
+            if isinstance(exc, _TooMuchOutputError):
+                raise HookError(
+                    f"{what} printed more than {MAX_OUTPUT >> 20} MiB and was killed{printed}",
+                    hint="send its output elsewhere (a log file, the journal); the token "
+                    "was written",
+                ) from None
             raise HookError(
-                f"{what} was killed after {hook.timeout:g}s",
+                f"{what} was killed after {hook.timeout:g}s{printed}",
                 hint="make it finish sooner or raise on_write_timeout; the token was written",
             ) from None
-        finally:
-            output.seek(0)
-            printed = output.read(1 << 16)
     elapsed = time.monotonic() - began
     if code != 0:
         raise HookError(
-            f"{what} {_describe_exit(code)}{_tail(printed)}",
+            f"{what} {_describe_exit(code)}{printed}",
             hint="the token was written; the command runs again after the next write",
         )
     log.info(
@@ -184,8 +196,30 @@ def run_hook(
         extra={"event": "sink.on_write", "sink": sink, "seconds": round(elapsed, 3)},
     )
     if printed:
-        log.debug("%s printed:%s", what, _tail(printed))
+        log.debug("%s printed%s", what, printed)
     return elapsed
+
+
+class _TooMuchOutputError(Exception):
+    """The command's output passed :data:`MAX_OUTPUT`."""
+
+
+def _wait(process: subprocess.Popen[bytes], output: int, deadline: float) -> int:
+    """The command's exit status; raises ``TimeoutExpired`` at ``deadline`` (monotonic) and
+    :class:`_TooMuchOutputError` once its spooled output passes :data:`MAX_OUTPUT`.
+
+    The output goes to a temporary file, not a pipe (a daemon the command starts would hold
+    a pipe open), so its size is looked at between short waits: a command printing without
+    end is stopped within a poll of passing the limit, not when the disk is full.
+    """
+    while True:
+        try:
+            return process.wait(timeout=max(0.0, min(_POLL, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            if os.fstat(output).st_size > MAX_OUTPUT:
+                raise _TooMuchOutputError from None
+            if time.monotonic() >= deadline:
+                raise
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -211,9 +245,25 @@ def _describe_exit(code: int) -> str:
     return f"exited with status {code}"
 
 
-def _tail(output: bytes) -> str:
-    text = scrub(output.decode("utf-8", "replace")).strip()
+def _tail(output: int, *, cut_after: bool) -> str:
+    """The end of what the command printed, as ``": …"``, scrubbed; "" if it printed nothing.
+
+    Only the last :data:`_READ_TAIL` bytes are read. Secrets are scrubbed before anything is
+    cut, and where the text was cut (its start, when the output was longer; its end, when
+    the command was killed mid-write) a piece of a secret is dropped too, so no part of a
+    token survives any truncation.
+    """
+    size = os.fstat(output).st_size
+    start = max(0, size - _READ_TAIL)
+    data = os.pread(output, size - start, start)
+    text = data.decode("utf-8", "replace")
+    if start:
+        text = text.lstrip("\ufffd")  # a character the cut went through
+    if cut_after:
+        text = text.rstrip("\ufffd")
+    text = scrub_excerpt(text, cut_before=start > 0, cut_after=cut_after)
+    text = scrub(" ".join(text.split()))  # joining whitespace must not rebuild a secret
     if not text:
         return ""
-    text = " ".join(text.split())
-    return ": " + (text if len(text) <= _OUTPUT_TAIL else "…" + text[-_OUTPUT_TAIL:])
+    shown = text if len(text) <= _OUTPUT_TAIL and not start else "…" + text[-_OUTPUT_TAIL:]
+    return ": " + shown

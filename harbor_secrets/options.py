@@ -6,19 +6,33 @@ mistakes the same way and unknown keys are never silently ignored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from harbor_secrets.durations import parse_duration
 from harbor_secrets.errors import ConfigError
+from harbor_secrets.suggest import MISSING_KEY_CUTOFF, close_match
 
 
 class Options:
-    """A TOML table being validated. ``prefix`` is its dotted path, e.g. ``sinks.vault``."""
+    """A TOML table being validated. ``prefix`` is its dotted path, e.g. ``sinks.vault``.
 
-    def __init__(self, table: Mapping[str, Any], *, prefix: str, source: str | None) -> None:
+    Every option read through it is known; at :meth:`finish` any other key is refused, with
+    a guess at the option it misspells. ``known`` adds names someone else reads from the same
+    table (the core's options of a sink, for a provider's table), so they are guessed too.
+    """
+
+    def __init__(
+        self,
+        table: Mapping[str, Any],
+        *,
+        prefix: str,
+        source: str | None,
+        known: Iterable[str] = (),
+    ) -> None:
         self._table = dict(table)
         self._seen: set[str] = set()
+        self._known = frozenset(known)
         self.prefix = prefix
         self.source = source
 
@@ -41,11 +55,24 @@ class Options:
         value = self.raw(name)
         if value is None:
             if required:
-                raise self.error(name, "is required", f'set {name} = "…"')
+                raise self._missing(name)
             return default
         if not isinstance(value, str) or not value.strip():
             raise self.error(name, "must be a non-empty string", f'set {name} = "…"')
         return value
+
+    def _missing(self, name: str) -> ConfigError:
+        """A required option is absent; if a key nobody asked for looks like it, name that
+        key: "is required" alone would send the reader looking for the wrong mistake."""
+        unasked = [key for key in self._table if key not in self._seen]
+        typo = close_match(name, unasked, cutoff=MISSING_KEY_CUTOFF)
+        if typo is not None:
+            return self.error(
+                name,
+                f"is required; this table has {typo}, which is not an option: did you mean {name}?",
+                f"rename {typo} to {name}",
+            )
+        return self.error(name, "is required", f'set {name} = "…"')
 
     def required_str(self, name: str) -> str:
         value = self.string(name, required=True)
@@ -56,8 +83,11 @@ class Options:
         value = self.string(name, default)
         assert value is not None
         if value not in choices:
+            guess = close_match(value, choices)
             raise self.error(
-                name, f"{value!r} is not allowed", f"use one of {', '.join(map(repr, choices))}"
+                name,
+                f"{value!r} is not allowed" + (f"; did you mean {guess}?" if guess else ""),
+                f"use one of {', '.join(map(repr, choices))}",
             )
         return value
 
@@ -103,8 +133,15 @@ class Options:
         return sorted(set(self._table) - self._seen)
 
     def finish(self) -> None:
-        """Raise on the first key nobody asked for (likely a typo)."""
+        """Raise on the first key nobody asked for (likely a typo), guessing what it meant."""
         for name in self.unknown():
+            guess = close_match(name, (self._seen - set(self._table)) | self._known)
+            if guess is not None:
+                raise self.error(
+                    name,
+                    f"is not a known option; did you mean {guess}?",
+                    f"correct the spelling to {guess}, or remove it",
+                )
             raise self.error(
                 name,
                 "is not a known option",

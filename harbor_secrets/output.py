@@ -2,16 +2,69 @@
 
 from __future__ import annotations
 
+import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
-from harbor_secrets.durations import format_duration
+from harbor_secrets.durations import duration_setting, format_duration
+from harbor_secrets.record import format_time
 from harbor_secrets.sync import FAILED, SyncReport
 
 
+def _json_default(value: Any) -> Any:
+    """The few non-JSON types results carry; anything else is a bug, not a repr to print."""
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} has no JSON form")
+
+
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=False, default=str)
+    return json.dumps(data, indent=2, sort_keys=False, default=_json_default)
+
+
+def setting_text(value: Any) -> str:
+    """A value as the configuration file writes it: ``true``, ``10``, ``["a", "b"]``,
+    ``{team = "payments"}``; a bare string stays bare. Never a Python repr: an unknown type
+    is a bug (TypeError), not something to print."""
+    if isinstance(value, str):
+        return value
+    return _toml_value(value)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"{type(value).__name__} has no text form")
+
+
+def settings_text(settings: Mapping[str, Any]) -> str:
+    """``name=value`` pairs for one line of text output; a ``*_seconds`` number is shown as
+    the duration a configuration would write (``lock_timeout=10s``), and unset values
+    (None) are left out."""
+    parts = []
+    for name, value in settings.items():
+        if value is None:
+            continue
+        if name.endswith("_seconds") and isinstance(value, int | float):
+            parts.append(f"{name.removesuffix('_seconds')}={duration_setting(value)}")
+        else:
+            parts.append(f"{name}={setting_text(value)}")
+    return " ".join(parts)
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
@@ -28,6 +81,7 @@ REASONS = {
     "missing": "nothing was stored",
     "due": "stored token was due",
     "expired": "stored token had expired",
+    "implausible": "stored token's expiry was implausible (written under a wrong clock)",
     "forced": "--force",
     "fresh": "",
 }
@@ -40,7 +94,11 @@ def sync_text(report: SyncReport) -> str:
         label = f"{job['credentials']}/{job['environment']}/{job['scope']}"
         for sink in job["sinks"]:
             left = sink.get("expires_in_seconds")
-            detail = sink.get("error") or REASONS.get(sink["reason"], sink["reason"])
+            # A sink that failed because its token could not be fetched has no error of
+            # its own: the job's (what the log said) is the reason, not the reason code.
+            failed = sink["action"] == FAILED
+            reason = sink.get("error") or (job.get("error") if failed else None)
+            detail = reason or REASONS.get(sink["reason"], sink["reason"])
             hook = sink.get("on_write")
             if hook is not None:
                 ran = "on_write ran" if hook["ok"] else f"on_write FAILED: {hook['error']}"

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from harbor_secrets.errors import SecretReferenceError
+from harbor_secrets.errors import SecretReferenceError, StoreError
 from harbor_secrets.options import Options
 from harbor_secrets.record import TokenRecord
 from harbor_secrets.secrets import Secret
@@ -65,6 +65,11 @@ class ProviderContext:
     source: str | None = None  # the configuration file, for error messages
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     resolve_reference: Callable[[str], Secret] = _no_references
+    #: True for ``config check --skip-references``, run where the job's credentials do not
+    #: exist (CI, a laptop): a provider checks names and policy and does not fail because
+    #: the credentials it would read at run time (a pod's service-account token, a
+    #: kubeconfig, secret files) are absent here.
+    skip_credentials: bool = False
 
     def key(self, option: str) -> str:
         """The dotted configuration key of one of this sink's options."""
@@ -128,6 +133,18 @@ class Provider(ABC):
     def write(self, key: str, record: TokenRecord) -> WriteOutcome:
         """Store ``record`` unless the store holds one expiring at or after it (atomically)."""
 
+    def cannot_write(self, key: str) -> StoreError | None:
+        """Why a write of ``key`` is certain to fail, known without trying it, or None.
+
+        Offline and cheap (no network): a missing directory, a read-only file system, a
+        target this store refuses. The engine asks before it requests a token: when no due
+        sink of a token can store it, no token is requested (minting one it cannot store
+        would only cost the issuer a request each run). The default, None, says only trying
+        can tell, which is always safe; never guess (a wrong answer here loses a write that
+        would have worked), and leave a denial that only the store can reveal to ``write``.
+        """
+        return None
+
     def resolve_reference(self, reference: str) -> Secret:
         """Resolve ``<scheme>:…`` for a scheme in :attr:`reference_schemes`."""
         return _no_references(reference)
@@ -140,7 +157,11 @@ class Provider(ABC):
         return None
 
     def describe(self) -> dict[str, Any]:
-        """Where this sink writes, for ``config check`` and ``status``. No secrets."""
+        """Where this sink writes, for ``config check`` and ``status``. No secrets.
+
+        Values are JSON types (strings, numbers, booleans, lists, tables); a duration goes
+        under a name ending in ``_seconds``, which the text output shows as e.g. ``10s``.
+        """
         return {"provider": self.name}
 
     def warnings(self, policy: RefreshPolicy) -> list[str]:

@@ -9,6 +9,7 @@ known, and readers of schema 1 ignore fields they do not know, as this parser do
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,6 +68,11 @@ class TokenRecord:
     #: Which refresher wrote it (a host or pod name); "" when unknown (older records).
     written_by: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: Whether a stored record is trustworthy, as the writer of this one judges it: the
+    #: sync engine sets the freshness policy's judgement (with its clock) here, so that
+    #: :meth:`is_newer_than`, which every store calls, lets a record written under a clock
+    #: far ahead be replaced. Never stored; None (records nobody judged) trusts everything.
+    trusts: Callable[[TokenRecord], bool] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def issue(
@@ -101,9 +107,23 @@ class TokenRecord:
         """Lifetime granted at issue time, in seconds."""
         return int((self.expires_at - self.issued_at).total_seconds())
 
+    @property
+    def has_issue_time(self) -> bool:
+        """False for a record from a store that keeps only the token and its expiry (the env
+        file): its ``issued_at`` is then its ``expires_at``."""
+        return self.issued_at < self.expires_at
+
     def is_newer_than(self, other: TokenRecord | None) -> bool:
-        """True when this record may replace ``other`` (monotonic-write rule)."""
-        return other is None or self.expires_at > other.expires_at
+        """True when this record may replace ``other`` (the monotonic-write rule).
+
+        Every store calls this, under its lock or check-and-set, with what it holds. A stored
+        record this one's writer does not trust (:attr:`trusts`: one the freshness policy
+        calls implausible, written under a clock far ahead) is no obstacle; otherwise only a
+        later expiry replaces a stored one.
+        """
+        if other is None or (self.trusts is not None and not self.trusts(other)):
+            return True
+        return self.expires_at > other.expires_at
 
     def to_dict(self) -> dict[str, Any]:
         """The schema-1 object, with the token revealed: only stores call this."""

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from harbor_secrets._reading import LocalFileError, read_text_file
 from harbor_secrets.errors import ConfigError, SecretReferenceError
 from harbor_secrets.provider import Provider
 from harbor_secrets.secrets import Secret
 
 LOCAL_SCHEMES = ("env", "file")
+#: A client secret or a token is a line of text; a file:/ path to anything bigger is a mistake.
+MAX_SECRET_FILE_BYTES = 64 << 10
 
 
 def _looks_like_scheme(scheme: str) -> bool:
@@ -44,6 +47,8 @@ class ReferenceResolver:
         self._base_dir = base_dir
         self._provider_for_scheme = provider_for_scheme
         self._source = source
+        #: Advice found while resolving (a secret file others may read), once per file.
+        self.warnings: list[str] = []
 
     def resolve(self, reference: str, *, key: str = "client_secret") -> Secret:
         scheme, _, rest = reference.partition(":")
@@ -89,15 +94,23 @@ class ReferenceResolver:
         if not path.is_absolute():
             path = self._base_dir / path
         try:
-            value = path.read_text(encoding="utf-8")
-        except OSError as exc:
+            found = read_text_file(path, limit=MAX_SECRET_FILE_BYTES)
+        except LocalFileError as exc:
             raise ConfigError(
-                f"refers to {path}, which cannot be read ({exc.strerror})",
+                f"refers to {path}, which {exc.problem}",
                 source=self._source,
                 key=key,
-                fix="check the path and that the job's user may read it",
+                fix=exc.fix,
             ) from None
-        value = value.removesuffix("\n").removesuffix("\r")
+        if found.mode & 0o007:  # "other": every account on the host, not just the job's
+            note = (
+                f"{key}: {path} is mode {found.mode:04o}, so every user on this host can "
+                f"{'read' if found.mode & 0o004 else 'reach'} the secret in it; restrict it "
+                f"(chmod o-rwx {path}, e.g. to 0600, or 0640 for a group)"
+            )
+            if note not in self.warnings:
+                self.warnings.append(note)
+        value = found.text.removesuffix("\n").removesuffix("\r")
         if not value:
             raise ConfigError(
                 f"refers to {path}, which is empty",

@@ -86,7 +86,9 @@ def build_sink(
     on_write = OnWrite.from_options(options)
     core = {cls.key_option, ON_WRITE, ON_WRITE_TIMEOUT}
     rest = {option: value for option, value in table.items() if option not in core}
-    provider = cls.from_options(Options(rest, prefix=prefix, source=context.source), context)
+    provider = cls.from_options(
+        Options(rest, prefix=prefix, source=context.source, known=core), context
+    )
     return Sink(
         name=name,
         provider=provider,
@@ -155,6 +157,7 @@ class Runtime:
             source=self.config.source,
             environ=self.environ,
             resolve_reference=resolve,
+            skip_credentials=not self._resolve_references,
         )
 
     def _load(self, provider_name: str, key: str) -> type[Provider]:
@@ -267,11 +270,13 @@ class Runtime:
         return frozenset(names)
 
     def warnings(self) -> list[str]:
-        """Policies that cannot keep tokens fresh, and each sink's own advice."""
+        """Policies that cannot keep tokens fresh, each sink's own advice, and what resolving
+        the secrets found (call it after :meth:`resolve_local_secrets`)."""
         policy = self.config.refresh
         notes = policy.warnings(watching=self.watching)
         for sink in self.sinks.values():
             notes.extend(f"sinks.{sink.name}: {note}" for note in sink.provider.warnings(policy))
+        notes.extend(self.resolver.warnings)  # secrets resolved so far (file: modes)
         return notes
 
     def close(self) -> None:

@@ -84,3 +84,54 @@ def scrub(text: str) -> str:
         if value in text:
             text = text.replace(value, REDACTED)
     return text
+
+
+def scrub_excerpt(text: str, *, cut_before: bool, cut_after: bool) -> str:
+    """:func:`scrub` for text cut out of a longer stream (the tail of a command's output).
+
+    Whole secrets become ``***``; and where the text was cut (its start, when
+    ``cut_before``; its end, when ``cut_after``: a process killed mid-write) a *piece* of a
+    secret that began before the cut, or went on after it, is dropped too. Scrubbing only
+    matches whole values, so without this a token cut in two at the boundary would be
+    printed almost whole. Cuts made after scrubbing need nothing more: no whole secret is
+    left to be cut.
+    """
+    text = scrub(text)
+    values = _by_length
+    if cut_before and text:
+        text = text[_leading_piece(text, values) :]
+    if cut_after and text:
+        text = text[: len(text) - _trailing_piece(text, values)]
+    return text
+
+
+def _leading_piece(text: str, values: tuple[str, ...]) -> int:
+    """How many characters at the start of ``text`` may be the end of a secret (or lie
+    inside one) that began before it."""
+    longest = 0
+    first = text[0]
+    for value in values:
+        start = value.find(first, 1)  # 1: the secret started before the text did
+        while start != -1 and len(value) - start > longest:
+            rest = value[start:]
+            if text.startswith(rest) or rest.startswith(text):
+                longest = min(len(rest), len(text))
+                break
+            start = value.find(first, start + 1)
+    return longest
+
+
+def _trailing_piece(text: str, values: tuple[str, ...]) -> int:
+    """How many characters at the end of ``text`` may be the start of a secret (or lie
+    inside one) that went on after it."""
+    longest = 0
+    last = text[-1]
+    for value in values:
+        end = value.rfind(last, 0, len(value) - 1)  # a proper prefix: the secret went on
+        while end != -1 and end + 1 > longest:
+            head = value[: end + 1]
+            if text.endswith(head) or head.endswith(text):
+                longest = min(len(head), len(text))
+                break
+            end = value.rfind(last, 0, end)
+    return longest

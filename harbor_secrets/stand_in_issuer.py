@@ -7,45 +7,41 @@ queue :class:`Fault` objects to make the next token requests misbehave: slow, re
 short, redirected, rate limited, or a success with odd fields. Standard library only, so the
 package can ship it for ``harbor-secrets demo``.
 
-Run it by hand::
-
-    python -m harbor_secrets.stand_in_issuer --port 8401 --client my-id:my-secret --lifetime 300
+Run it by hand with ``harbor-secrets stand-in-issuer`` (see its ``--help``).
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
 import re
 import secrets
-import signal
 import socket
 import struct
-import sys
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
 from email.utils import format_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from http.server import ThreadingHTTPServer
+from types import TracebackType
 from typing import Final, Self
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
-from harbor_secrets._serving import http_url, serve_in_background, shut_down
+from harbor_secrets._serving import LoopbackHandler, http_url, serve_in_background, shut_down
 from harbor_secrets.environments import SCOPES, TEST_TOKEN_PATH
 
-__all__ = ["OMIT", "REALM", "Fault", "RecordedRequest", "StandInIssuer", "main"]
+__all__ = ["OMIT", "REALM", "Fault", "RecordedRequest", "StandInIssuer"]
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +192,11 @@ def _oauth_error(status: int, error: str, description: str) -> _Reply:
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _signature(key: str, signed: str) -> str:
+    """A JWT's HS256 signature of ``signed`` under ``key``."""
+    return _b64url(hmac.new(key.encode(), signed.encode(), hashlib.sha256).digest())
 
 
 class StandInIssuer:
@@ -513,14 +514,11 @@ class StandInIssuer:
             "typ": "Bearer",
             "scope": scope,
         }
-        header = {"alg": "RS256", "typ": "JWT", "kid": "stand-in"}
-        token = ".".join(
-            (
-                _b64url(json.dumps(header).encode()),
-                _b64url(json.dumps(claims).encode()),
-                _b64url(secrets.token_bytes(64)),
-            )
-        )
+        header = {"alg": "HS256", "typ": "JWT", "kid": "stand-in"}
+        signed = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        with self._lock:
+            key = self._clients.get(client_id, "")
+        token = f"{signed}.{_signature(key, signed)}"
         payload: dict[str, object] = {
             "access_token": token,
             "expires_in": lifetime,
@@ -539,6 +537,34 @@ class StandInIssuer:
                 payload["refresh_expires_in"] = self.refresh_lifetime
                 payload["session_state"] = str(uuid.uuid4())
         return payload
+
+    def _verify(self, token: str) -> _Grant | None:
+        """The grant a token carries, if one of this issuer's clients signed it.
+
+        Tokens are signed with the client's secret (HMAC-SHA256) rather than remembered, so a
+        stand-in started again with the same client accepts what an earlier one issued: the
+        demo's stored tokens still pass ``verify --sink`` after the demo's own issuer stopped.
+        """
+        header, dot, rest = token.partition(".")
+        body, dot2, signature = rest.partition(".")
+        if not (dot and dot2):
+            return None
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        except (ValueError, binascii.Error):
+            return None
+        if not isinstance(claims, dict):
+            return None
+        client_id, expires, scope = claims.get("azp"), claims.get("exp"), claims.get("scope")
+        if not isinstance(client_id, str) or not isinstance(scope, str):
+            return None
+        if not isinstance(expires, int) or isinstance(expires, bool):
+            return None
+        with self._lock:
+            key = self._clients.get(client_id)
+        if key is None or not hmac.compare_digest(_signature(key, f"{header}.{body}"), signature):
+            return None
+        return _Grant(client_id, scope, float(expires))
 
     def _test_token_endpoint(
         self, handler: _Handler, method: str, path: str, headers: Message
@@ -559,8 +585,7 @@ class StandInIssuer:
             return
         scheme, _, token = (headers.get("Authorization") or "").partition(" ")
         now = self._clock()
-        with self._lock:
-            grant = self._issued.get(token.strip()) if scheme.lower() == "bearer" else None
+        grant = self._verify(token.strip()) if scheme.lower() == "bearer" else None
         if grant is None or now >= grant.expires_at:
             reply = _json_reply(401, {"detail": "Could not validate credentials"})
             headers_out = {**reply.headers, "WWW-Authenticate": "Bearer"}
@@ -630,28 +655,25 @@ def _drop(handler: _Handler) -> None:
         handler.connection.close()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     server: _Server
-    protocol_version = "HTTP/1.0"  # one request per connection: nothing outlives stop()
-    timeout = 10  # a silent client does not hold a thread forever
     server_version = "stand-in-issuer"
-    sys_version = ""
 
     def handle(self) -> None:
         # The client may give up first (a read timeout in a test, typically).
         with contextlib.suppress(ConnectionError, TimeoutError):
             super().handle()
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self.server.issuer._handle(self)
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
         self.server.issuer._handle(self)
 
-    def do_PUT(self) -> None:
+    def do_PUT(self) -> None:  # noqa: N802 - http.server's name
         self.server.issuer._handle(self)
 
-    def do_DELETE(self) -> None:
+    def do_DELETE(self) -> None:  # noqa: N802 - http.server's name
         self.server.issuer._handle(self)
 
     def log_message(self, format: str, *args: object) -> None:
@@ -671,98 +693,3 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         log.debug("stand-in issuer: error while handling %s", client_address, exc_info=True)
-
-
-# -- command line -------------------------------------------------------------------------
-
-
-def _client_arg(text: str) -> tuple[str, str]:
-    client_id, sep, secret = text.partition(":")
-    if not sep or not client_id or not secret:
-        raise argparse.ArgumentTypeError("expected ID:SECRET, e.g. demo-client:demo-secret")
-    return client_id, secret
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the stand-in in the foreground until Ctrl-C or SIGTERM."""
-    parser = argparse.ArgumentParser(
-        prog="python -m harbor_secrets.stand_in_issuer",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=(
-            "A local stand-in for Harbor's token issuer (Keycloak realm 'harbor') and its\n"
-            "test-token endpoint. Use its URL as both accounts_url and api_url."
-        ),
-        epilog=(
-            "example:\n  python -m harbor_secrets.stand_in_issuer --port 8401 "
-            "--client demo-client:demo-secret --lifetime 300"
-        ),
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT}; 0 = any free)"
-    )
-    parser.add_argument(
-        "--client",
-        action="append",
-        type=_client_arg,
-        required=True,
-        metavar="ID:SECRET",
-        help="a client it accepts (repeatable)",
-    )
-    parser.add_argument("--lifetime", type=int, default=300, help="token lifetime in s (300)")
-    parser.add_argument(
-        "--scope",
-        action="append",
-        metavar="SCOPE",
-        help=f"a scope it grants (repeatable; default {' '.join(SCOPES)})",
-    )
-    parser.add_argument("--refresh-tokens", action="store_true", help="also issue refresh tokens")
-    parser.add_argument(
-        "--unknown-client-status",
-        type=int,
-        choices=(400, 401),
-        default=400,
-        help="status for an unknown client id (Keycloak versions differ; 400)",
-    )
-    args = parser.parse_args(argv)
-    if args.lifetime <= 0:
-        parser.error("--lifetime must be a positive number of seconds")
-
-    issuer = StandInIssuer(
-        dict(args.client),
-        token_lifetime=args.lifetime,
-        scopes=args.scope or SCOPES,
-        issue_refresh_tokens=args.refresh_tokens,
-        unknown_client_status=args.unknown_client_status,
-        host=args.host,
-        port=args.port,
-    )
-    try:
-        issuer.start()
-    except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
-    print(f"stand-in issuer listening on {issuer.url} (Ctrl-C to stop)")
-    print(f"  token endpoint:      {issuer.token_url}")
-    print(f"  test-token endpoint: {issuer.test_token_url}")
-    print(f"  clients:             {', '.join(client for client, _ in args.client)}")
-    print(f"  token lifetime:      {args.lifetime} s", flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        issuer.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from harbor_secrets.config import Config, CredentialsConfig, Job
 from harbor_secrets.environments import Environment
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
-from harbor_secrets.freshness import seconds_left
+from harbor_secrets.freshness import TokenState, seconds_left
 from harbor_secrets.hooks import Change, run_hook
 from harbor_secrets.provider import WriteOutcome
 from harbor_secrets.record import TokenRecord, format_time
@@ -218,6 +218,7 @@ class SyncEngine:
         self._clients_lock = threading.Lock()
         self._hidden = runtime.hidden_variables()
         self._store_pool: ThreadPoolExecutor | None = None  # set for the length of a run
+        self._lifetime_warned: set[str] = set()
         #: The name every record this engine writes carries (``written_by``).
         self.writer = writer_name(runtime.environ)
 
@@ -341,6 +342,7 @@ class SyncEngine:
         due: list[tuple[Sink, str, SinkResult]] = [
             (sink, key, sink_result) for sink, key, sink_result in reads if key is not None
         ]
+        due = self._writable(job, due)
         if not due or dry_run:
             return
         credentials = self.config.credentials[job.credentials]
@@ -354,7 +356,11 @@ class SyncEngine:
             result.fetch_seconds = time.monotonic() - began
         result.fetched = True
         result.attempts = token.attempts
-        record = TokenRecord.issue(
+        too_long = self.config.refresh.granted_too_long(token.expires_in)
+        if too_long is not None and job.label not in self._lifetime_warned:
+            self._lifetime_warned.add(job.label)  # once per process: watch mode runs on
+            log.warning("%s: %s", job.label, too_long, extra={"event": "job.lifetime"})
+        issued = TokenRecord.issue(
             access_token=token.access_token.reveal(),
             issued_at=token.issued_at,
             expires_in=token.expires_in,
@@ -365,8 +371,36 @@ class SyncEngine:
             token_type="Bearer",
             written_by=self.writer,
         )
+        # Stores compare with what they hold at write time; the policy, with this run's
+        # clock, tells them which stored records are not to be believed.
+        record = self.config.refresh.judged(issued, self.now)
         result.token_expires_at = record.expires_at
         self._each(lambda item: self._write(job, item[0], item[1], item[2], record), due)
+
+    def _writable(
+        self, job: Job, due: list[tuple[Sink, str, SinkResult]]
+    ) -> list[tuple[Sink, str, SinkResult]]:
+        """The due sinks a write may succeed on; the others (their store says, offline, that
+        it would certainly fail) are failed now. When none is left, no token is requested."""
+        writable = []
+        blocked: list[SinkResult] = []
+        for sink, key, sink_result in due:
+            try:
+                problem = sink.provider.cannot_write(key)
+            except Exception:  # a bug in the check must not stop a write that may work
+                log.debug("%s: cannot_write(%r) failed", sink.name, key, exc_info=True)
+                problem = None
+            if problem is None:
+                writable.append((sink, key, sink_result))
+            else:
+                self._sink_failed(job, sink_result, "write-failed", problem)
+                blocked.append(sink_result)
+        if blocked and not writable:
+            note = "no token was requested: no sink of this token could store it"
+            for sink_result in blocked:
+                sink_result.error = f"{sink_result.error}; {note}"
+            log.error("%s: %s", job.label, note, extra={"event": "job.unwritable"})
+        return writable
 
     def _each(self, work: Callable[[Any], _T], items: list[Any]) -> list[_T]:
         """``work`` on every item, concurrently when there are several (one per store).
@@ -395,6 +429,17 @@ class SyncEngine:
             sink_result.expires_at = stored.expires_at
             sink_result.written_by = stored.written_by or None
         state = self.config.refresh.assess(stored, now).state
+        if state is TokenState.IMPLAUSIBLE:
+            assert stored is not None
+            log.warning(
+                "%s -> %s: the stored token expires at %s, further ahead than a token lives; "
+                "it was written under a clock that was wrong (this host's or its writer's), "
+                "or refresh.token_lifetime is shorter than the issuer's tokens: replacing it",
+                job.label,
+                sink.name,
+                format_time(stored.expires_at),
+                extra={"event": "sink.implausible", "job": job.label, "sink": sink.name},
+            )
         if force and stored is not None:
             sink_result.reason = "forced"
         elif state.needs_refresh:

@@ -155,6 +155,10 @@ class WatchPacing:
         return min(max(wait, self.min_sleep), cap)
 
 
+def _moment(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
 def observations(report: SyncReport) -> list[Observation]:
     """What one run saw of each sink that did not fail (failed sinks are left to backoff)."""
     seen = []
@@ -207,6 +211,16 @@ def failed_entirely(report: SyncReport) -> bool:
     actions = [sink.action for job in report.results for sink in job.sinks]
     succeeded = any(action in (WRITTEN, FRESH, KEPT_NEWER) for action in actions)
     return not succeeded and (FAILED in actions or any(job.error for job in report.results))
+
+
+def failed_sinks(report: SyncReport) -> tuple[SinkKey, ...]:
+    """The (credentials, environment, scope, sink) of every sink that failed in ``report``."""
+    return tuple(
+        (job.job.credentials, job.job.environment, job.job.scope, sink.sink)
+        for job in report.results
+        for sink in job.sinks
+        if sink.action == FAILED
+    )
 
 
 def _first_error(report: SyncReport) -> str:
@@ -263,6 +277,7 @@ class Watcher:
         self._lock = threading.Lock()  # the HTTP thread reads the health state
         self._cycles = 0
         self._last_error: str | None = None
+        self._last_failed: tuple[SinkKey, ...] = ()
         self._failures = 0
         self._warned: set[str] = set()
         self._warned_short = False
@@ -272,10 +287,11 @@ class Watcher:
 
     def run(self) -> int:
         jobs = self.runtime.config.jobs()
+        sinks = {sink for job in jobs for sink in job.sinks}
         log.info(
             "watching %d token(s) in %d sink(s); refresh_before %gs, checking at least every %gs",
             len(jobs),
-            len(self.metrics.expected),
+            len(sinks),
             self.pacing.refresh.refresh_before,
             self.pacing.max_sleep,
             extra={"event": "watch.started"},
@@ -347,6 +363,7 @@ class Watcher:
         with self._lock:
             self._cycles += 1
             self._last_error = error
+            self._last_failed = failed_sinks(report) if report is not None else ()
             number = self._cycles
         role = STANDBY if standby else WRITER
         cycle = Cycle(number, began, report, error, self._failures, due_at, delay, role)
@@ -355,16 +372,18 @@ class Watcher:
 
     def health(self) -> Verdict:
         with self._lock:
-            cycles, error = self._cycles, self._last_error
-        expiry = self.metrics.snapshot().expiry
+            cycles, error, failed = self._cycles, self._last_error, self._last_failed
+        snapshot = self.metrics.snapshot()
         return judge(
             now=self.now(),
             expected=self.metrics.expected,
-            expiry={key: datetime.fromtimestamp(when, UTC) for key, when in expiry.items()},
+            expiry={key: _moment(when) for key, when in snapshot.expiry.items()},
             policy=self.pacing.refresh,
             grace=self.pacing.grace,
             cycles=cycles,
             last_cycle_error=error,
+            failed_sinks=failed,
+            seen={key: _moment(when) for key, when in snapshot.last_success.items()},
         )
 
     def _remember_writes(self, report: SyncReport) -> None:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +99,11 @@ def run_cli(tmp_path: Path) -> Callable[..., Result]:
         return Result(completed.returncode, completed.stdout, completed.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The docs' servers (tests/doc_servers.py), synced, shared by every docs test."""
+    from doc_servers import start_stores
+
+    yield from start_stores(tmp_path_factory.mktemp("docs"))

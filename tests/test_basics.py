@@ -50,16 +50,59 @@ def test_format_duration() -> None:
 
 
 @pytest.mark.parametrize(
-    ("tower", "environment"), [("1000000042", "production"), ("0100000123", "sandbox")]
+    ("tower", "environment"),
+    [
+        ("1000000000000042", "production"),
+        ("0100000000000a3f", "sandbox"),
+        ("0100000000000A3F", "sandbox"),  # Harbor's SDKs take either case
+        (" 10ab00cd00ef0012 ", "production"),
+    ],
 )
 def test_tower_ids(tower: str, environment: str) -> None:
     assert environment_for_tower(tower) == environment
 
 
-@pytest.mark.parametrize("tower", ["2000000001", "", "01", "01abc", "11-2"])
-def test_bad_tower_ids(tower: str) -> None:
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize(
+    "tower",
+    [
+        "0100000123",  # digits, but not Harbor's 16-character shape
+        "1000000042",
+        "",
+        "01",
+        "0100000000000a3g",  # g is not hexadecimal
+        "0100000000000a3f0",  # 17 characters
+        "01-0000000000a3f",
+    ],
+)
+def test_a_tower_id_of_another_shape_is_refused_showing_the_shape(tower: str) -> None:
+    with pytest.raises(ConfigError) as caught:
         environment_for_tower(tower)
+    assert caught.value.exit_code == 2
+    assert "16 hexadecimal characters" in str(caught.value)
+    assert "0100000000000a3f" in str(caught.value)  # an example of the right shape
+
+
+@pytest.mark.parametrize("tower", ["2000000000000001", "ab00000000000001", "0000000000000001"])
+def test_an_unknown_prefix_names_the_known_ones_and_says_development_has_none(tower: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        environment_for_tower(tower)
+    message = str(caught.value)
+    assert "10 (production)" in message
+    assert "01 (sandbox)" in message
+    assert "development" in message
+    assert "no tower prefix" in message
+
+
+def test_development_is_one_of_harbors_environments() -> None:
+    env = resolve_environment("development", environ={})
+    assert env.token_url == (
+        "https://accounts.dev.harborlockers.com/realms/harbor/protocol/openid-connect/token"
+    )
+    assert env.test_token_url == "https://api.dev.harborlockers.com/api/v1/login/test-token"
+    override = resolve_environment(
+        "development", environ={"HARBOR_DEVELOPMENT_API_URL": "http://127.0.0.1:9"}
+    )
+    assert override.api_url == "http://127.0.0.1:9"
 
 
 @pytest.mark.parametrize(

@@ -95,3 +95,59 @@ def test_an_explicit_log_format_beats_the_environment_variable_wherever_it_is_ty
         assert not result.stderr.lstrip().startswith("{")
     from_env = run_cli("-v", "sync", "-c", str(config), env=env)
     assert from_env.stderr.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("demo", "-c", "x.toml"),
+        ("-c", "x.toml", "demo"),
+        ("environment", "0100000000000a3f", "-c", "x.toml"),
+        ("--config", "x.toml", "providers"),
+    ],
+)
+def test_commands_that_read_no_configuration_refuse_one(
+    run_cli: Run, args: tuple[str, ...]
+) -> None:
+    """Accepting -c and ignoring it would let people believe their file was used."""
+    result = run_cli(*args)
+    assert result.code == 2, result.output
+    assert "reads no configuration" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("option", "fix"),
+    [
+        ({"force": True}, "run `harbor-secrets sync --force` once, without --watch"),
+        ({"dry_run": True}, "run `harbor-secrets sync --dry-run` without --watch"),
+        ({"metrics_file": Path("m.prom")}, "--listen"),
+        ({"pushgateway": "https://pg.example:9091"}, "--listen"),
+    ],
+)
+def test_each_watch_refusal_gives_a_fix_about_that_option(
+    option: dict[str, object], fix: str
+) -> None:
+    from harbor_secrets.commands.sync import SyncOptions
+    from harbor_secrets.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        SyncOptions(watch=True, **option).check("text")  # type: ignore[arg-type]
+    assert fix in (caught.value.fix or "")
+
+
+def test_json_output_with_watch_points_at_json_logs() -> None:
+    from harbor_secrets.commands.sync import SyncOptions
+    from harbor_secrets.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        SyncOptions(watch=True).check("json")
+    assert "--log-format json" in (caught.value.fix or "")
+    assert "--force" not in (caught.value.fix or "")
+
+
+def test_config_help_teaches_with_examples(run_cli: Run) -> None:
+    text = run_cli("config", "--help").stdout
+    assert "Examples:" in text
+    assert "harbor-secrets config check -c harbor-secrets.toml" in text
+    assert "--skip-references" in text

@@ -156,7 +156,7 @@ def test_status_reports_each_token(tmp_path: Path, issuer: StandInIssuer, run_cl
 def test_token_prints_only_the_token(tmp_path: Path, issuer: StandInIssuer, run_cli: Run) -> None:
     config = write_config(tmp_path, envfile_config(issuer.url))
     result = run_cli(
-        "-c", str(config), "token", "--tower-id", "0100000123", "--scope", "tower_access"
+        "-c", str(config), "token", "--tower-id", "0100000000000a3f", "--scope", "tower_access"
     )
     assert result.code == 0, result.output
     assert result.stdout.strip() in issuer.issued
@@ -234,12 +234,18 @@ def test_environment_override_by_variable(
 
 
 def test_environment_command(run_cli: Run) -> None:
-    assert run_cli("environment", "0100000123").stdout.strip() == "sandbox"
-    data = json.loads(run_cli("environment", "1000000042", "-o", "json").stdout)
+    assert run_cli("environment", "0100000000000a3f").stdout.strip() == "sandbox"
+    data = json.loads(run_cli("environment", "1000000000000B2C", "-o", "json").stdout)
     assert data["environment"] == "production"
-    bad = run_cli("environment", "2200000001")
+    assert data["tower_id"] == "1000000000000b2c"  # as Harbor's apps write it in API paths
+    assert data["test_token_url"] == "https://api.harborlockers.com/api/v1/login/test-token"
+    bad = run_cli("environment", "2200000000000001")
     assert bad.code == 2
     assert "10 (production) or 01 (sandbox)" in bad.stderr
+    assert "no tower prefix" in bad.stderr  # a development tower: say there is none to read
+    short = run_cli("environment", "0100000123")
+    assert short.code == 2
+    assert "16 hexadecimal characters" in short.stderr
 
 
 def test_providers_lists_installed_and_missing(run_cli: Run) -> None:
@@ -318,3 +324,42 @@ environments = ["sandbox"]
     skipped = run_cli("-c", str(config), "config", "check", "--skip-references")
     assert skipped.code == 0, skipped.output
     assert "file:/nonexistent/client-secret" in skipped.stdout
+
+
+def test_token_with_a_misspelled_scope_exits_2_before_any_request(
+    tmp_path: Path, issuer: StandInIssuer, run_cli: Run
+) -> None:
+    config = write_config(tmp_path, envfile_config(issuer.url))
+    result = run_cli("-c", str(config), "token", "-e", "sandbox", "-s", "tower-access")
+    assert result.code == 2, result.output
+    assert "service_provider" in result.stderr
+    assert "tower_access" in result.stderr
+    assert issuer.token_requests == 0
+
+
+def test_the_sync_table_says_why_a_token_failed_not_just_a_code(
+    tmp_path: Path, issuer: StandInIssuer, run_cli: Run
+) -> None:
+    config = write_config(tmp_path, envfile_config(issuer.url, environments='["sandbox"]'))
+    result = run_cli("-c", str(config), "sync", env={"HARBOR_CLIENT_SECRET": "wrong-secret"})
+    assert result.code == 1
+    rows = [line for line in result.stdout.splitlines() if line.startswith("main/")]
+    assert len(rows) == 2
+    for row in rows:
+        assert "failed" in row
+        assert "invalid_client" in row  # what stderr says, not only "token-request-failed"
+        assert "check the client id" in row
+
+
+@pytest.mark.parametrize("command", ["token", "verify"])
+def test_an_interactive_failure_does_not_talk_about_a_scheduled_run(
+    tmp_path: Path, run_cli: Run, command: str
+) -> None:
+    closed = "http://127.0.0.1:9"  # discard: nothing listens
+    text = envfile_config(closed, environments='["sandbox"]') + "\n[http]\nmax_attempts = 1\n"
+    config = write_config(tmp_path, text)
+    result = run_cli("-c", str(config), command, "-e", "sandbox")
+    assert result.code == 1, result.output
+    assert "connection refused" in result.stderr
+    assert "scheduled" not in result.stderr
+    assert "next run" not in result.stderr

@@ -69,9 +69,19 @@ def test_durations_accept_strings_and_numbers(tmp_path: Path) -> None:
 
 
 def test_tower_ids_resolve_to_environments(tmp_path: Path) -> None:
-    text = BASE.replace('environments = ["sandbox"]', 'tower_ids = ["1000000042", "0100000123"]')
+    towers = 'tower_ids = ["1000000000000042", "0100000000000A3F"]'
+    text = BASE.replace('environments = ["sandbox"]', towers)
     config = load_config(text=text, environ={})
     assert {j.environment for j in config.jobs()} == {"production", "sandbox"}
+
+
+def test_a_target_can_keep_development_tokens(tmp_path: Path) -> None:
+    text = BASE.replace('environments = ["sandbox"]', 'environments = ["development"]')
+    config = load_config(text=text, environ={})
+    assert {j.environment for j in config.jobs()} == {"development"}
+    assert config.environments["development"].accounts_url == (
+        "https://accounts.dev.harborlockers.com"
+    )
 
 
 def test_environment_variables_override_urls(tmp_path: Path) -> None:
@@ -99,9 +109,14 @@ def test_environment_variables_override_urls(tmp_path: Path) -> None:
             "https://",
         ),
         (
-            BASE.replace('environments = ["sandbox"]', 'tower_ids = ["2000000001"]'),
+            BASE.replace('environments = ["sandbox"]', 'tower_ids = ["2000000000000001"]'),
             "targets[0].tower_ids",
             "10 (production) or 01 (sandbox)",
+        ),
+        (
+            BASE.replace('environments = ["sandbox"]', 'tower_ids = ["0100000123"]'),
+            "targets[0].tower_ids",
+            "16 hexadecimal characters",
         ),
         (
             BASE.replace('environments = ["sandbox"]', 'environments = ["staging"]'),
@@ -227,3 +242,124 @@ def test_a_reference_only_provider_is_checked_before_any_network(tmp_path: Path)
         Runtime(config, registry=Registry(extra={"memory": MemoryProvider}), environ={})
     assert caught.value.exit_code == 2
     assert (caught.value.key or "").startswith("providers.vault")
+
+
+# --- mistakes caught with the configuration, before any token is requested ------------------
+
+
+def test_a_misspelled_scope_is_refused_naming_harbors_scopes(tmp_path: Path) -> None:
+    text = BASE.replace(
+        'environments = ["sandbox"]',
+        'environments = ["sandbox"]\nscopes = ["service_provider", "tower-access"]',
+    )
+    error = error_for(text, tmp_path)
+    assert error.key == "targets[0].scopes"
+    message = str(error)
+    assert "'tower-access' is not one of Harbor's scopes" in message
+    assert "service_provider" in message
+    assert "did you mean tower_access?" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "suggestion"),
+    [
+        ('[refresh]\nrefresh_befor = "2m"\n' + BASE, "refresh.refresh_befor", "refresh_before"),
+        (BASE.replace("[[targets]]", "[[targets]]\nscope = []"), "targets[0].scope", "scopes"),
+        ("[credential.main]\n" + BASE.split("\n", 2)[2], "credential", "credentials"),
+        (
+            BASE.replace('provider = "memory"', 'provider = "memory"\non_writ = ["true"]'),
+            "sinks.mem.on_writ",
+            "on_write",
+        ),
+    ],
+)
+def test_an_unknown_key_gets_a_did_you_mean(
+    tmp_path: Path, text: str, key: str, suggestion: str
+) -> None:
+    error = error_for(text, tmp_path)
+    assert error.key == key, str(error)
+    assert f"did you mean {suggestion}?" in str(error)
+
+
+def test_an_unknown_key_far_from_every_option_gets_no_guess(tmp_path: Path) -> None:
+    error = error_for('[refresh]\ncolour = "blue"\n' + BASE, tmp_path)
+    assert error.key == "refresh.colour"
+    assert "did you mean" not in str(error)
+
+
+def test_a_missing_required_key_beside_a_misspelled_one_names_the_misspelling(
+    tmp_path: Path,
+) -> None:
+    error = error_for(BASE.replace('client_id = "id"', 'clientid = "id"'), tmp_path)
+    assert error.key == "credentials.main.client_id"
+    assert "is required" in str(error)
+    assert "clientid" in str(error)
+
+
+def test_a_providers_missing_required_key_names_the_misspelling_too(tmp_path: Path) -> None:
+    """The provider's own options go through the same Options mechanism."""
+    text = BASE.replace('provider = "memory"', 'provider = "envfile"\npth = "harbor.env"')
+    with pytest.raises(ConfigError) as caught:
+        Runtime(load(text, tmp_path), environ={}).close()
+    assert caught.value.key == "sinks.mem.path"
+    assert "pth" in str(caught.value)
+
+
+def test_a_missing_required_key_beside_correct_ones_guesses_nothing(tmp_path: Path) -> None:
+    error = error_for(BASE.replace('client_id = "id"\n', ""), tmp_path)
+    assert error.key == "credentials.main.client_id"
+    assert "client_secret" not in str(error).split("is required", 1)[1]
+
+
+TOKEN_URL = "https://accounts.sandbox.harborlockers.com/realms/harbor/protocol/openid-connect/token"
+TEST_TOKEN_URL = "https://api.sandbox.harborlockers.com/api/v1/login/test-token"
+
+
+def test_full_endpoint_urls_pasted_from_harbors_page_are_understood(tmp_path: Path) -> None:
+    text = BASE + f'\n[environments.sandbox]\naccounts_url = "{TOKEN_URL}"\n'
+    text += f'api_url = "{TEST_TOKEN_URL}/"\n'
+    sandbox = load(text, tmp_path).environments["sandbox"]
+    assert sandbox.token_url == TOKEN_URL
+    assert sandbox.test_token_url == TEST_TOKEN_URL
+    from_environment = load(
+        BASE, tmp_path, environ={"HARBOR_SANDBOX_ACCOUNTS_URL": TOKEN_URL}
+    ).environments["sandbox"]
+    assert from_environment.token_url == TOKEN_URL
+
+
+@pytest.mark.parametrize(
+    ("field", "url", "fix"),
+    [
+        (
+            "accounts_url",
+            "https://accounts.sandbox.harborlockers.com/realms/harbor",
+            'accounts_url = "https://accounts.sandbox.harborlockers.com"',
+        ),
+        (
+            "accounts_url",
+            "https://idp.example.com/auth/realms/master/protocol/openid-connect/token",
+            'accounts_url = "https://idp.example.com/auth"',
+        ),
+        (
+            "api_url",
+            "https://api.sandbox.harborlockers.com/api/v1",
+            'api_url = "https://api.sandbox.harborlockers.com"',
+        ),
+    ],
+)
+def test_other_endpoint_paths_are_refused_with_the_exact_fix(
+    tmp_path: Path, field: str, url: str, fix: str
+) -> None:
+    error = error_for(BASE + f'\n[environments.sandbox]\n{field} = "{url}"\n', tmp_path)
+    assert error.key == f"environments.sandbox.{field}"
+    assert fix in str(error)
+
+
+def test_an_endpoint_path_in_the_environment_variable_is_refused_with_the_exact_fix(
+    tmp_path: Path,
+) -> None:
+    error = error_for(
+        BASE, tmp_path, {"HARBOR_SANDBOX_API_URL": "https://api.sandbox.harborlockers.com/api/"}
+    )
+    assert error.key == "HARBOR_SANDBOX_API_URL"
+    assert "HARBOR_SANDBOX_API_URL=https://api.sandbox.harborlockers.com" in str(error)

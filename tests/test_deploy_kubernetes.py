@@ -32,6 +32,7 @@ from deploy_renders import (
     own_overlay,
     render,
 )
+from doc_blocks import snippet
 
 import harbor_secrets
 from harbor_secrets.config import load_config
@@ -329,16 +330,33 @@ def kustomization_text(overlay: str) -> str:
     return own if "--from-file=" in own else kustomization_text("base")
 
 
+def file_modes_in_pod(pod: Doc) -> dict[str, int]:
+    """Path → the mode the kubelet gives it: its volume's ``defaultMode`` (0644 if unset)."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    modes: dict[str, int] = {}
+    for path in files_in_pod(pod):
+        (mount,) = [m for m in container(pod)["volumeMounts"] if path.startswith(m["mountPath"])]
+        volume = volumes[mount["name"]]
+        source = next(
+            volume[kind] for kind in ("secret", "projected", "configMap") if kind in volume
+        )
+        modes[path] = int(source.get("defaultMode", 0o644))
+    return modes
+
+
 def in_pod(docs: list[Doc], tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """The overlay's configuration as its pod sees it: every file the pod mounts is created
-    under ``tmp_path`` (with a dummy value), the configuration's paths point there, and the
-    environment is the pod's (the kubelet's KUBERNETES_SERVICE_* when a token is mounted)."""
+    under ``tmp_path`` (with a dummy value, and the mode its volume gives it), the
+    configuration's paths point there, and the environment is the pod's (the kubelet's
+    KUBERNETES_SERVICE_* when a token is mounted)."""
     text, config = config_of(docs)
     files = files_in_pod(workload(docs))
+    modes = file_modes_in_pod(workload(docs))
     for path in files:
         local = tmp_path / path.lstrip("/")
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_text("not-a-real-value\n")
+        local.chmod(modes[path])  # a secret file others can read is warned about
     for path in {os.path.dirname(p) for p in file_references(config)}:
         text = text.replace(f'"{path}/', f'"{tmp_path}{path}/')
         text = text.replace(f'"file:{path}/', f'"file:{tmp_path}{path}/')
@@ -458,7 +476,9 @@ def test_watchers_replace_the_cronjob_with_probes_and_a_scrape_target(
         assert labels["app.kubernetes.io/component"] == "watch"
         assert labels["app.kubernetes.io/part-of"] == "harbor-secrets"
         assert labels["app.kubernetes.io/instance"] == "harbor-secrets"
-        assert labels["app.kubernetes.io/managed-by"] == "kustomize"
+        # managed-by is left out, as on every object: on the token Secrets it is the
+        # ownership mark harbor-secrets checks (base/kustomization.yaml).
+        assert "app.kubernetes.io/managed-by" not in labels
         assert labels["app.kubernetes.io/version"] == harbor_secrets.__version__
 
 
@@ -549,9 +569,7 @@ def test_the_watch_component_is_the_one_home_of_the_watch_shape() -> None:
 
 def test_the_documented_own_overlay_renders_watchers(tmp_path: Path) -> None:
     """deploy/README.md's overlay of one's own, as written there, gives watchers."""
-    text = (REPO / "deploy" / "README.md").read_text(encoding="utf-8")
-    (block,) = re.findall(r"```yaml\n(# my-watchers/kustomization\.yaml\n.*?)```", text, re.S)
-    documented = yaml.safe_load(block)
+    documented = yaml.safe_load(snippet("own-watch-overlay").code)
     assert documented["components"] == ["../harbor-secrets/deploy/kubernetes/components/watch"]
     (resource,) = documented["resources"]
     assert resource.startswith("../harbor-secrets/deploy/kubernetes/overlays/")
@@ -702,3 +720,56 @@ def test_kubernetes_secret_consumer_mounts_the_secret_as_a_volume_and_nothing_el
         deployment["spec"]["template"]["metadata"]["labels"].items()
     )
     assert policy.get("ingress", []) == []
+
+
+# --- Kubernetes' recommended labels, so selectors and tools can find every object ------------
+
+RECOMMENDED = ("name", "instance", "version", "component", "part-of")
+
+
+def _labels_missing(labels: dict[str, str]) -> list[str]:
+    found = {key.removeprefix("app.kubernetes.io/"): value for key, value in labels.items()}
+    missing = [label for label in RECOMMENDED if not found.get(label)]
+    if found.get("version") not in (None, harbor_secrets.__version__):
+        missing.append(f"version {found['version']} != {harbor_secrets.__version__}")
+    if found.get("part-of") not in (None, "harbor-secrets"):
+        missing.append(f"part-of {found['part-of']}")
+    return missing
+
+
+@pytest.mark.parametrize("overlay", RENDERS)
+def test_every_object_and_pod_carries_the_recommended_labels(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    for doc in rendered[overlay]:
+        where = f"{doc['kind']} {doc['metadata']['name']}"
+        assert _labels_missing(doc["metadata"].get("labels", {})) == [], where
+    for doc in rendered[overlay]:
+        template = (
+            doc["spec"]["jobTemplate"]["spec"]["template"]
+            if doc["kind"] == "CronJob"
+            else doc["spec"].get("template")
+            if doc["kind"] in {"Deployment", "Job", "StatefulSet", "DaemonSet"}
+            else None
+        )
+        if template is not None:
+            labels = template["metadata"]["labels"]
+            assert _labels_missing(labels) == [], f"pods of {doc['kind']} {doc['metadata']['name']}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(str(p.relative_to(REPO)) for p in (REPO / "deploy").rglob("*.toml")),
+)
+def test_the_documented_offline_check_passes_without_any_credentials(
+    path: str, tmp_path: Path
+) -> None:
+    """`config check --skip-references` is how the docs say to check a configuration in CI:
+    no secret files, no kubeconfig, no service-account token, no cloud credentials here."""
+    from harbor_secrets.commands.config_check import effective_config
+
+    environ = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    config = load_config(REPO / path, environ=environ)
+    with Runtime(config, environ=environ, resolve_references=False) as runtime:
+        data = effective_config(runtime)
+    assert data["tokens"], path

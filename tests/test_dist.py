@@ -1,11 +1,13 @@
 """``make dist`` builds what a user installs, and a fresh virtualenv can install and run it.
 
-Nothing is on PyPI yet, so the README's install is ``make dist`` and then
-``pip install --find-links dist 'harbor-secrets[all]'``. This test does exactly that, once per
-session: it runs the Makefile target into a temporary directory, checks that every distribution
-(the core and every ``providers/*/pyproject.toml``, whichever exist) has one wheel and one sdist
-and that nothing of the test kit is in them, installs ``[all]`` into a new virtualenv from those
-files (third-party dependencies come from the package index), and runs the installed CLI from
+Nothing is on PyPI yet, so the README's install is ``make dist``, then
+``pip install --no-deps -r dist/requirements.txt`` (exactly the files built, checked by hash,
+no index) and ``pip install 'harbor-secrets[all]'`` (their third-party dependencies). This
+test does exactly that, once per session: it runs the Makefile target into a temporary
+directory, checks that every distribution (the core and every ``providers/*/pyproject.toml``,
+whichever exist) has one wheel and one sdist pinned by hash and that nothing of the test kit is
+in them, installs into a new virtualenv as the README says, with a higher version of our name
+on offer to the second step as a published impostor would be, and runs the installed CLI from
 outside the checkout so it can only be the installed code that answers.
 
 A failed build or install fails the test; nothing here skips.
@@ -13,8 +15,11 @@ A failed build or install fails the test; nothing here skips.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from doc_blocks import snippet
 
 from harbor_testkit.environ import clean_environ
 
@@ -94,6 +100,11 @@ def _run(
     return result
 
 
+REQUIREMENTS = "requirements.txt"
+#: A version far above ours, as someone publishing our name on an index would pick.
+IMPOSTOR_VERSION = "99.0.0"
+
+
 def _make_dist(out: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     """``make dist DIST=out`` with the virtualenv that runs the tests.
 
@@ -112,10 +123,11 @@ def _make_dist(out: Path, *flags: str) -> subprocess.CompletedProcess[str]:
 
 @dataclass(frozen=True)
 class Installed:
-    """The fresh virtualenv that installed ``harbor-secrets[all]`` from the built files."""
+    """The fresh virtualenv that installed the built files, then ``harbor-secrets[all]``."""
 
     bin: Path
-    report: dict[str, object]
+    report: dict[str, object]  # pip's report of the first step: our files
+    dependencies: dict[str, object]  # and of the second: what came from the index
     workdir: Path
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -129,28 +141,80 @@ class Installed:
         )
 
 
+@dataclass(frozen=True)
+class Built:
+    dist: Path
+    output: str  # what `make dist` printed
+
+
 @pytest.fixture(scope="module")
-def dist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """``make dist`` into a temporary directory, once for the module."""
     out = tmp_path_factory.mktemp("dist")
-    _make_dist(out)
-    return out
+    result = _make_dist(out)
+    return Built(out, result.stdout + result.stderr)
+
+
+@pytest.fixture(scope="module")
+def dist_dir(built: Built) -> Path:
+    return built.dist
+
+
+def _impostor_wheel(directory: Path, name: str, version: str) -> Path:
+    """A minimal valid wheel of ``name`` at ``version``: what an index could offer."""
+    stem = f"{_normalize(name)}-{version}"
+    files = {
+        f"{stem}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{stem}.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = "".join(f"{path},,\n" for path in files) + f"{stem}.dist-info/RECORD,,\n"
+    wheel = directory / f"{stem}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in {**files, f"{stem}.dist-info/RECORD": record}.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+def readme_install_steps(dist_dir: Path) -> tuple[list[str], list[str]]:
+    """The two ``pip`` commands of the README's install block (``<!-- snippet: install -->``),
+    as written, with its ``dist/`` pointing at the directory built here."""
+    steps = []
+    for line in snippet("install").code.splitlines():
+        words = shlex.split(line, comments=True)
+        if words and words[0].endswith("/bin/pip"):
+            steps.append([str(dist_dir / w[5:]) if w.startswith("dist/") else w for w in words[1:]])
+    first, second = steps
+    assert first[0] == second[0] == "install"
+    return first, second
 
 
 @pytest.fixture(scope="module")
 def installed(dist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """A new virtualenv with ``pip install --find-links DIST 'harbor-secrets[all]'``, as the
-    README says; pip's ``--report`` tells where each distribution came from."""
+    """A new virtualenv installed the README's way: ``pip install --no-deps -r
+    DIST/requirements.txt`` (from the directory, by hash), then ``pip install
+    'harbor-secrets[all]'`` with a higher version of our name on offer, as a published
+    impostor would be. pip's ``--report`` tells what each step installed and from where."""
     root = tmp_path_factory.mktemp("venv")
     venv = root / "venv"
     _run([sys.executable, "-m", "venv", venv], cwd=root)
-    report_path = root / "pip-report.json"
-    pip: list[str | Path] = [venv / "bin" / "python", "-m", "pip", "install"]
-    pip.append("--disable-pip-version-check")
-    _run([*pip, "--find-links", dist_dir, "--report", report_path, f"{CORE}[all]"], cwd=root)
+    impostors = root / "impostors"
+    impostors.mkdir()
+    _impostor_wheel(impostors, CORE, IMPOSTOR_VERSION)
+    ours, theirs = root / "ours.json", root / "theirs.json"
+    first, second = readme_install_steps(dist_dir)
+    pip: list[str | Path] = [venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check"]
+    _run([*pip, *first, "--report", ours], cwd=root)
+    _run([*pip, *second, "--report", theirs, "--find-links", impostors], cwd=root)
     workdir = root / "work"
     workdir.mkdir()
-    return Installed(venv / "bin", json.loads(report_path.read_text(encoding="utf-8")), workdir)
+    return Installed(
+        venv / "bin",
+        json.loads(ours.read_text(encoding="utf-8")),
+        json.loads(theirs.read_text(encoding="utf-8")),
+        workdir,
+    )
 
 
 def _names(path: Path) -> list[str]:
@@ -167,7 +231,8 @@ def test_one_wheel_and_one_sdist_per_distribution(dist_dir: Path) -> None:
     (or anything else) never appears among them."""
     found: dict[str, list[str]] = {}
     for path in sorted(dist_dir.iterdir()):
-        found.setdefault(path.name.split("-")[0], []).append(path.name)
+        if path.name != REQUIREMENTS:
+            found.setdefault(path.name.split("-")[0], []).append(path.name)
     expected = {_normalize(name) for name in _project_names()}
     assert set(found) == expected, f"built {sorted(found)}, expected {sorted(expected)}"
     for name, files in found.items():
@@ -182,6 +247,8 @@ def test_no_test_kit_is_shipped(dist_dir: Path) -> None:
     """Wheels hold only their own package and dist-info; no wheel or sdist carries the test kit
     (harbor_testkit: proxies, server launchers, fake clock)."""
     for path in sorted(dist_dir.iterdir()):
+        if path.name == REQUIREMENTS:
+            continue
         names = _names(path)
         assert names, f"{path.name} is empty"
         leaked = [
@@ -202,6 +269,68 @@ def test_core_wheel_ships_the_stand_in_issuer_and_the_contract_suite(dist_dir: P
     (wheel,) = dist_dir.glob(f"{_normalize(CORE)}-*.whl")
     missing = CORE_REQUIRED - set(_names(wheel))
     assert not missing, f"{wheel.name} lacks {sorted(missing)}"
+
+
+def test_requirements_pin_every_built_file_by_hash_and_ask_no_index(dist_dir: Path) -> None:
+    text = (dist_dir / REQUIREMENTS).read_text(encoding="utf-8")
+    assert "\n--no-index\n" in text
+    assert "\n--find-links .\n" in text
+    pinned = dict(
+        re.findall(r"^([a-z-]+)==\S+((?: \\\n    --hash=sha256:[0-9a-f]{64})+)", text, re.M)
+    )
+    assert set(pinned) == set(_project_names())
+    for name, hashes in pinned.items():
+        files = sorted(dist_dir.glob(f"{_normalize(name)}-*"))
+        expected = {hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
+        assert set(re.findall(r"[0-9a-f]{64}", hashes)) == expected, name
+
+
+def test_a_file_changed_after_the_build_is_refused(
+    dist_dir: Path, installed: Installed, tmp_path: Path
+) -> None:
+    """The hashes are what make the files exact: one changed byte and pip installs nothing."""
+    copy = tmp_path / "dist"
+    shutil.copytree(dist_dir, copy)
+    (wheel,) = copy.glob(f"{_normalize(CORE)}-*.whl")
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    pip = [str(installed.bin / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+    result = subprocess.run(
+        [*pip, "--dry-run", "--force-reinstall", "--no-deps", "-r", str(copy / REQUIREMENTS)],
+        capture_output=True,
+        text=True,
+        env=_environ(),
+        timeout=STEP_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode != 0, result.stdout
+    assert "DO NOT MATCH THE HASHES" in result.stderr
+
+
+def test_a_higher_version_of_our_name_elsewhere_is_never_installed(
+    installed: Installed,
+) -> None:
+    """The second step resolved ``harbor-secrets[all]`` with a 99.0.0 on offer: ours stayed."""
+    entries = installed.dependencies["install"]
+    assert isinstance(entries, list)
+    names = {_normalize(entry["metadata"]["name"]) for entry in entries}
+    assert not names & {_normalize(n) for n in _project_names()}, sorted(names)
+    version = _run(
+        [
+            installed.bin / "python",
+            "-c",
+            "import harbor_secrets; print(harbor_secrets.__version__)",
+        ],
+        cwd=installed.workdir,
+    )
+    assert version.stdout.strip() != IMPOSTOR_VERSION
+
+
+def test_make_dist_is_quiet_unless_asked(built: Built) -> None:
+    """One line per build and per distribution, not the build backends' hundreds."""
+    lines = built.output.splitlines()
+    assert "running " not in built.output  # setuptools' chatter
+    assert len(lines) <= 2 * len(_project_names()) + 3, built.output
+    assert any(line.startswith("wrote ") and REQUIREMENTS in line for line in lines)
 
 
 def test_all_installs_every_distribution_from_the_built_files(
@@ -264,7 +393,7 @@ def test_dist_keeps_other_files_and_replaces_our_old_builds(tmp_path: Path) -> N
     ``make lambda-zip`` writes into dist/ survives, and a stale version never sits beside a
     new one. Checked with a dry run of the recipe on a directory seeded with both."""
     result = _make_dist(tmp_path, "-n")
-    (clean_up,) = [line for line in result.stdout.splitlines() if line.startswith("rm ")]
+    (clean_up,) = [line for line in result.stdout.splitlines() if line.startswith("rm -f ")]
     for name in ("harbor-secrets-lambda.zip", "harbor_secrets-0.0.9-py3-none-any.whl"):
         (tmp_path / name).write_text("", encoding="utf-8")
     (tmp_path / "harbor_secrets_vault-0.0.9.tar.gz").write_text("", encoding="utf-8")

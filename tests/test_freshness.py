@@ -37,6 +37,8 @@ POLICY = RefreshPolicy(refresh_before=150, schedule_period=60, token_lifetime=30
 @pytest.mark.parametrize(
     ("left", "state"),
     [
+        (331, TokenState.IMPLAUSIBLE),  # issued 31 s from now: beyond the 30 s allowance
+        (330, TokenState.FRESH),
         (300, TokenState.FRESH),
         (151.5, TokenState.FRESH),
         (151, TokenState.DUE),  # refresh_before plus the one-second slack
@@ -60,6 +62,7 @@ def test_nothing_stored_is_missing_and_a_failed_read_is_unreadable() -> None:
     assert POLICY.unreadable().state is TokenState.UNREADABLE
     assert {state for state in TokenState if state.needs_refresh} == {
         TokenState.MISSING,
+        TokenState.IMPLAUSIBLE,  # written under a wrong clock (tests/test_clock_steps.py)
         TokenState.EXPIRED,
         TokenState.DUE,
     }
@@ -104,7 +107,7 @@ def test_watch_wakes_at_the_earliest_deadline_and_halves_a_short_lived_token() -
 def test_readers_need_their_minimum_left(left: float | None, state: ReaderState) -> None:
     record = None if left is None else make_record(issued_at=EPOCH)
     now = EPOCH + timedelta(seconds=300 - (left or 0))
-    verdict = RefreshPolicy.for_reader(record, now, min_remaining=30)
+    verdict = POLICY.for_reader(record, now, min_remaining=30)
     assert verdict.state is state
     assert verdict.usable is (state is ReaderState.USABLE)
 

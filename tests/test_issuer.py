@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -318,7 +319,7 @@ def test_url_before_start_is_an_error() -> None:
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harbor_secrets.stand_in_issuer", *args],
+        [sys.executable, "-m", "harbor_secrets", "stand-in-issuer", *args],
         capture_output=True,
         text=True,
         timeout=30,
@@ -327,26 +328,24 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_help_and_usage_errors() -> None:
+    """The stand-in is a documented command (it was reachable only as ``python -m``)."""
     helped = _run_cli("--help")
     assert helped.returncode == 0
-    assert "--client ID:SECRET" in helped.stdout
+    assert "--client-secret-file" in helped.stdout
+    assert "Examples:" in helped.stdout
     missing = _run_cli("--port", "0")
     assert missing.returncode == 2
-    assert "--client" in missing.stderr
+    assert "--client-id" in missing.stderr
 
 
-def test_cli_serves_until_sigterm() -> None:
+def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
+    secret_file = tmp_path / "client-secret"
+    secret_file.write_text(SECRET + "\n")
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "harbor_secrets.stand_in_issuer",
-            "--port",
-            "0",
-            "--client",
-            f"{CLIENT_ID}:{SECRET}",
-            "--lifetime",
-            "120",
+            *(sys.executable, "-m", "harbor_secrets", "stand-in-issuer", "--port", "0"),
+            *("--client-id", CLIENT_ID, "--client-secret-file", str(secret_file)),
+            *("--lifetime", "120"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -375,3 +374,24 @@ def test_cli_serves_until_sigterm() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_stand_in_started_again_accepts_the_tokens_an_earlier_one_issued() -> None:
+    """Tokens are signed with the client's secret, not remembered: the demo's stored tokens
+    stay good for `harbor-secrets stand-in-issuer` after the demo's own issuer stopped."""
+    with StandInIssuer({CLIENT_ID: SECRET}) as first:
+        token = post_token(first).json()["access_token"]
+
+    def check(issuer: StandInIssuer, value: str) -> int:
+        headers = {"Authorization": f"Bearer {value}"}
+        return requests.post(issuer.test_token_url, headers=headers, timeout=5).status_code
+
+    with StandInIssuer({CLIENT_ID: SECRET}) as again:
+        assert check(again, token) == 200
+        head, body, signature = token.split(".")
+        forged = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        forged["scope"] = "tower_access"
+        forged_body = base64.urlsafe_b64encode(json.dumps(forged).encode()).rstrip(b"=").decode()
+        assert check(again, f"{head}.{forged_body}.{signature}") == 401  # altered: refused
+    with StandInIssuer({CLIENT_ID: "another-secret"}) as other:
+        assert check(other, token) == 401  # another client secret: refused

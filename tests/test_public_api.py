@@ -11,6 +11,7 @@ def test_public_api_is_pinned() -> None:
         [
             "CONFIG_ENV_VAR",
             "AtomicFile",
+            "AtomicFileSet",
             "Config",
             "DEFAULT_MIN_REMAINING",
             "ENTRY_POINT_GROUP",

@@ -68,7 +68,15 @@ def test_get_by_tower_id_and_json_record(
     synced: Path, tmp_path: Path, issuer: StandInIssuer, run_cli: Run
 ) -> None:
     result = run_cli(
-        "get", "-c", str(synced), "--tower-id", "0100000123", "-s", "tower_access", "-o", "json"
+        "get",
+        "-c",
+        str(synced),
+        "--tower-id",
+        "0100000000000a3f",
+        "-s",
+        "tower_access",
+        "-o",
+        "json",
     )
     assert result.code == 0, result.output
     record = json.loads(result.stdout)
@@ -136,10 +144,73 @@ def test_the_first_sink_holding_the_token_answers_and_sink_picks_one(
     assert "--sink" in unknown.stderr
 
 
-def test_a_token_no_target_keeps_is_a_usage_error(synced: Path, run_cli: Run) -> None:
+def test_a_scope_harbor_does_not_have_is_a_usage_error(synced: Path, run_cli: Run) -> None:
     result = run_cli("get", "-c", str(synced), "-e", "sandbox", "-s", "admin")
     assert result.code == 2
-    assert "no target keeps main/sandbox/admin fresh" in result.stderr
+    assert "'admin' is not one of Harbor's scopes" in result.stderr
+
+
+@pytest.fixture
+def sandbox_only(tmp_path: Path, issuer: StandInIssuer, run_cli: Run) -> Path:
+    """A config that keeps only sandbox's service_provider token, synced."""
+    text = envfile_config(issuer.url, environments='["sandbox"]').replace(
+        'scopes = ["service_provider", "tower_access"]', 'scopes = ["service_provider"]'
+    )
+    config = tmp_path / "harbor.toml"
+    config.write_text(text, encoding="utf-8")
+    assert run_cli("sync", "-c", str(config)).code == 0
+    return config
+
+
+@pytest.mark.parametrize(
+    ("asked", "blamed", "said"),
+    [
+        (
+            ("--tower-id", "1000000000000b2c"),
+            "--tower-id",
+            "environment production (tower 1000000000000b2c is in production)",
+        ),
+        (("-e", "production"), "--environment", "environment production"),
+        (("-e", "sandbox", "-s", "tower_access"), "--scope", "scope tower_access in sandbox"),
+    ],
+)
+def test_a_token_no_target_keeps_blames_the_option_that_asked_for_it(
+    sandbox_only: Path, run_cli: Run, asked: tuple[str, ...], blamed: str, said: str
+) -> None:
+    result = run_cli("get", "-c", str(sandbox_only), *asked)
+    assert result.code == 2
+    assert f"error: {blamed}: no target keeps a token for {said}" in result.stderr
+    assert "main/sandbox/service_provider" in result.stderr  # what it could ask for
+
+
+def test_a_token_as_fresh_as_promised_is_not_blamed_on_the_scheduler(
+    synced: Path, run_cli: Run
+) -> None:
+    """Asking for more than refresh_before minus the schedule period (90 s by default) can
+    fail with a perfectly healthy schedule; the refusal says so instead of blaming it."""
+    result = run_cli("get", "-c", str(synced), "-e", "sandbox", "--min-remaining", "10m")
+    assert result.code == 1
+    assert "as fresh as promised" in result.stderr
+    assert "at most --min-remaining 1m 30s" in result.stderr
+    assert "should have refreshed" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["get", "token", "verify"])
+def test_a_command_that_takes_one_token_refuses_a_second_scope(
+    synced: Path, run_cli: Run, command: str
+) -> None:
+    result = run_cli(
+        command, "-c", str(synced), "-e", "sandbox", "-s", "service_provider", "-s", "tower_access"
+    )
+    assert result.code == 2
+    assert "-s/--scope was given 2 times" in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_min_remaining_default_reads_as_a_duration(run_cli: Run) -> None:
+    text = " ".join(run_cli("get", "--help").stdout.split())
+    assert "[default: 30s]" in text
+    assert "(30s)" not in text
 
 
 def test_get_works_on_the_demos_output(tmp_path: Path, run_cli: Run) -> None:
@@ -170,6 +241,21 @@ def test_exec_hands_the_token_over_in_the_env_file_names_and_passes_the_status(
     assert result.code == 7, result.output
     assert result.stdout == "1:-x\n"  # its own options, after --, untouched
     assert len(issuer.requests) == before
+
+
+def test_exec_takes_every_scope_it_is_given(synced: Path, tmp_path: Path, run_cli: Run) -> None:
+    script = (
+        f'test "${TOKEN}" = "{stored_token(tmp_path)}" '
+        '&& test -n "$HARBOR_SANDBOX_TOWER_ACCESS_ACCESS_TOKEN" '
+        '&& test "$HARBOR_SANDBOX_TOWER_ACCESS_ACCESS_TOKEN" != "$' + TOKEN + '" '
+        '&& test -n "$HARBOR_SANDBOX_TOWER_ACCESS_EXPIRES_AT" && echo both'
+    )
+    result = run_cli(
+        "exec", "-c", str(synced), "-e", "sandbox", "-s", "service_provider", "-s",
+        "tower_access", "--", "sh", "-c", script,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    assert result.stdout == "both\n"
 
 
 def test_exec_passes_a_signal_through(synced: Path, run_cli: Run) -> None:

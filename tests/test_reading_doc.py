@@ -1,158 +1,45 @@
 """docs/READING.md's snippets run here, against the real test servers, as a reader would.
 
 One sync writes a token into every store (env file, token files, OpenBao KV v2, moto's SSM
-and Secrets Manager); each snippet then reads it back and calls the stand-in issuer's
-test-token endpoint with it, which answers 200 only for a live token it issued. A snippet
-that drifted from what the stores hold fails here.
+and Secrets Manager; tests/doc_servers.py); each snippet then reads it back and calls the
+stand-in issuer's test-token endpoint with it, which answers 200 only for a live token it
+issued. A snippet that drifted from what the stores hold fails here. READING.md's other
+blocks, like every document's, are checked by tests/test_docs.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import secrets
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from doc_blocks import all_blocks, snippet
+from doc_servers import Stores, run_block
 
-from conftest import CLIENT_ID, CLIENT_SECRET
+from conftest import CLIENT_SECRET
 from harbor_secrets.record import format_time
-from harbor_secrets.stand_in_issuer import StandInIssuer
-from harbor_testkit.environ import clean_environ
-from harbor_testkit.servers import MotoServer, OpenBaoDevServer, ServerStartError
 
-READING = Path(__file__).resolve().parents[1] / "docs" / "READING.md"
-BIN = Path(sys.executable).parent
-_SNIPPET = re.compile(
-    r"<!-- snippet: (?P<name>[\w-]+) -->\n```(?P<lang>\w+)\n(?P<code>.*?)```", re.S
-)
+READING = "docs/READING.md"
 
 
 def snippets() -> dict[str, tuple[str, str]]:
-    found = {m["name"]: (m["lang"], m["code"]) for m in _SNIPPET.finditer(READING.read_text())}
+    """READING.md's named blocks: name -> (language, code)."""
+    found = {
+        block.snippet: (block.lang, block.code)
+        for block in all_blocks()
+        if block.path == READING and block.snippet
+    }
     assert found, "READING.md has no snippets"
     return found
 
 
-@dataclass(frozen=True)
-class Stores:
-    directory: Path
-    config: Path
-    environ: dict[str, str]
-    issuer: StandInIssuer
-
-
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
-    directory = tmp_path_factory.mktemp("reading")
-    root_token = f"canary-vault-{secrets.token_hex(8)}"
-    home = directory / "home"
-    home.mkdir()
-    try:
-        bao = OpenBaoDevServer(root_token, workdir=directory / "bao").start()
-    except ServerStartError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
-        try:
-            moto = MotoServer(workdir=directory / "moto").start()
-        except ServerStartError as error:
-            pytest.fail(str(error), pytrace=False)
-        try:
-            with StandInIssuer(clients={CLIENT_ID: CLIENT_SECRET}) as issuer:
-                yield _synced(directory, home, bao, moto, issuer)
-        finally:
-            moto.stop()
-    finally:
-        bao.stop()
-
-
-def _synced(
-    directory: Path, home: Path, bao: OpenBaoDevServer, moto: MotoServer, issuer: StandInIssuer
-) -> Stores:
-    (directory / "tokens").mkdir()
-    config = directory / "harbor.toml"
-    config.write_text(
-        f"""
-[environments.sandbox]
-accounts_url = "{issuer.url}"
-api_url = "{issuer.url}"
-
-[credentials.main]
-client_id = "{CLIENT_ID}"
-client_secret = "env:HARBOR_CLIENT_SECRET"
-
-[sinks.local]
-provider = "envfile"
-path = "harbor.env"
-
-[sinks.files]
-provider = "files"
-directory = "tokens"
-
-[sinks.vault]
-provider = "vault"
-address = "{bao.url}"
-mount = "secret"
-
-[sinks.params]
-provider = "aws-ssm"
-endpoint_url = "{moto.url}"
-
-[sinks.secrets]
-provider = "aws-secretsmanager"
-endpoint_url = "{moto.url}"
-
-[[targets]]
-environments = ["sandbox"]
-scopes = ["service_provider"]
-""",
-        encoding="utf-8",
-    )
-    environ = clean_environ(
-        {
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HARBOR_SECRETS_CONFIG": str(config),
-            "HARBOR_API_URL": issuer.url,
-            "HARBOR_ENV_FILE": str(directory / "harbor.env"),
-            "HARBOR_TOKEN_DIR": str(directory / "tokens"),
-            "VAULT_ADDR": bao.url,
-            "VAULT_TOKEN": bao.root_token,
-            "AWS_ENDPOINT_URL": moto.url,
-        },
-        home=home,
-        aws=True,
-    )
-    sync = subprocess.run(
-        [sys.executable, "-m", "harbor_secrets", "sync"],
-        env={**environ, "HARBOR_CLIENT_SECRET": CLIENT_SECRET},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert sync.returncode == 0, sync.stdout + sync.stderr
-    return Stores(directory, config, environ, issuer)
-
-
 def run_snippet(stores: Stores, name: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    language, code = snippets()[name]
-    command = ["bash", "-c", code] if language == "sh" else [sys.executable, "-c", code]
-    return subprocess.run(
-        command,
-        env={**stores.environ, **extra},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_block(stores, snippet(name), extra=extra)
 
 
 def test_every_snippet_is_run_here() -> None:
@@ -165,7 +52,8 @@ def test_every_snippet_is_run_here() -> None:
         "python-aws",
         "python-kubernetes-volume",
     }
-    assert set(snippets()) == tested
+    # pod-spec-fragment is shared with the Kubernetes provider's README: tests/test_docs.py
+    assert set(snippets()) - {"pod-spec-fragment"} == tested
 
 
 @pytest.mark.parametrize(

@@ -38,4 +38,4 @@ def test_version_and_help_import_no_sdk() -> None:
 
 
 def test_environment_command_needs_no_http_stack() -> None:
-    assert loaded_after("environment", "0100000123") == ""
+    assert loaded_after("environment", "0100000000000a3f") == ""

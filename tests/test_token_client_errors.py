@@ -237,3 +237,18 @@ def test_tls_failures_are_not_retried(issuer: StandInIssuer) -> None:
     assert "TLS handshake failed" in str(caught.value)
     assert client.requests_sent == 1
     assert slept == []
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [(True, "expires_in is true,"), ([300], "a JSON array"), ({"s": 300}, "a JSON object")],
+)
+def test_an_odd_expires_in_is_described_in_jsons_words_not_pythons(
+    issuer: StandInIssuer, value: object, said: str
+) -> None:
+    issuer.inject(Fault.token(expires_in=value))
+    message = str(fetch_error(issuer))
+    assert said in message
+    assert "True" not in message
+    assert "list" not in message
+    assert "dict" not in message

@@ -150,9 +150,25 @@ def test_retry_after_seconds_is_honoured(
     issuer: StandInIssuer, make_client: MakeClient, fake_time: FakeTime
 ) -> None:
     issuer.inject(Fault.retry_after(429, 7), Fault.retry_after(503, 0))
-    token = make_client(max_delay=1.0).fetch(SCOPE)
-    assert fake_time.slept == [7.0, 0.0]  # beyond max_delay: Retry-After wins
+    token = make_client(max_delay=1.0, uniform=window_top).fetch(SCOPE)
+    # Beyond max_delay: Retry-After wins. "0" may not shorten the policy's own backoff.
+    assert fake_time.slept == [7.0, 1.0]
     assert token.attempts == 3
+
+
+def test_retry_after_in_the_past_backs_off_as_the_policy_would(
+    issuer: StandInIssuer, make_client: MakeClient, fake_time: FakeTime
+) -> None:
+    """An issuer whose clock is behind sends a date already past: that is no reason to
+    retry at once (it used to mean ten requests in a quarter of a second)."""
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    issuer.inject(*[Fault.retry_after(503, past)] * 9)
+    client = make_client(
+        base_delay=0.5, max_delay=4.0, max_attempts=10, total_budget=60, uniform=window_top
+    )
+    client.fetch(SCOPE)
+    assert client.requests_sent == 10
+    assert fake_time.slept == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]
 
 
 def test_retry_after_http_date_is_honoured(

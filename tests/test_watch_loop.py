@@ -11,7 +11,7 @@ import itertools
 import threading
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from watch_helpers import (
     FAST,
@@ -64,6 +64,10 @@ def test_backs_off_while_the_issuer_is_down_and_healthz_follows(tmp_path: Path) 
             unhealthy = http_get(server.url + "/healthz").json()
             assert unhealthy["status"] == "unhealthy"
             assert "failed entirely" in str(unhealthy["reason"])
+            assert sorted(cast(list[str], unhealthy["sinks"])) == [  # which ones, not []
+                "main/sandbox/service_provider -> local",
+                "main/sandbox/tower_access -> local",
+            ]
             time.sleep(max(0.0, first_failure.started + 4.0 - time.monotonic()))
 
             issuer.start()  # same port: the issuer is back

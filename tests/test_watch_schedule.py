@@ -6,6 +6,12 @@ every bound is checked at both of its extremes.
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+import threading
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -15,8 +21,11 @@ from harbor_secrets.cli_params import ListenAddress
 from harbor_secrets.config import Job, load_config
 from harbor_secrets.errors import IssuerUnavailableError, StoreError
 from harbor_secrets.freshness import DUE_MARGIN, RefreshPolicy
-from harbor_secrets.health import Verdict, judge
+from harbor_secrets.health import StatusServer, Verdict, judge
 from harbor_secrets.metrics import SyncMetrics, error_reason
+from harbor_secrets.registry import Registry
+from harbor_secrets.runtime import Runtime
+from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.sync import (
     FAILED,
     FRESH,
@@ -26,7 +35,8 @@ from harbor_secrets.sync import (
     SinkResult,
     SyncReport,
 )
-from harbor_secrets.watch import WatchPacing, failed_entirely, observations
+from harbor_secrets.testing.memory import MemoryProvider
+from harbor_secrets.watch import Watcher, WatchPacing, failed_entirely, observations
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 JOB = Job("main", "sandbox", "service_provider", ("a", "b"))
@@ -42,6 +52,7 @@ provider = "memory"
 [[targets]]
 environments = ["sandbox"]
 """
+REGISTRY = Registry(extra={"memory": MemoryProvider})
 
 
 def low(a: float, b: float) -> float:
@@ -251,14 +262,76 @@ def test_healthy_until_past_due_by_more_than_the_grace() -> None:
 
 
 def test_unhealthy_before_the_first_cycle_after_a_total_failure_or_for_an_unknown_token() -> None:
-    assert not verdict({KEY: 5000}, cycles=0).ok
-    failed = verdict({KEY: 5000}, last_cycle_error="issuer down")
+    assert not verdict({KEY: 1300}, cycles=0).ok
+    failed = verdict({KEY: 1300}, last_cycle_error="issuer down")
     assert "failed entirely: issuer down" in failed.reason
     assert not verdict({}).ok
 
 
+def test_a_long_failure_reason_is_shortened_at_a_word_boundary() -> None:
+    words = " ".join(f"word{index:03d}" for index in range(200))
+    status, body, _ = verdict({KEY: 5000}, last_cycle_error=words).response()
+    reason = json.loads(body)["reason"]
+    assert status == 503
+    assert reason.endswith(" …")
+    assert len(reason) <= 300
+    kept = reason.removesuffix(" …").split()
+    assert all(re.fullmatch(r"word\d{3}", word) for word in kept[-3:])  # no word cut short
+
+
+def test_a_cycle_that_failed_entirely_names_the_sinks_it_failed() -> None:
+    other = ("main", "sandbox", "tower_access", "a")
+
+    def sinks(error: str, failed: list[tuple[str, str, str, str]]) -> list[str]:
+        verdict = judge(
+            now=NOW,
+            expected=[KEY, other],
+            expiry={},
+            policy=RefreshPolicy(refresh_before=150.0),
+            grace=40.0,
+            cycles=2,
+            last_cycle_error=error,
+            failed_sinks=failed,
+        )
+        names: list[str] = json.loads(verdict.response()[1])["sinks"]
+        return names
+
+    assert sinks("issuer down", [other]) == ["main/sandbox/tower_access -> a"]
+    # a run that failed before it looked at any sink (a file: secret vanished): every one
+    assert len(sinks("the configuration's file: secret vanished", [])) == 2
+
+
+def test_the_server_header_has_no_trailing_space() -> None:
+    server = StatusServer("127.0.0.1", 0, health=lambda: Verdict(True))
+    issuer = StandInIssuer()
+    with server, issuer:
+        for url, name in ((server.url + "/healthz", "harbor-secrets"), (issuer.url, "stand-in")):
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+                    header = response.headers["Server"]
+            except urllib.error.HTTPError as exc:
+                header = exc.headers["Server"]
+            assert header == header.strip(), repr(header)
+            assert header.startswith(name)
+
+
+def test_watch_announces_its_tokens_and_sinks_not_their_product(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = load_config(text=BASE_CONFIG, environ={})
+    with Runtime(config, registry=REGISTRY, environ={}) as runtime:
+        watcher = Watcher(runtime, stop=threading.Event())
+        watcher.stop.set()
+        with caplog.at_level(logging.INFO, logger="harbor_secrets.watch"):
+            watcher.run()
+    (started,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("watching")]
+    tokens = len(config.jobs())
+    sinks = len(config.sinks)
+    assert started.startswith(f"watching {tokens} token(s) in {sinks} sink(s);"), started
+
+
 def test_healthy_response_is_plain_ok() -> None:
-    assert verdict({KEY: 5000}).response() == (200, b"ok\n", "text/plain; charset=utf-8")
+    assert verdict({KEY: 1300}).response() == (200, b"ok\n", "text/plain; charset=utf-8")
 
 
 # -- --listen ----------------------------------------------------------------------------------
@@ -353,3 +426,29 @@ def test_restoring_keeps_only_configured_sinks_and_sane_values() -> None:
     assert snap.failures == {(key, "lock-timeout"): 2}
     assert ("main", "sandbox", "service_provider", "removed") not in snap.writes
     assert snap.token_requests == {}  # buckets that are not ours are dropped, not misread
+
+
+def test_a_token_granted_less_than_refresh_before_is_healthy_while_the_loop_keeps_it() -> None:
+    """The issuer grants 4 s; refresh_before is 150 s. The loop rewrites such a token at half
+    its life, so it is healthy until that point (plus grace) and never once it expired."""
+    written = datetime.fromtimestamp(1000.0, UTC)
+    expiry = {KEY: written + timedelta(seconds=4)}
+
+    def at_time(seconds: float, grace: float = 1.0) -> Verdict:
+        return judge(
+            now=written + timedelta(seconds=seconds),
+            expected=[KEY],
+            expiry=expiry,
+            policy=RefreshPolicy(refresh_before=150.0),
+            grace=grace,
+            cycles=3,
+            last_cycle_error=None,
+            seen={KEY: written},
+        )
+
+    assert at_time(0).ok
+    assert at_time(3).ok  # rewritten at 2 s; 1 s of grace
+    assert not at_time(3.1).ok  # the loop should have rewritten it by now
+    stuck = at_time(4, grace=40)
+    assert not stuck.ok  # whatever the grace: readers would find a dead token
+    assert "expired" in stuck.reason

@@ -40,7 +40,8 @@ def pick_environment(config: Config, environment: str | None, tower_id: str | No
         environment = environment_for_tower(tower_id)
     if not environment:
         raise ConfigError(
-            "no environment given", fix="pass --environment sandbox (or production) or --tower-id"
+            "no environment given",
+            fix="pass --environment sandbox (or production, development) or --tower-id",
         )
     if environment not in config.environments:
         raise ConfigError(

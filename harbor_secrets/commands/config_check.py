@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import load
 from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_OK
-from harbor_secrets.output import to_json
+from harbor_secrets.invocation import Globals
+from harbor_secrets.output import settings_text, to_json
 from harbor_secrets.runtime import Runtime
 
 
@@ -28,10 +28,7 @@ def effective_config(runtime: Runtime) -> dict[str, Any]:
             "max_workers": refresh.max_workers,
         },
         "http": dataclasses.asdict(config.http),
-        "environments": {
-            name: {"token_url": env.token_url, "test_token_url": env.test_token_url}
-            for name, env in config.environments.items()
-        },
+        "environments": environments(runtime),
         "credentials": {
             name: {
                 "client_id": c.client_id,
@@ -41,7 +38,7 @@ def effective_config(runtime: Runtime) -> dict[str, Any]:
             for name, c in config.credentials.items()
         },
         "sinks": {
-            name: {**sink.provider.describe(), "key_template": sink.key_template}
+            name: {**sink.provider.describe(), "key_template": sink.key_template.text}
             for name, sink in runtime.sinks.items()
         },
         "tokens": [
@@ -54,6 +51,38 @@ def effective_config(runtime: Runtime) -> dict[str, Any]:
             for job in config.jobs()
         ],
     }
+
+
+def environments(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    """Every environment's URLs, where each came from, and whether a target uses it.
+
+    The client secret is sent to the token URL, and an environment variable can override
+    the file, so ``config check`` must show which URL won and why.
+    """
+    used = {job.environment for job in runtime.config.jobs()}
+    return {
+        name: {
+            "in_use": name in used,
+            "token_url": env.token_url,
+            "token_url_from": env.accounts_origin.to_dict(),
+            "test_token_url": env.test_token_url,
+            "test_token_url_from": env.api_origin.to_dict(),
+        }
+        for name, env in runtime.config.environments.items()
+    }
+
+
+def environment_lines(runtime: Runtime) -> list[str]:
+    """The text form of :func:`environments`, for the environments in use only."""
+    lines = ["environments in use (the client secret is sent to each token URL):"]
+    for name in dict.fromkeys(job.environment for job in runtime.config.jobs()):
+        env = runtime.config.environments[name]
+        lines += [
+            f"  {name}:",
+            f"    token URL:      {env.token_url} ({env.accounts_origin.describe()})",
+            f"    test-token URL: {env.test_token_url} ({env.api_origin.describe()})",
+        ]
+    return lines
 
 
 #: Where the arithmetic behind the availability budget is explained.
@@ -135,6 +164,7 @@ def config_check_command(g: Globals, *, skip_references: bool) -> int:
         data = effective_config(runtime)
         data["availability"] = availability(runtime)
         data["warnings"] = runtime.warnings()
+        urls = environment_lines(runtime)
     if output == "json":
         click.echo(to_json({"ok": True, **data}))
         return EXIT_OK
@@ -144,6 +174,7 @@ def config_check_command(g: Globals, *, skip_references: bool) -> int:
         f"refresh: tokens are rewritten when less than "
         f"{format_duration(refresh['refresh_before_seconds'])} is left; schedule every "
         f"{format_duration(refresh['schedule_period_seconds'])}",
+        *urls,
         "credentials:",
     ]
     for name, c in data["credentials"].items():
@@ -153,7 +184,7 @@ def config_check_command(g: Globals, *, skip_references: bool) -> int:
         )
     lines.append("sinks:")
     for name, sink in data["sinks"].items():
-        details = " ".join(f"{k}={v}" for k, v in sink.items())
+        details = settings_text(sink)
         lines.append(f"  {name}: {details}")
     lines.append("tokens kept fresh:")
     for token in data["tokens"]:

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import click
 
-from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import Target
 from harbor_secrets.commands.read import find_token
 from harbor_secrets.config import load_config
 from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK
 from harbor_secrets.freshness import DEFAULT_MIN_REMAINING
+from harbor_secrets.invocation import Globals
 from harbor_secrets.output import sync_text
-from harbor_secrets.sync import run_sync
+from harbor_secrets.sync import FRESH, KEPT_NEWER, WRITTEN, SyncReport, run_sync
 
 DEMO_CLIENT_ID = "harbor-secrets-demo"
 
@@ -51,6 +51,17 @@ credentials = "main"
 environments = ["production", "sandbox"]
 scopes = ["service_provider", "tower_access"]
 sinks = ["local"]
+"""
+
+KEEP_TRYING = """\
+The stand-in issuer stopped with the demo. To keep trying commands on this configuration,
+start it again in another terminal (it serves the address and client the file names):
+  harbor-secrets stand-in-issuer -c {config}
+and then, for example:
+  harbor-secrets -c {config} verify -e sandbox                 # a fresh token
+  harbor-secrets -c {config} verify -e sandbox --sink local    # the stored one
+  harbor-secrets -c {config} sync
+  harbor-secrets -c {config} status
 """
 
 REAL_HARBOR = """\
@@ -84,13 +95,40 @@ def _show_env_file(path: Path) -> str:
     return "\n".join(lines)
 
 
+def _client_secret(path: Path) -> str:
+    """The demo's client secret: the one an earlier run wrote, so the tokens that run
+    stored stay valid for the stand-in (it checks a token against the client's secret)."""
+    if path.is_file() and not path.is_symlink():
+        kept = path.read_text(encoding="utf-8").strip()
+        if len(kept) >= 24:
+            return kept
+    secret = secrets.token_urlsafe(24)
+    _write_private(path, secret + "\n")
+    return secret
+
+
+def _first_sync_heading(report: SyncReport, env_file: Path) -> str:
+    """What the first sync did, in words that are true on every run of the demo."""
+    written, fresh = report.count(WRITTEN), report.count(FRESH) + report.count(KEPT_NEWER)
+    if fresh == 0:
+        return "== first sync: nothing stored yet, so every token is fetched and written"
+    if written == 0:
+        return (
+            f"== first sync: {env_file.name} already holds fresh tokens (an earlier demo run "
+            "wrote them less than five minutes ago), so nothing is fetched"
+        )
+    return (
+        f"== first sync: {fresh} token(s) an earlier demo run stored are still fresh; "
+        f"the {written} due or missing are fetched and written"
+    )
+
+
 def demo_command(directory: str) -> int:
     from harbor_secrets.stand_in_issuer import StandInIssuer
 
     target = Path(directory).resolve()
     target.mkdir(parents=True, exist_ok=True)
-    client_secret = secrets.token_urlsafe(24)
-    _write_private(target / "client-secret", client_secret + "\n")
+    client_secret = _client_secret(target / "client-secret")
     with StandInIssuer(clients={DEMO_CLIENT_ID: client_secret}, token_lifetime=300) as issuer:
         config_path = target / "harbor-secrets.toml"
         config_path.write_text(
@@ -99,12 +137,12 @@ def demo_command(directory: str) -> int:
         click.echo(f"stand-in issuer listening on {issuer.url} (Keycloak realm 'harbor')")
         click.echo(f"config written to {config_path}\n")
 
-        click.echo("== first sync: nothing stored yet, so every token is fetched and written")
+        env_file = target / "harbor.env"
         first = run_sync(load_config(config_path))
+        click.echo(_first_sync_heading(first, env_file))
         click.echo(sync_text(first) + "\n")
 
-        env_file = target / "harbor.env"
-        click.echo(f"== {env_file} (mode {oct(env_file.stat().st_mode & 0o777)}):")
+        click.echo(f"== {env_file} (mode {env_file.stat().st_mode & 0o777:04o}):")
         click.echo(_show_env_file(env_file) + "\n")
 
         before = issuer.token_requests
@@ -130,6 +168,7 @@ def demo_command(directory: str) -> int:
         "  (not `set -a; . harbor.env` in a long-running service: that freezes a token "
         "that dies in five minutes)\n"
     )
+    click.echo(KEEP_TRYING.format(config=config_path))
     click.echo(REAL_HARBOR.format(config=config_path))
     ok = first.exit_code == EXIT_OK and second.exit_code == EXIT_OK
     return EXIT_OK if ok else EXIT_FAILURE

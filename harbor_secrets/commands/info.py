@@ -6,7 +6,11 @@ import dataclasses
 
 import click
 
-from harbor_secrets.environments import environment_for_tower, resolve_environment
+from harbor_secrets.environments import (
+    environment_for_tower,
+    normalize_tower_id,
+    resolve_environment,
+)
 from harbor_secrets.errors import EXIT_OK
 from harbor_secrets.output import table, to_json
 from harbor_secrets.registry import Registry
@@ -19,10 +23,11 @@ def environment_command(tower_id: str, *, output: str) -> int:
         click.echo(
             to_json(
                 {
-                    "tower_id": tower_id,
+                    "tower_id": normalize_tower_id(tower_id),
                     "environment": name,
                     "token_url": environment.token_url,
                     "api_url": environment.api_url,
+                    "test_token_url": environment.test_token_url,
                 }
             )
         )

@@ -19,12 +19,12 @@ from typing import Any, NoReturn
 
 import click
 
-from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import Target, load
 from harbor_secrets.config import Config, Job
 from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_OK, ConfigError, HarborSecretsError, describe_error
 from harbor_secrets.freshness import ReaderState, ReaderVerdict, RefreshPolicy
+from harbor_secrets.invocation import Globals
 from harbor_secrets.keys import default_env_names
 from harbor_secrets.output import to_json
 from harbor_secrets.record import TokenRecord, format_time
@@ -52,67 +52,125 @@ class Found:
 
 
 def _configured_job(config: Config, target: Target) -> Job:
+    """The job the configuration keeps for ``target``, or a ConfigError blaming the option
+    that asked for something no target keeps (the environment, the scope, the credentials)."""
     wanted = target.job(config)
-    for job in config.jobs():
+    jobs = config.jobs()
+    for job in jobs:
         if (job.credentials, job.environment, job.scope) == (
             wanted.credentials,
             wanted.environment,
             wanted.scope,
         ):
             return job
-    kept = ", ".join(job.label for job in config.jobs())
+    kept = ", ".join(job.label for job in jobs)
+    ours = [job for job in jobs if job.credentials == wanted.credentials]
+    if not ours:
+        key, what = "--credentials", f"credentials {wanted.credentials!r}"
+    elif all(job.environment != wanted.environment for job in ours):
+        key = "--tower-id" if target.tower_id else "--environment"
+        what = f"environment {wanted.environment}"
+        if target.tower_id:
+            what += f" (tower {target.tower_id} is in {wanted.environment})"
+    else:
+        key, what = "--scope", f"scope {wanted.scope} in {wanted.environment}"
     raise ConfigError(
-        f"no target keeps {wanted.label} fresh",
-        key="--scope" if target.scope != "service_provider" else "--environment",
-        fix=f"ask for one of: {kept}",
+        f"no target keeps a token for {what}",
+        key=key,
+        fix=f"ask for one of: {kept} (or add it to a [[targets]] table)",
     )
 
 
 def find_token(g: Globals, target: Target, *, sink: str | None, min_remaining: float) -> Found:
     """Read the token from ``sink`` (default: the first of its sinks that holds it)."""
+    (found,) = find_tokens(g, [target], sink=sink, min_remaining=min_remaining)
+    return found
+
+
+def find_tokens(
+    g: Globals, targets: Sequence[Target], *, sink: str | None, min_remaining: float
+) -> list[Found]:
+    """:func:`find_token` for several tokens, from one configuration and one set of stores."""
     config = load(g.config)
-    job = _configured_job(config, target)
-    if sink is not None and sink not in job.sinks:
-        raise ConfigError(
-            f"sink {sink!r} does not hold {job.label}",
-            key="--sink",
-            fix=f"use one of: {', '.join(job.sinks)}",
-        )
-    order = [sink] if sink is not None else list(job.sinks)
-    problems: list[str] = []
-    best: Found | None = None
+    jobs = [_configured_job(config, target) for target in targets]
+    orders: list[list[str]] = []
+    for job in jobs:
+        if sink is not None and sink not in job.sinks:
+            raise ConfigError(
+                f"sink {sink!r} does not hold {job.label}",
+                key="--sink",
+                fix=f"use one of: {', '.join(job.sinks)}",
+            )
+        orders.append([sink] if sink is not None else list(job.sinks))
+    needed = {name for order in orders for name in order}
     now = datetime.now(UTC)
-    with Runtime(config, client_secrets=False, only_sinks=order) as runtime:
+    with Runtime(config, client_secrets=False, only_sinks=needed) as runtime:
         hidden = runtime.hidden_variables()
-        for name in order:
-            configured = runtime.sinks[name]
-            key = configured.key_for(job)
-            try:
-                record = configured.provider.read(key)
-            except Exception as exc:  # any store failure: say so, try the next sink
-                problems.append(f"sink {name!r} could not be read: {describe_error(exc)}")
-                continue
-            verdict = RefreshPolicy.for_reader(record, now, min_remaining=min_remaining)
-            if record is None:
-                problems.append(f"sink {name!r} holds no token under {key!r}")
-                continue
-            full = configured.provider.stores_full_record
-            found = Found(job, name, key, record, full, verdict, hidden)
-            if verdict.usable:
-                return found
-            best = best or found
+        return [
+            _read(runtime, job, order, now=now, min_remaining=min_remaining, hidden=hidden)
+            for job, order in zip(jobs, orders, strict=True)
+        ]
+
+
+def _read(
+    runtime: Runtime,
+    job: Job,
+    order: Sequence[str],
+    *,
+    now: datetime,
+    min_remaining: float,
+    hidden: frozenset[str],
+) -> Found:
+    problems: list[str] = []
+    unreadable = 0
+    best: Found | None = None
+    for name in order:
+        configured = runtime.sinks[name]
+        key = configured.key_for(job)
+        try:
+            record = configured.provider.read(key)
+        except Exception as exc:  # any store failure: say so, try the next sink
+            problems.append(f"sink {name!r} could not be read: {describe_error(exc)}")
+            unreadable += 1
+            continue
+        verdict = runtime.config.refresh.for_reader(record, now, min_remaining=min_remaining)
+        if record is None:
+            problems.append(f"sink {name!r} holds no token under {key!r}")
+            continue
+        full = configured.provider.stores_full_record
+        found = Found(job, name, key, record, full, verdict, hidden)
+        if verdict.usable:
+            return found
+        best = best or found
     if best is not None:
-        raise _too_old(best, min_remaining, problems)
+        raise _too_old(best, min_remaining, problems, runtime.config.refresh)
+    if unreadable == len(order):  # a sync would not help a reader that cannot read
+        hint = "fix reading the store as said above; `harbor-secrets status` shows each sink"
+    else:
+        hint = (
+            "run `harbor-secrets sync` (it writes every configured sink); "
+            "`harbor-secrets status` shows what each sink holds"
+        )
     raise TokenUnavailableError(
-        f"no stored token for {job.label}: " + "; ".join(problems),
-        hint="run `harbor-secrets sync` (it writes every configured sink); "
-        "`harbor-secrets status` shows what each sink holds",
+        f"no stored token for {job.label}: " + "; ".join(problems), hint=hint
     )
 
 
-def _too_old(found: Found, min_remaining: float, problems: Sequence[str]) -> TokenUnavailableError:
+def _too_old(
+    found: Found, min_remaining: float, problems: Sequence[str], policy: RefreshPolicy
+) -> TokenUnavailableError:
     left = found.verdict.seconds_left or 0.0
     where = f"sink {found.sink!r} ({found.key})"
+    others = f" ({'; '.join(problems)})" if problems else ""
+    if found.verdict.state is ReaderState.IMPLAUSIBLE:
+        return TokenUnavailableError(
+            f"the token for {found.job.label} in {where} expires in {format_duration(left)}, "
+            "further ahead than a token lives: it was written under a clock that was wrong "
+            f"(this host's or its writer's), so its expiry cannot be believed{others}",
+            hint="check the clocks (timedatectl, chronyc tracking), and that "
+            "refresh.token_lifetime is not shorter than the issuer's tokens; "
+            "`harbor-secrets sync` replaces it",
+        )
     if found.verdict.state is ReaderState.EXPIRED:
         message = f"the token for {found.job.label} in {where} expired {format_duration(-left)} ago"
     else:
@@ -120,12 +178,21 @@ def _too_old(found: Found, min_remaining: float, problems: Sequence[str]) -> Tok
             f"the token for {found.job.label} in {where} has only {format_duration(left)} "
             f"left, less than --min-remaining {format_duration(min_remaining)}"
         )
-    others = f" ({'; '.join(problems)})" if problems else ""
-    return TokenUnavailableError(
-        message + others,
-        hint="the scheduled `harbor-secrets sync` should have refreshed it: check that it "
-        "runs (every minute) with `harbor-secrets status`, or run `harbor-secrets sync` now",
-    )
+    floor = policy.reader_floor()
+    if left >= floor > 0:
+        # As fresh as the schedule promises: the request asked for more than it keeps.
+        hint = (
+            f"the schedule keeps at least {format_duration(floor)} on a token (refresh_before "
+            f"{format_duration(policy.refresh_before)} minus the schedule period "
+            f"{format_duration(policy.schedule_period)}), so this one is as fresh as promised: "
+            f"ask for at most --min-remaining {format_duration(floor)}, or raise refresh_before"
+        )
+    else:
+        hint = (
+            "the scheduled `harbor-secrets sync` should have refreshed it: check that it "
+            "runs (every minute) with `harbor-secrets status`, or run `harbor-secrets sync` now"
+        )
+    return TokenUnavailableError(message + others, hint=hint)
 
 
 def record_for_output(found: Found) -> dict[str, Any]:
@@ -158,32 +225,35 @@ def get_command(g: Globals, target: Target, *, sink: str | None, min_remaining: 
 
 def exec_command(
     g: Globals,
-    target: Target,
+    targets: Sequence[Target],
     command: Sequence[str],
     *,
     sink: str | None,
     min_remaining: float,
 ) -> NoReturn:
-    """Replace this process with ``command``, the token in its environment.
+    """Replace this process with ``command``, each target's token in its environment.
 
     ``exec`` (not a child process): the command's exit status and any signal it gets or
     dies of are exactly its own, and nothing of this tool stays in memory beside it.
     """
-    found = find_token(g, target, sink=sink, min_remaining=min_remaining)
-    token_name, expires_name = default_env_names(
-        environment=found.job.environment, scope=found.job.scope
-    )
+    found = find_tokens(g, targets, sink=sink, min_remaining=min_remaining)
     # The command gets this process's environment, minus every secret the configuration
-    # reads from it (the client secret, VAULT_TOKEN, AWS keys ...), plus the token.
-    environ = {k: v for k, v in os.environ.items() if k not in found.hidden}
-    environ[token_name] = found.record.access_token.reveal()
-    environ[expires_name] = format_time(found.record.expires_at)
+    # reads from it (the client secret, VAULT_TOKEN, AWS keys ...), plus the tokens.
+    hidden = frozenset().union(*(each.hidden for each in found))
+    environ = {k: v for k, v in os.environ.items() if k not in hidden}
+    names = []
+    for each in found:
+        token_name, expires_name = default_env_names(
+            environment=each.job.environment, scope=each.job.scope
+        )
+        environ[token_name] = each.record.access_token.reveal()
+        environ[expires_name] = format_time(each.record.expires_at)
+        names.append(f"{token_name} ({format_duration(each.verdict.seconds_left or 0)} left)")
     log.info(
-        "running %s with %s (%s left)",
+        "running %s with %s",
         command[0],
-        token_name,
-        format_duration(found.verdict.seconds_left or 0),
-        extra={"event": "exec.start", "sink": found.sink},
+        ", ".join(names),
+        extra={"event": "exec.start", "sinks": [each.sink for each in found]},
     )
     logging.shutdown()
     sys.stdout.flush()

@@ -15,11 +15,11 @@ from typing import Any
 
 import click
 
-from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import load
 from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, describe_error
 from harbor_secrets.freshness import TokenState, seconds_between
+from harbor_secrets.invocation import Globals
 from harbor_secrets.output import table, to_json
 from harbor_secrets.record import format_time
 from harbor_secrets.runtime import Runtime

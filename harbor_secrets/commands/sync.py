@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
-from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import load
 from harbor_secrets.config import Config
 from harbor_secrets.errors import ConfigError, HarborSecretsError
+from harbor_secrets.invocation import Globals
 from harbor_secrets.output import sync_text, to_json
 from harbor_secrets.sync import SyncReport, run_sync
 
@@ -34,20 +34,28 @@ class SyncOptions:
     def check(self, output: str) -> None:
         """Refuse combinations that cannot work, before anything is read (exit 2)."""
         if self.watch:
-            for option, given in (
-                ("--force", self.force),
-                ("--dry-run", self.dry_run),
-                ("--output json", output == "json"),
-                ("--metrics-file", self.metrics_file is not None),
-                ("--pushgateway", self.pushgateway is not None),
+            reports = "watch mode reports through its log (--log-format json)"
+            metrics = "watch mode serves its metrics itself: use --listen and scrape /metrics"
+            for option, given, fix in (
+                (
+                    "--force",
+                    self.force,
+                    "watch mode refreshes each token when it falls due; to rewrite every "
+                    "token now, run `harbor-secrets sync --force` once, without --watch, "
+                    "then start watch mode",
+                ),
+                (
+                    "--dry-run",
+                    self.dry_run,
+                    "to see what would be written, run `harbor-secrets sync --dry-run` "
+                    "without --watch",
+                ),
+                ("--output json", output == "json", f"{reports} and --listen's /healthz"),
+                ("--metrics-file", self.metrics_file is not None, metrics),
+                ("--pushgateway", self.pushgateway is not None, metrics),
             ):
                 if given:
-                    raise ConfigError(
-                        "cannot be combined with --watch",
-                        key=option,
-                        fix="watch mode reports through its log (--log-format json) and "
-                        "--listen's /metrics and /healthz",
-                    )
+                    raise ConfigError("cannot be combined with --watch", key=option, fix=fix)
         elif self.listen is not None:
             raise ConfigError(
                 "serves /healthz and /metrics only in watch mode",

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harbor_secrets.cli import Globals
 from harbor_secrets.commands._common import Target, load
 from harbor_secrets.config import Job
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, ConfigError, StoreError
+from harbor_secrets.invocation import Globals
 from harbor_secrets.output import to_json
 from harbor_secrets.record import format_time
 from harbor_secrets.runtime import Runtime

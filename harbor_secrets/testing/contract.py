@@ -11,7 +11,9 @@ Every promise of :class:`~harbor_secrets.Provider` is a test here:
 - keys rendered by the core from the sink's template, only normalised by the provider;
 - read round trip, missing keys, and a second instance seeing what the first stored;
 - the monotonic rule, read from the store before each write: never replace a record
-  expiring at or after the new one, also when another writer got there first;
+  expiring at or after the new one, also when another writer got there first, unless the
+  freshness policy the new record carries calls the stored one implausible (written under
+  a clock far ahead);
 - concurrent writers leave the newest record;
 - an unreachable store fails with a :class:`~harbor_secrets.HarborSecretsError` in bounded
   time, and no token appears in a description, a repr or an error.
@@ -47,6 +49,7 @@ from harbor_secrets import (
     ConfigError,
     HarborSecretsError,
     Provider,
+    RefreshPolicy,
     TokenRecord,
     WriteOutcome,
 )
@@ -319,6 +322,23 @@ class ProviderContract:
         assert provider.write(key, same) is WriteOutcome.KEPT_NEWER
         self.assert_same_record(provider, provider.read(key), first)
 
+    def test_a_record_written_under_a_clock_far_ahead_does_not_block_the_engines_write(
+        self, provider: Provider, key: str, record_factory: RecordFactory, base_time: datetime
+    ) -> None:
+        """A run whose clock was 10 minutes fast stored an expiry 10 minutes too late. The
+        engine's records carry the freshness policy's judgement (:meth:`RefreshPolicy.judged`)
+        and a store must decide with :meth:`TokenRecord.is_newer_than`, never by comparing
+        expiries itself: the implausible record is replaced, plausible ones still win."""
+        policy = RefreshPolicy()
+        provider.write(key, record_factory(issued_at=base_time + timedelta(minutes=10)))
+        now = lambda: base_time  # noqa: E731 - the engine's clock, as a callable
+        fresh = policy.judged(record_factory(), now)
+        assert provider.write(key, fresh) is WriteOutcome.WRITTEN
+        self.assert_same_record(provider, provider.read(key), fresh)
+        older = policy.judged(record_factory(issued_at=base_time - timedelta(seconds=60)), now)
+        assert provider.write(key, older) is WriteOutcome.KEPT_NEWER
+        self.assert_same_record(provider, provider.read(key), fresh)
+
     def test_write_compares_with_the_store_not_with_what_it_read_before(
         self,
         make_provider: Callable[[], Provider],
@@ -403,6 +423,15 @@ class ProviderContract:
         final = make_provider().read(key)
         assert final is not None
         assert final.expires_at == base_time + timedelta(seconds=2 * count + 300)
+
+    def test_cannot_write_never_blocks_a_write_that_works(
+        self, provider: Provider, key: str, record_factory: RecordFactory
+    ) -> None:
+        """The engine requests no token for sinks that say, offline, that a write would
+        certainly fail: a store that works must never say so (None is always safe)."""
+        assert provider.cannot_write(key) is None
+        assert provider.write(key, record_factory()) is WriteOutcome.WRITTEN
+        assert provider.cannot_write(key) is None
 
     # -- failure and secrecy --------------------------------------------------------------
 

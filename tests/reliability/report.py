@@ -27,6 +27,7 @@ COMPONENT_ORDER = (
     "Parameter Store via proxy",
     "Parameter Store",
     "env file",
+    "token files",
 )
 
 
@@ -128,9 +129,11 @@ def render(log: ReliabilityLog, *, now: datetime | None = None) -> str:
         "checked; this file is written from what it observed. Each scenario runs the real "
         "CLI (`python -m harbor_secrets -c FILE [-vv] sync --force`) as a separate process "
         "against real local components — the stand-in issuer, an OpenBao dev server, "
-        "moto_server and env files — with one fault injected: by the stand-in issuer, by "
-        "the loopback TCP fault proxy (`harbor_testkit.proxy`) in front of a "
-        "server, or in the store. Failures no local server can produce are injected inside "
+        "moto_server, env files and token files — with one fault injected: by the stand-in "
+        "issuer, by the loopback TCP fault proxy (`harbor_testkit.proxy`) in front of a "
+        "server, or in the store; the token-file store's full disk and file-size limit are "
+        "real (a small tmpfs filled to its last page, `prlimit --fsize`). Failures no local "
+        "server can produce are injected inside "
         "the CLI process by `tests/reliability/hooks/sitecustomize.py`: AWS throttling and "
         "IAM/KMS denials answered at botocore's `before-send` event (inside the SDK's retry "
         "loop, so the SDK retries them as real errors), and ENOSPC from `os.write`/"
@@ -171,7 +174,8 @@ def render(log: ReliabilityLog, *, now: datetime | None = None) -> str:
         "(`total_budget`); OpenBao 4 s (a KV v2 sync is 4 requests of at most `timeout` "
         "= 1 s; the provider does not retry, the next scheduled run does); Parameter Store "
         "16 s (botocore's standard mode: 5 attempts, up to 15 s of backoff when "
-        "throttled), plus its 10 s read timeout when a request stalls; env file 3 s.",
+        "throttled), plus its 10 s read timeout when a request stalls; env file and token "
+        "files 3 s.",
         "- **leaked**: whether any canary — the client secret, the Vault token, every "
         "access token the issuer issued (and its signature segment), the previous "
         "tokens — appeared in stdout, stderr, the logs (text and JSON) or exception "

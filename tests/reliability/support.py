@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import secrets
 import subprocess
 import sys
@@ -29,7 +30,7 @@ import hvac.exceptions
 import pytest
 from harbor_secrets_aws.clients import AwsSettings
 from harbor_secrets_aws.ssm import ParameterStoreProvider
-from harbor_secrets_envfile import EnvFileProvider
+from harbor_secrets_envfile import EnvFileProvider, TokenFilesProvider
 from harbor_secrets_vault import VaultProvider
 
 from harbor_secrets import HarborSecretsError, TokenRecord
@@ -240,6 +241,53 @@ class EnvFileStore:
 
     def read(self, job: JobKey) -> TokenRecord | None:
         return EnvFileProvider(self.path.resolve()).read(self.key(job))
+
+    def close(self) -> None:
+        pass
+
+
+class TokenFilesStore:
+    """The ``files`` store: one directory per token; compared as a whole tree (names, link
+    targets, file bytes), so a half-written generation or a stray link is a change."""
+
+    kind = "token files"
+    full_record = True
+
+    def __init__(self, directory: Path, jobs: Sequence[JobKey] = JOBS, sink: str = "tokens"):
+        self.directory = directory
+        self.jobs = jobs
+        self.sink = sink
+
+    def options(self) -> dict[str, object]:
+        return {"provider": "files", "directory": str(self.directory)}
+
+    def key(self, job: JobKey) -> str:
+        table = {"directory": str(self.directory)}
+        built = sink_from_options(TokenFilesProvider, table, name=self.sink)
+        return built.key_for(Job("main", job.environment, job.scope, (self.sink,)))
+
+    def _provider(self) -> TokenFilesProvider:
+        return TokenFilesProvider(self.directory)
+
+    def seed(self, job: JobKey, record: TokenRecord) -> None:
+        self._provider().write(self.key(job), record)
+
+    def snapshot(self) -> object:
+        tree: dict[str, object] = {}
+        for job in self.jobs:
+            root = self.directory / self.key(job)
+            for path in sorted(root.rglob("*")) if root.exists() else []:
+                name = str(path.relative_to(self.directory))
+                if path.is_symlink():
+                    tree[name] = ("link", os.readlink(path))
+                elif path.is_dir():
+                    tree[name] = ("dir", path.stat().st_mode & 0o7777)
+                else:
+                    tree[name] = ("file", path.read_bytes(), path.stat().st_mode & 0o7777)
+        return tree
+
+    def read(self, job: JobKey) -> TokenRecord | None:
+        return self._provider().read(self.key(job))
 
     def close(self) -> None:
         pass

@@ -469,7 +469,7 @@ def test_vault_check_and_set_conflict(
             directory=directory,
         )
         records = (
-            iter([_rival_record(120)])
+            iter([_rival_record(20)])  # newer, and within the clock allowance
             if rival_newer
             else (_rival_record(-60 + step) for step in range(10))
         )

@@ -40,6 +40,7 @@ from harbor_secrets._token_response import RequestContext, error_for_answer, par
 from harbor_secrets.config import Config, CredentialsConfig, load_config
 from harbor_secrets.environments import Environment
 from harbor_secrets.errors import IssuerError
+from harbor_secrets.freshness import CLOCK_ALLOWANCE
 from harbor_secrets.registry import Registry
 from harbor_secrets.runtime import Runtime, Sink
 from harbor_secrets.sync import KEPT_NEWER, WRITTEN, SyncEngine, SyncReport
@@ -318,7 +319,10 @@ sinks = ["memory", "local"]
 
 
 offsets = st.integers(min_value=-250, max_value=250)
-run_plans = st.fixed_dictionaries({scope: offsets for scope in SCOPES})
+#: A run's token is issued by its own clock, the one the engine runs by: never further in the
+#: future than the allowance for clocks (beyond it, a stored record is implausible).
+run_offsets = st.integers(min_value=-250, max_value=int(CLOCK_ALLOWANCE))
+run_plans = st.fixed_dictionaries({scope: run_offsets for scope in SCOPES})
 
 
 def _run(config: Config, gate: Turnstile, who: int, source: GatedSource, force: bool) -> SyncReport:
@@ -373,6 +377,8 @@ def test_overlapping_runs_leave_the_newest_token(reliability_log: ReliabilityLog
                 )
                 memory.put(f"harbor/sandbox/{scope}", record)
                 envfile.write(f"HARBOR_SANDBOX_{scope.upper()}", record)
+                if offset > CLOCK_ALLOWANCE:
+                    continue  # written under a clock far ahead: it must be replaced, not win
                 for name in stores:
                     candidates.setdefault((name, scope), []).append(record)
             gate = Turnstile(schedule)
@@ -414,6 +420,9 @@ def test_overlapping_runs_leave_the_newest_token(reliability_log: ReliabilityLog
                 )
                 stored = stores[sink_name].read(key)
                 assert stored is not None
+                assert stored.access_token.reveal() != f"tok-initial-{scope}" or (
+                    (initial[scope] or 0) <= CLOCK_ALLOWANCE
+                ), "an implausible record survived"
                 newest = max(record.expires_at for record in offered)
                 assert stored.expires_at == newest, (sink_name, scope)
                 winners = {r.access_token.reveal() for r in offered if r.expires_at == newest}
@@ -427,7 +436,9 @@ def test_overlapping_runs_leave_the_newest_token(reliability_log: ReliabilityLog
         "runs, random records already stored, and a random interleaving of every read, "
         "token fetch and write of the two runs, against the in-memory store and the "
         "env-file provider at once. Every store always ended holding the record with the "
-        "latest expiry among those stored before and those either run tried to write."
+        "latest expiry among those stored before and those either run tried to write; a "
+        "record stored before that was issued more than 30 s ahead of the runs' clock "
+        "(implausible: written under a wrong clock) never survived."
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
@@ -146,3 +147,65 @@ def test_update_never_touches_other_lines(lines: list[str], strip_eol: bool, tok
     }
     # Idempotent: a second update with the same values changes nothing.
     assert _format.update(updated, new) == updated
+
+
+# -- the order of our lines does not depend on the order the writes came in -------------------
+
+
+def _names_in(path: Path) -> list[str]:
+    return [line.split("=", 1)[0] for line in path.read_text().splitlines()]
+
+
+def test_new_tokens_land_in_one_order_whatever_order_the_writes_came_in(tmp_path: Path) -> None:
+    """A run writes its tokens from a thread pool, so the order of first writes varies; two
+    files written in opposite orders come out line for line the same, and the lines that
+    are not ours stay where they were."""
+    from datetime import UTC, datetime
+
+    from harbor_secrets_envfile import EnvFileProvider
+
+    from harbor_secrets.testing.contract import make_record_factory
+
+    record = make_record_factory("sandbox", datetime(2030, 1, 1, tzinfo=UTC))
+    keys = [
+        "HARBOR_SANDBOX_TOWER_ACCESS",
+        "HARBOR_PRODUCTION_SERVICE_PROVIDER",
+        "HARBOR_SANDBOX_SERVICE_PROVIDER",
+        "HARBOR_PRODUCTION_TOWER_ACCESS",
+    ]
+    orders = {"forward": keys, "backward": keys[::-1]}
+    results = {}
+    for label, order in orders.items():
+        path = tmp_path / f"{label}.env"
+        path.write_text("# mine\nFIRST=1\n")
+        provider = EnvFileProvider(path)
+        for index, key in enumerate(order):
+            provider.write(key, record())
+            if index == 1:  # someone adds a line of their own between two runs
+                path.write_text(path.read_text() + "LATER=2\n")
+        results[label] = _names_in(path)
+    pairs = [
+        f"HARBOR_{token}_{suffix}"
+        for token in (
+            "PRODUCTION_SERVICE_PROVIDER",
+            "PRODUCTION_TOWER_ACCESS",
+            "SANDBOX_SERVICE_PROVIDER",
+            "SANDBOX_TOWER_ACCESS",
+        )
+        for suffix in ("ACCESS_TOKEN", "EXPIRES_AT")
+    ]
+    # theirs first and last, ours together and sorted in between
+    assert results["forward"] == ["# mine", "FIRST", *pairs, "LATER"]
+    assert results["backward"] == results["forward"]
+
+
+def test_a_missing_expiry_goes_right_after_its_own_token() -> None:
+    text = "HARBOR_A_ACCESS_TOKEN='a'\nHARBOR_B_ACCESS_TOKEN='b'\nHARBOR_B_EXPIRES_AT='x'\n"
+    new = {"HARBOR_A_ACCESS_TOKEN": "'a2'", "HARBOR_A_EXPIRES_AT": "'y'"}
+    updated = _format.update(text, new, peer_suffixes=("_ACCESS_TOKEN", "_EXPIRES_AT"))
+    assert updated.splitlines() == [
+        "HARBOR_A_ACCESS_TOKEN='a2'",
+        "HARBOR_A_EXPIRES_AT='y'",
+        "HARBOR_B_ACCESS_TOKEN='b'",
+        "HARBOR_B_EXPIRES_AT='x'",
+    ]

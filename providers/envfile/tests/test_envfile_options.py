@@ -116,7 +116,7 @@ def test_options_are_applied() -> None:
         "provider": "envfile",
         "path": "/srv/harbor.env",
         "file_mode": "0640",
-        "lock_timeout": 120.0,
+        "lock_timeout_seconds": 120.0,
     }
     assert repr(provider) == "EnvFileProvider(path='/srv/harbor.env')"
 

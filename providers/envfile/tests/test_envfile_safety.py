@@ -88,6 +88,29 @@ def test_directory_path_is_refused(tmp_path: Path) -> None:
         EnvFileProvider(tmp_path).read(KEY)
 
 
+def test_a_file_too_large_for_an_env_file_is_refused_unread(tmp_path: Path) -> None:
+    """Neither a reader nor a sync loads hundreds of MiB into memory: the read stops at the
+    limit (16 MiB), and the file is left as it is."""
+    huge = tmp_path / "harbor.env"
+    with huge.open("wb") as handle:
+        handle.truncate(16 * 1024 * 1024 + 1)  # sparse: cheap to make, every byte a NUL
+    before = huge.stat()
+    for attempt in (
+        lambda: EnvFileProvider(huge).read(KEY),
+        lambda: EnvFileProvider(huge).write(KEY, new_record()),
+    ):
+        with pytest.raises(StoreError, match="larger than 16 MiB") as caught:
+            attempt()
+        assert caught.value.reason == "too-large"
+    after = huge.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert _debris(tmp_path) == []
+
+
 def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "harbor.env"
     os.mkfifo(fifo)
@@ -355,8 +378,9 @@ def test_write_keeps_unrelated_bytes_and_updates_every_copy(tmp_path: Path) -> N
         b"RAW=\xff\xfe not utf-8\n"
         b"\n"
         b"HARBOR_SANDBOX_SERVICE_PROVIDER_ACCESS_TOKEN='tok-new'\n"
-        b"LAST=1\n"
+        # the new variable goes beside its token's; the lines around it stay in place
         b"HARBOR_SANDBOX_SERVICE_PROVIDER_EXPIRES_AT='2030-01-01T00:05:00Z'\n"
+        b"LAST=1\n"
     )
 
 

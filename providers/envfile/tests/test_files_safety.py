@@ -54,13 +54,20 @@ def test_layout_is_one_directory_per_token_with_the_raw_token(
     assert (folder / "access_token").read_bytes() == b"raw-token-value"  # no newline
     assert json.loads((folder / "record.json").read_text()) == record.to_dict()
     for path in (folder / "access_token", folder / "record.json"):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    for path in (tokens / "sandbox", folder):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600  # the file the link leads to
+    [generation] = [p.name for p in folder.iterdir() if p.name.startswith("..2")]
+    for path in (tokens / "sandbox", folder, folder / generation):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700
-    assert sorted(p.name for p in folder.iterdir()) == [
+    # The kubelet's layout: both files in one generation, swapped by one link.
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [generation, "..data", "access_token", "record.json", "record.json.lock"]
+    )
+    assert os.readlink(folder / "..data") == generation
+    assert os.readlink(folder / "access_token") == "..data/access_token"
+    assert os.readlink(folder / "record.json") == "..data/record.json"
+    assert sorted(p.name for p in (folder / generation).iterdir()) == [
         "access_token",
         "record.json",
-        "record.json.lock",
     ]
 
 

@@ -301,3 +301,29 @@ def test_a_status_with_a_charset_is_still_read_as_a_status(
     with pytest.raises(StoreError) as caught:
         make_kube().read(unique("charset"))
     assert caught.value.reason == "rate-limited"
+
+
+@pytest.mark.parametrize("edited", ["access_token", "expires_at", "token_type", "removed"])
+def test_a_key_that_disagrees_with_the_record_is_due_and_rewritten(
+    cluster: Cluster, make_kube: MakeProvider, edited: str
+) -> None:
+    """Pods read access_token (and expires_at, token_type): a Secret whose keys were edited
+    by hand or by another tool must not be called fresh while pods read the wrong value."""
+    name = unique("mismatch")
+    precreate(cluster, name)
+    record = make_record(token="eyJ.consistent-token")
+    make_kube().write(name, record)
+    data = {k: v.decode() for k, v in (cluster.server.secret_data(NAMESPACE, name) or {}).items()}
+    if edited == "removed":
+        del data["access_token"]
+    else:
+        data[edited] = "eyJ.edited-by-hand" if edited == "access_token" else "something else"
+    cluster.server.put_secret(NAMESPACE, name, data=data, labels=MANAGED)
+    assert make_kube().read(name) is None  # due, as files that disagree are
+    newer = make_record(1, token="eyJ.rewritten-token")
+    assert make_kube().write(name, newer) is WriteOutcome.WRITTEN
+    rewritten = cluster.server.secret_data(NAMESPACE, name)
+    assert rewritten is not None
+    assert rewritten["access_token"] == b"eyJ.rewritten-token"
+    assert json.loads(rewritten["record.json"])["access_token"] == "eyJ.rewritten-token"
+    assert make_kube().read(name) == newer

@@ -351,3 +351,25 @@ def test_no_secret_reaches_the_output_at_debug_level(
     }
     leaked = [canary for canary in canaries if canary in text]
     assert leaked == []
+
+
+def test_a_secret_whose_token_key_was_edited_is_rewritten_by_the_next_run(
+    cluster: Cluster, issuer: StandInIssuer, tmp_path: Path
+) -> None:
+    """Without --force: the edited key makes the token due, so a plain run repairs it."""
+    prefix = unique("edited")
+    (name,) = names(prefix, ("service_provider",))
+    precreate(cluster, name)
+    text = config_text(issuer, cluster.kubeconfig, prefix)
+    assert outcome(sync(cluster, text), SINK)[0] == "written"
+    assert outcome(sync(cluster, text), SINK) == ("fresh", "fresh")
+    data = {k: v.decode() for k, v in (cluster.server.secret_data(NAMESPACE, name) or {}).items()}
+    data["access_token"] = "eyJ.pasted-by-hand"
+    cluster.server.put_secret(NAMESPACE, name, data=data, labels=MANAGED)
+    assert outcome(sync(cluster, text), SINK) == ("written", "missing")
+    repaired = cluster.server.secret_data(NAMESPACE, name)
+    assert repaired is not None
+    assert repaired["access_token"].decode() in issuer.issued
+    stored = cluster.stored(name)
+    assert stored is not None
+    assert stored.access_token.reveal() == repaired["access_token"].decode()

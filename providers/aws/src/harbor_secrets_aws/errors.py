@@ -138,7 +138,7 @@ def classify(exc: BaseException, *, action: str, what: str, redact: Iterable[str
         return Failure(
             "unavailable",
             f"cannot reach AWS to {action} {what} ({type(exc).__name__})",
-            "check the network, the region and endpoint_url; the next run retries",
+            "check the network, the region and endpoint_url",
         )
     if isinstance(exc, ParamValidationError):  # its text can quote the value: never show it
         return Failure(
@@ -173,8 +173,8 @@ def _classify_client_error(
         return Failure(
             "throttled",
             f"AWS throttled the request to {action} {what} ({code})",
-            "the SDK already retried; the next scheduled run tries again. If it persists, "
-            "write less often or move short-lived tokens to aws-ssm",
+            "the SDK already retried; if it persists, write less often or move short-lived "
+            "tokens to aws-ssm",
         )
     if code in ACCESS_DENIED:
         return Failure(

@@ -141,7 +141,7 @@ class SecretsManagerProvider(_AwsProvider):
                 continue
             if current.version_id == token:  # an earlier attempt of this very write landed
                 return WriteOutcome.WRITTEN
-            if current.record is not None and current.record.expires_at >= record.expires_at:
+            if current.record is not None and not record.is_newer_than(current.record):
                 return WriteOutcome.KEPT_NEWER
             self._require_owned(key, action="overwrite")
             if CURRENT in self._put(key, value, token, record):

@@ -124,7 +124,7 @@ class ParameterStoreProvider(_AwsProvider):
                     continue  # created meanwhile by someone not using the lock: compare again
                 if current is None:
                     self._require_owned(key, action="overwrite")
-                elif current.expires_at >= record.expires_at:
+                elif not record.is_newer_than(current):
                     return WriteOutcome.KEPT_NEWER
                 lock.check_time_to_write(self._what(key))
                 self._put(key, value, tier, create=False, redact=redact)

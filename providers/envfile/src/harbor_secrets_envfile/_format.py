@@ -129,11 +129,20 @@ def _check_characters(value: str) -> None:
             )
 
 
-def update(text: str, new_values: dict[str, str], found: list[Assignment] | None = None) -> str:
+def update(
+    text: str,
+    new_values: dict[str, str],
+    found: list[Assignment] | None = None,
+    *,
+    peer_suffixes: tuple[str, ...] = (),
+) -> str:
     """``text`` with each of ``new_values`` set (already quoted), everything else kept.
 
     Existing assignments are rewritten in place (every occurrence, so no stale copy of a
-    token is left behind); new ones are appended in the order given. ``found`` is
+    token is left behind). New ones go, in the order given, where :func:`_insertion_point`
+    says: with ``peer_suffixes`` (the suffixes of the variables this store writes) that
+    keeps our variables together and sorted, so the file does not reorder with the order
+    in which a run's parallel writes happen to land; without, at the end. ``found`` is
     ``parse(text, set(new_values))`` when the caller already has it.
     """
     if found is None:
@@ -149,6 +158,42 @@ def update(text: str, new_values: dict[str, str], found: list[Assignment] | None
     parts.append(text[cursor:])
     result = "".join(parts)
     missing = [name for name in new_values if name not in present]
-    if missing and result and not result.endswith("\n"):
+    if not missing:
+        return result
+    if result and not result.endswith("\n"):
         result += "\n"
-    return result + "".join(f"{name}={new_values[name]}\n" for name in missing)
+    block = "".join(f"{name}={new_values[name]}\n" for name in missing)
+    at = _insertion_point(result, missing[0], peer_suffixes)
+    return result[:at] + block + result[at:]
+
+
+def _group(name: str, suffixes: tuple[str, ...]) -> str | None:
+    """The token a variable of ours belongs to (its prefix), or None if it is not ours."""
+    for suffix in suffixes:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def _insertion_point(text: str, name: str, suffixes: tuple[str, ...]) -> int:
+    """Where a new variable of ours goes: after the other variable of its own token; else
+    before the first token whose name sorts after its own; else after our last variable;
+    else at the end. Lines that are not ours are never moved."""
+    group = _group(name, suffixes)
+    if group is None:
+        return len(text)
+    own_end: int | None = None
+    last_end: int | None = None
+    for assignment in parse(text):
+        other = _group(assignment.name, suffixes)
+        if other is None:
+            continue
+        if other == group:
+            own_end = assignment.end
+        elif other > group and own_end is None:
+            return assignment.start
+        last_end = assignment.end
+    for end in (own_end, last_end):
+        if end is not None:
+            return end
+    return len(text)

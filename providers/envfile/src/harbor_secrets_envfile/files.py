@@ -1,28 +1,28 @@
 """The ``files`` store: one directory per token, holding the raw token and the record.
 
-``<directory>/<key>/access_token`` is the token itself (no newline, mode 0600) and
+``<directory>/<key>/access_token`` is the token itself (no newline, mode ``file_mode``) and
 ``record.json`` the stored record (schema 1). Readers open ``access_token`` on every use, as
 Kubernetes clients do with a projected service-account token, or as Vault Agent's file sink
-expects; each file is replaced atomically by the core's writer, so a reader always sees a
-whole, current token and never needs to parse anything.
+expects, and never need to parse anything.
 
-Order matters for a crash between the two replacements: the token is written first, the
-record (which decides due-ness) last. A crash in between leaves a record that still names
-the old expiry, so the next run finds the token due and writes both again; the reverse
-order could leave a record promising a later expiry than the token on disk has.
+The two files change together or not at all: the core's :class:`AtomicFileSet` writes both
+into a new hidden generation directory and swaps one ``..data`` link to it (the kubelet's
+scheme for projected volumes); ``access_token`` and ``record.json`` are links through
+``..data``. A full disk, a file-size limit or ``kill -9`` at any step leaves the old pair or
+the new one, never one of each. Directories written by older versions (two regular files,
+replaced one after the other) are read as they are and converted on the next write.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import stat
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harbor_secrets import (
-    AtomicFile,
+    AtomicFileSet,
     InvalidKeyError,
     Options,
     Provider,
@@ -38,6 +38,8 @@ log = logging.getLogger("harbor_secrets.files")
 
 TOKEN_FILE = "access_token"
 RECORD_FILE = "record.json"
+#: The writers' lock: the name older versions locked too, so a run of each never overlap.
+LOCK_FILE = "record.json.lock"
 
 
 class TokenFilesProvider(Provider):
@@ -85,116 +87,80 @@ class TokenFilesProvider(Provider):
             )
         return key
 
-    # -- paths ------------------------------------------------------------------------------
+    # -- files --------------------------------------------------------------------------
 
-    def _token_dir(self, key: str) -> Path:
-        return self.directory.joinpath(*PurePosixPath(self.normalize_key(key)).parts)
-
-    def _files(self, key: str) -> tuple[AtomicFile, AtomicFile]:
-        folder = self._token_dir(key)
-        token = AtomicFile(folder / TOKEN_FILE, mode=self.file_mode, lock_timeout=self.lock_timeout)
-        record = AtomicFile(
-            folder / RECORD_FILE, mode=self.file_mode, lock_timeout=self.lock_timeout
+    def _files(self, key: str) -> AtomicFileSet:
+        return AtomicFileSet(
+            self.directory,
+            PurePosixPath(self.normalize_key(key)).parts,
+            (TOKEN_FILE, RECORD_FILE),
+            lock_name=LOCK_FILE,
+            mode=self.file_mode,
+            dir_mode=self.dir_mode,
+            lock_timeout=self.lock_timeout,
         )
-        return token, record
 
     def location(self, key: str) -> str:
-        return str(self._token_dir(key) / TOKEN_FILE)
-
-    def _check_directories(self, key: str, *, create: bool) -> None:
-        """Every directory from ``directory`` down is a real directory, never a symlink.
-
-        ``directory`` itself must exist (creating it silently would hide a typo); the
-        per-token directories below it are created on first write.
-        """
-        if not self.directory.is_dir():
-            raise StoreError(
-                f"directory {self.directory} does not exist",
-                hint=f"create it (mkdir -p {self.directory}) or fix `directory`",
-                reason="missing-directory",
-            )
-        current = self.directory
-        for part in PurePosixPath(self.normalize_key(key)).parts:
-            current = current / part
-            try:
-                info = os.lstat(current)
-            except FileNotFoundError:
-                if not create:
-                    return
-                try:
-                    os.mkdir(current, self.dir_mode)
-                except FileExistsError:
-                    pass  # a concurrent writer made it; checked below
-                except OSError as exc:
-                    raise StoreError(
-                        f"cannot create directory {current}: {exc.strerror or exc}",
-                        hint=f"let this user create directories in {current.parent}",
-                        reason="permission",
-                    ) from None
-                info = os.lstat(current)
-            if stat.S_ISLNK(info.st_mode):
-                raise StoreError(
-                    f"refusing to use {current}: it is a symbolic link",
-                    hint="point `directory` at the real directory; a link could redirect the "
-                    "token anywhere",
-                    reason="symlink",
-                )
-            if not stat.S_ISDIR(info.st_mode):
-                raise StoreError(f"{current} is not a directory", reason="not-a-directory")
+        return str(self._files(key).location(TOKEN_FILE))
 
     # -- the contract -----------------------------------------------------------------------
 
     def read(self, key: str) -> TokenRecord | None:
-        self._check_directories(key, create=False)
-        token_file, record_file = self._files(key)
-        return self._current(token_file, record_file)
+        return self._current(self._files(key))
 
     def write(self, key: str, record: TokenRecord) -> WriteOutcome:
-        """Lock, compare with the stored record, and replace token then record if newer."""
-        self._check_directories(key, create=True)
-        token_file, record_file = self._files(key)
-        token_file.check()
-        record_file.check()
-        with record_file.locked():
-            # Under the lock no writer is between its two replacements: a disagreeing pair
-            # is a crash's leftover, so there is nothing to wait for.
-            current = self._current(token_file, record_file, settle=0.0)
+        """Lock, compare with the stored record, and replace both files if newer."""
+        files = self._files(key)
+        files.prepare()
+        with files.locked():
+            # Under the lock no writer of this version is mid-write; a disagreeing pair is a
+            # crash's leftover from an older version, so there is nothing to wait for.
+            current = self._current(files, settle=0.0)
             if current is not None and not record.is_newer_than(current):
                 return WriteOutcome.KEPT_NEWER
-            token_file.replace(record.access_token.reveal().encode("utf-8"))
-            record_file.replace(record.to_json().encode("utf-8"))
+            files.replace(
+                {
+                    TOKEN_FILE: record.access_token.reveal().encode("utf-8"),
+                    RECORD_FILE: record.to_json().encode("utf-8"),
+                }
+            )
         return WriteOutcome.WRITTEN
 
-    def _current(
-        self, token_file: AtomicFile, record_file: AtomicFile, *, settle: float = 1.0
-    ) -> TokenRecord | None:
+    def _current(self, files: AtomicFileSet, *, settle: float = 1.0) -> TokenRecord | None:
         """The stored record, or None when absent or unusable (then it is due: rewritten).
 
-        Reads take no lock (a reader may not be allowed to create one), so a read can fall
-        between a writer's two replacements; the pair is read again until it agrees. A
-        pair that still disagrees after ``settle`` seconds is what a crash mid-write leaves.
+        A pair read from one generation cannot disagree because of a write in progress. One
+        written by an older version (two files replaced one after the other, read without a
+        lock) can, for a moment: it is read again until it agrees, for up to ``settle``
+        seconds; one that still disagrees is what a crash mid-write left.
         """
         deadline = time.monotonic() + settle
         while True:
-            data = record_file.read()
-            if data is None:
+            snapshot = files.read()
+            if snapshot is None or snapshot.files[RECORD_FILE] is None:
                 return None
+            data = snapshot.files[RECORD_FILE]
+            assert data is not None
             try:
                 record = TokenRecord.from_json(data.decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as exc:
                 log.warning(
-                    "%s cannot be used (%s); treating the token as due", record_file.path, exc
+                    "%s cannot be used (%s); treating the token as due",
+                    files.location(RECORD_FILE),
+                    exc,
                 )
                 return None
-            token = token_file.read()
+            token = snapshot.files[TOKEN_FILE]
             if (
                 token is not None
                 and token.decode("utf-8", "replace") == record.access_token.reveal()
             ):
                 return record
-            if time.monotonic() >= deadline:
+            if snapshot.atomic or time.monotonic() >= deadline:
                 log.warning(
-                    "%s does not match %s; treating the token as due", token_file.path, RECORD_FILE
+                    "%s does not match %s; treating the token as due",
+                    files.location(TOKEN_FILE),
+                    RECORD_FILE,
                 )
                 return None
             time.sleep(0.01)
@@ -204,12 +170,17 @@ class TokenFilesProvider(Provider):
             "provider": self.name,
             "directory": str(self.directory),
             "file_mode": f"{self.file_mode:04o}",
-            "lock_timeout": self.lock_timeout,
+            "lock_timeout_seconds": self.lock_timeout,
         }
 
+    def cannot_write(self, key: str) -> StoreError | None:
+        return self._files(key).problem()
+
     def warnings(self, policy: RefreshPolicy) -> list[str]:
-        if not self.directory.is_dir():
-            return [f"directory {self.directory} does not exist; create it before the first sync"]
+        # The part of every token's check that needs no key: `directory` and its file system.
+        problem = AtomicFileSet(self.directory, (), (), lock_name=LOCK_FILE).problem()
+        if problem is not None:
+            return [f"{problem.message}; writes will be refused until it is fixed"]
         return []
 
     def __repr__(self) -> str:

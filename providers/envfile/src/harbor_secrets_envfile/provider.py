@@ -101,7 +101,7 @@ class EnvFileProvider(Provider):
             current = self._record(_format.effective(found), names)
             if current is not None and not record.is_newer_than(current):
                 return WriteOutcome.KEPT_NEWER
-            updated = _format.update(text, new_values, found)
+            updated = _format.update(text, new_values, found, peer_suffixes=_SUFFIXES)
             self.file.replace(_format.encode(updated))
         return WriteOutcome.WRITTEN
 
@@ -139,15 +139,28 @@ class EnvFileProvider(Provider):
             "provider": self.name,
             "path": str(self.path),
             "file_mode": f"{self.file_mode:04o}",
-            "lock_timeout": self.lock_timeout,
+            "lock_timeout_seconds": self.lock_timeout,
         }
+
+    def cannot_write(self, key: str) -> StoreError | None:
+        try:
+            self.file.check()
+        except StoreError as exc:
+            return exc
+        return None
 
     def warnings(self, policy: RefreshPolicy) -> list[str]:
         problem = self.file.problem()
-        return [f"{problem}; writes will be refused until it is fixed"] if problem else []
+        if problem:
+            return [f"{problem}; writes will be refused until it is fixed"]
+        return self.file.notes()
 
     def __repr__(self) -> str:
         return f"EnvFileProvider(path={str(self.path)!r})"
+
+
+#: What every variable this store writes ends with (the env-file contract).
+_SUFFIXES = env_names("")
 
 
 def _names(key: str) -> tuple[str, str]:

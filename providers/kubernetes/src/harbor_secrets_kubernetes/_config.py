@@ -44,6 +44,11 @@ EXEC_API_VERSIONS = (
 )
 
 
+#: What ``config check --skip-references`` shows where no credentials were found.
+UNCHECKED_SERVER = "(not checked)"
+UNCHECKED_NAMESPACE = "(the credentials' namespace, not checked)"
+
+
 @dataclass(frozen=True)
 class Identity:
     """Where the credentials come from, in words for messages (no secret in it)."""
@@ -52,8 +57,12 @@ class Identity:
     path: str  # the service-account directory, or the kubeconfig file
     context: str | None = None
     user: str | None = None
+    #: None were found and none were needed (``config check --skip-references``).
+    unchecked: bool = False
 
     def describe(self) -> str:
+        if self.unchecked:
+            return "not checked: none here (config check --skip-references)"
         if self.in_cluster:
             return f"the pod's service account ({self.path})"
         user = f", user {self.user}" if self.user else ""
@@ -104,17 +113,27 @@ def parse_settings(options: Options, context: ProviderContext) -> KubernetesSett
     options.finish()
 
     service_account = expand_home(sa_dir, environ)
+    config: SingleConfig | None = None
+    notes: tuple[str, ...] = ()
     if (
         kubeconfig_option is None
         and context_option is None
         and _in_cluster(environ, service_account)
     ):
         config, identity, default_namespace = _in_cluster_config(options, environ, service_account)
-        notes: tuple[str, ...] = ()
     else:
-        path = _kubeconfig_path(options, kubeconfig_option, environ)
-        config, identity, notes = _kubeconfig(options, path, context_option)
-        default_namespace = config.context.namespace
+        try:
+            path = _kubeconfig_path(options, kubeconfig_option, environ)
+        except ConfigError:
+            if not context.skip_credentials:
+                raise
+            # Checked offline where the job's credentials do not exist: the names, the
+            # namespace option and the refresh policy are still checked; the cluster is not.
+            identity = Identity(in_cluster=False, path="", unchecked=True)
+            default_namespace = UNCHECKED_NAMESPACE
+        else:
+            config, identity, notes = _kubeconfig(options, path, context_option)
+            default_namespace = config.context.namespace
     namespace = namespace_option or default_namespace
     if not namespace:
         raise options.error(
@@ -122,7 +141,7 @@ def parse_settings(options: Options, context: ProviderContext) -> KubernetesSett
             f"no namespace: the option is not set and {identity.describe()} names none",
             'set namespace = "apps" (the namespace of the Secrets and of the Role)',
         )
-    problem = why_not_namespace(namespace)
+    problem = None if namespace == UNCHECKED_NAMESPACE else why_not_namespace(namespace)
     if problem:
         raise options.error(
             "namespace",
@@ -131,7 +150,7 @@ def parse_settings(options: Options, context: ProviderContext) -> KubernetesSett
         )
     return KubernetesSettings(
         namespace=namespace,
-        server=config.cluster.server.rstrip("/"),
+        server=UNCHECKED_SERVER if config is None else config.cluster.server.rstrip("/"),
         identity=identity,
         adopt=adopt,
         create=create,

@@ -3,7 +3,9 @@
 A pod mounts the Secret as a volume and reads ``/var/run/harbor/access_token``; tools that
 want the whole record read ``record.json`` (the schema-1 object, exactly what the Vault and
 AWS stores hold). ``expires_at`` and ``token_type`` are there so a shell reader needs no JSON
-parser. The record is the truth: :func:`decode` reads ``record.json`` only.
+parser. The record is the truth, but pods read the other keys: a Secret whose keys disagree
+with ``record.json`` (edited by hand or by another tool) is unusable, so it is due and the
+next run rewrites every key, as the files store does with files that disagree.
 
 Secret data is base64 on the wire, so the base64 forms of the token and of the record are
 registered as secrets too: an API error that echoes a request body can then be scrubbed even
@@ -69,21 +71,33 @@ def has_record(data: Mapping[str, str] | None) -> bool:
     return bool(data) and RECORD_KEY in (data or {})
 
 
+def _text(data: Mapping[str, str], key: str) -> str:
+    try:
+        return base64.b64decode(data[key], validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError(f"{key} is not base64-encoded UTF-8") from None
+
+
 def decode(data: Mapping[str, str] | None) -> TokenRecord | None:
     """The record in a Secret's ``data``; None when it holds none (a pre-created, empty one).
 
     Raises ``ValueError`` naming what is wrong (never a value) when ``record.json`` is there
-    but unusable.
+    but unusable, or when a key pods read (``access_token``, ``expires_at``,
+    ``token_type``) is missing or disagrees with it.
     """
     if not has_record(data):
         return None
     assert data is not None
-    try:
-        text = base64.b64decode(data[RECORD_KEY], validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ValueError(f"{RECORD_KEY} is not base64-encoded UTF-8") from None
-    record = TokenRecord.from_json(text)
     Secret(data[RECORD_KEY], ephemeral=True)
     if TOKEN_KEY in data:
         Secret(data[TOKEN_KEY], ephemeral=True)
+    record = TokenRecord.from_json(_text(data, RECORD_KEY))
+    expected = {
+        TOKEN_KEY: record.access_token.reveal(),
+        "expires_at": format_time(record.expires_at),
+        "token_type": record.token_type,
+    }
+    for key, value in expected.items():
+        if key not in data or _text(data, key) != value:
+            raise ValueError(f"{key} does not match {RECORD_KEY}")
     return record

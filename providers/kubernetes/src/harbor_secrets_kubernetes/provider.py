@@ -12,6 +12,7 @@ privilege setup pre-creates them, because RBAC cannot limit ``create`` to names)
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -41,6 +42,8 @@ from harbor_secrets_kubernetes._errors import (
 )
 from harbor_secrets_kubernetes._kubelet import volume_warnings
 from harbor_secrets_kubernetes._names import secret_name
+
+log = logging.getLogger("harbor_secrets.kubernetes")
 
 _BACKOFF = 0.05  # seconds, times the attempt number, jittered: overlapping runs spread out
 
@@ -92,8 +95,14 @@ class KubernetesProvider(Provider):
             raise self._not_managed(key, action, has_data=bool(secret.data))
         try:
             return _layout.decode(secret.data)
-        except ValueError:
-            return None  # ours (or adopted), but unreadable: the next write replaces it
+        except ValueError as exc:  # ours (or adopted), but unusable: the next write replaces it
+            log.warning(
+                'Secret "%s" in namespace "%s": %s; treating the token as due',
+                key,
+                self.settings.namespace,
+                exc,
+            )
+            return None
 
     # -- writing ------------------------------------------------------------------------
 

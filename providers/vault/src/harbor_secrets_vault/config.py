@@ -8,6 +8,7 @@ variables but not all (not ``VAULT_NAMESPACE``), which is why nothing is left to
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -168,7 +169,9 @@ def _kv_version(options: Options) -> int | None:
     if value == "auto":
         return None
     raise options.error(
-        "kv_version", f"{value!r} is not a KV version", 'use 1, 2 or "auto" (detect from the mount)'
+        "kv_version",
+        f"{json.dumps(value)} is not a KV version",
+        'use 1, 2 or "auto" (detect from the mount)',
     )
 
 
@@ -252,7 +255,8 @@ def _token_auth(options: Options, context: ProviderContext) -> AuthSettings:
         given = Secret(value) if value else None
     assert token_file is not None
     token_file = expand_home(token_file, context.environ)
-    if given is None and not reference and not os.path.isfile(token_file):
+    absent = given is None and not reference and not os.path.isfile(token_file)
+    if absent and not context.skip_credentials:  # offline checks need no token here
         raise options.error(
             "method",
             f"no Vault token: VAULT_TOKEN is not set and {token_file} does not exist",

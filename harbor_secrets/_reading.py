@@ -1,0 +1,176 @@
+"""Reading a local file that may not be what it claims: bounded, regular files only, no hang.
+
+The configuration, ``file:`` secrets and the files the stores keep are named by paths that
+someone else controls. Such a path can lead to a FIFO (an ordinary ``open`` blocks until a
+writer comes, forever), to ``/dev/zero`` (a read never ends), to a symbolic link loop, to a
+file of hundreds of MiB or to bytes that are not text. So the file is opened with
+``O_NONBLOCK`` (which makes opening a FIFO return at once), checked with ``fstat`` on that
+very descriptor (no race with a rename), and read up to a limit. Every caller maps the
+errors raised here to its own error type (a configuration error, a store error) with words
+fit for its users; none of them ever carries the file's content.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+_CHUNK = 1 << 16
+
+#: What a file that is not a regular file is, in words (``st_mode`` type → description).
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+class UnusableFileError(Exception):
+    """The file exists but is not one to read: not a regular file, too large, not text.
+
+    ``problem`` completes "the file …" ("is a named pipe (FIFO), not a regular file");
+    ``reason`` is a short fixed word for programs ("not-a-file", "too-large", "not-text").
+    """
+
+    def __init__(self, problem: str, reason: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.reason = reason
+
+
+def describe_size(size: int) -> str:
+    """``size`` bytes in the largest whole binary unit (``1 MiB``, ``64 KiB``, ``300 bytes``)."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
+
+
+def kind_of(mode: int) -> str | None:
+    """What a file of ``mode`` is, in words, when it is not a regular file (else None)."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in _KINDS:
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def read_bounded(
+    path: str | os.PathLike[str],
+    *,
+    limit: int,
+    follow_symlinks: bool = True,
+    dir_fd: int | None = None,
+) -> bytes:
+    """The whole content of the regular file at ``path``, at most ``limit`` bytes.
+
+    Raises ``OSError`` as the system reports it (``FileNotFoundError``, ``PermissionError``,
+    ``ELOOP`` for a symlink loop, or for any symlink when ``follow_symlinks`` is false) and
+    :class:`UnusableFileError` for anything but a regular file, or a larger one. Never
+    blocks on a FIFO or a device, and never reads more than ``limit + 1`` bytes. A relative
+    ``path`` with ``dir_fd`` is opened in that directory (``openat``).
+    """
+    return _read(path, limit=limit, follow_symlinks=follow_symlinks, dir_fd=dir_fd)[0]
+
+
+def _read(
+    path: str | os.PathLike[str],
+    *,
+    limit: int,
+    follow_symlinks: bool,
+    dir_fd: int | None = None,
+) -> tuple[bytes, os.stat_result]:
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
+    fd = os.open(path, flags, dir_fd=dir_fd)
+    try:
+        info = os.fstat(fd)
+        kind = kind_of(info.st_mode)
+        if kind is not None:
+            raise UnusableFileError(f"is {kind}, not a regular file", "not-a-file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(_CHUNK, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise UnusableFileError(
+                f"is larger than {describe_size(limit)}, more than such a file ever needs",
+                "too-large",
+            )
+        return b"".join(chunks), info
+    finally:
+        os.close(fd)
+
+
+def decode_utf8(data: bytes) -> str:
+    """``data`` as UTF-8 text; :class:`UnusableFileError` naming the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnusableFileError(
+            f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            "not-text",
+        ) from None
+
+
+class LocalFileError(Exception):
+    """A configuration or secret file that cannot be used, in words for the person fixing it.
+
+    ``problem`` completes "the file …" ("does not exist", "is a symbolic link loop");
+    ``fix`` says what to do.
+    """
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+
+@dataclass(frozen=True)
+class TextFile:
+    """A text file's content and its permission bits (``stat.S_IMODE``)."""
+
+    text: str
+    mode: int
+
+
+def read_text_file(path: Path, *, limit: int) -> TextFile:
+    """A small UTF-8 text file a person wrote (the configuration, a ``file:`` secret).
+
+    Symbolic links are followed (Kubernetes mounts ConfigMaps and Secrets through them);
+    every way the file can be unusable is one :class:`LocalFileError`.
+    """
+    try:
+        data, info = _read(path, limit=limit, follow_symlinks=True)
+        return TextFile(decode_utf8(data), stat.S_IMODE(info.st_mode))
+    except FileNotFoundError:
+        raise LocalFileError("does not exist", "check the path") from None
+    except UnusableFileError as exc:
+        fixes = {
+            "not-a-file": "point it at a regular file",
+            "too-large": "point it at the right file",
+            "not-text": "save it as UTF-8 text",
+        }
+        raise LocalFileError(exc.problem, fixes[exc.reason]) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LocalFileError(
+                "is a symbolic link loop (or a chain of more than 40 links)",
+                "point the path, or the link, at the real file",
+            ) from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            fix = "let the user running harbor-secrets read it (and search its directories)"
+        else:
+            fix = "check the path and the file"
+        raise LocalFileError(f"cannot be read ({exc.strerror or exc})", fix) from None
