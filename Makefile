@@ -13,7 +13,8 @@ DIST ?= dist
 help:
 	@echo "make demo   run the whole job against a local stand-in issuer (no Harbor account needed)"
 	@echo "make test   lint (ruff), type-check (mypy) and run every test, real servers included"
-	@echo "make bench  measure against local servers and regenerate docs/BENCHMARKS.md"
+	@echo "make bench  measure against local servers and regenerate docs/BENCHMARKS.md and"
+	@echo "            docs/AVAILABILITY.md (replicas killed and restarted for ~2.5 hours)"
 	@echo "make reliability  run the fault-injection suite and regenerate docs/RELIABILITY.md"
 	@echo "make dist   build the wheel and sdist of the core and of every provider into dist/,"
 	@echo "           and dist/requirements.txt, which installs exactly those (V=1: verbose)"
@@ -53,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sync_envfile.py
 	$(BIN)/python providers/vault/bench/bench_vault_kv2.py
 	$(BIN)/python providers/aws/bench/bench_lambda_cold_start.py
+	$(BIN)/python bench/availability.py
 
 reliability: $(STAMP)
 	HARBOR_SECRETS_WRITE_RELIABILITY=1 $(BIN)/pytest tests/reliability -q $(PYTEST_ARGS)

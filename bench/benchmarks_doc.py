@@ -625,9 +625,11 @@ def _part3(results: list[day_cost.DayResult]) -> list[str]:
         "",
         *_table(header, rows("watch")),
         "",
-        "Promise here: `refresh_before` minus the wake-up slack documented in "
-        "`harbor_secrets/watch.py` (jitter of at most min(5 s, `refresh_before`/10), the "
-        "0.05 s due margin, one cycle's run time, modelled at <= 0.3 s). Watch mode refreshes "
+        "Promise here: the freshness policy's floor for one watcher "
+        "(`RefreshPolicy.reader_floor(watching=True, wrote_last=True)`): `refresh_before` "
+        "minus the writer's wake-up jitter (at most W/2, W = min(5 s, `refresh_before`/10)), "
+        "the 0.05 s due margin and a prompt answer (1 s; the model's cycles take <= 0.3 s). "
+        "Several replicas: docs/AVAILABILITY.md. Watch mode refreshes "
         "each token `refresh_before` before expiry, so writes are 86,400 / (300 - "
         "`refresh_before`) per token: **the 1.3x aim needs `refresh_before` <= 69 s**. With "
         + (

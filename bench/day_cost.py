@@ -32,7 +32,7 @@ from harbor_secrets.secrets import Secret
 from harbor_secrets.sync import SyncEngine, TokenSource
 from harbor_secrets.testing.memory import MemoryProvider, MemoryStore, reset_memory_stores
 from harbor_secrets.token_client import IssuedToken
-from harbor_secrets.watch import DUE_MARGIN, Watcher, WatchPacing
+from harbor_secrets.watch import Watcher
 from harbor_testkit.clock import FakeClock
 
 DAY = 86_400.0
@@ -94,8 +94,8 @@ class DayResult:
     requests_per_token: float
     reads_per_token: float
     min_left: float  # seconds: the least lifetime a reader could find in the store
-    #: What the design promises a reader: refresh_before - schedule period (one-shot);
-    #: refresh_before - (max jitter + due margin + run time) for watch mode (watch.py).
+    #: What the freshness policy promises a reader (RefreshPolicy.reader_floor): refresh_before
+    #: - schedule period (one-shot); for one watcher, refresh_before - (W/2 + margin + 1 s).
     bound: float
 
     @property
@@ -189,11 +189,8 @@ def simulate(
             at = one_pass()
             passes += 1
     tokens = len(ENVIRONMENTS) * len(SCOPES)
-    if mode == "one-shot":
-        bound = refresh_before - schedule_period
-    else:
-        pacing = WatchPacing.for_config(config)
-        bound = refresh_before - (pacing.max_jitter + DUE_MARGIN + MAX_WATCH_RUN)
+    # The freshness policy's promise (one watcher is always the writer of its tokens).
+    bound = config.refresh.reader_floor(watching=mode == "watch", wrote_last=True)
     return DayResult(
         mode=mode,
         refresh_before=refresh_before,

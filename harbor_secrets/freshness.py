@@ -20,6 +20,11 @@ written under a clock that was wrong (a run 10 minutes fast stores an expiry 10 
 late; a clock stepped back makes every stored expiry look far away). Such a record is
 *implausible*: ``status`` says so, ``sync`` treats it as due, readers do not use it, the
 never-go-backwards rule does not protect it, and ``/healthz`` does not count it as live.
+
+The availability budget (:meth:`RefreshPolicy.availability`, what ``config check`` prints
+and docs/AVAILABILITY.md explains) is worked out here too, from the same numbers: how late
+after a deadline a refresher may come, hence the least lifetime a reader finds, and how long
+readers survive an outage of Harbor, of the store or of every refresher.
 """
 
 from __future__ import annotations
@@ -33,6 +38,15 @@ from datetime import datetime, timedelta
 from harbor_secrets.record import TokenRecord
 
 DUE_SLACK = timedelta(seconds=1)
+#: What the floors below call answering "promptly": the token request and the write of a
+#: run complete within this many seconds of its start. The scheduled floor
+#: (``refresh_before − schedule_period``) has always rested on it, through DUE_SLACK.
+PROMPT_ANSWER = DUE_SLACK.total_seconds()
+#: Added to every watch-mode wait so the engine, reading the clock after the wake, finds the
+#: token due.
+DUE_MARGIN = 0.05
+#: Watch mode spreads replicas' wake-ups over at most this many seconds per step (W below).
+MAX_WAKE_SPREAD = 5.0
 #: The least lifetime a reader should accept by default: a request in flight needs the
 #: token to stay valid. ``get``/``exec`` default to it; the Kubernetes store warns when a
 #: volume reader could find less.
@@ -115,6 +129,58 @@ def seconds_between(earlier: datetime, later: datetime) -> float:
 def seconds_left(expires_at: datetime, now: datetime) -> float:
     """How long a token expiring at ``expires_at`` still lives at ``now`` (negative: expired)."""
     return seconds_between(now, expires_at)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """The availability budget of one ``[refresh]`` table, for one way of running it.
+
+    Every figure is in seconds and derived by :meth:`RefreshPolicy.availability`; ``config
+    check`` prints it and docs/AVAILABILITY.md explains it.
+    """
+
+    watching: bool
+    #: The least lifetime a reader finds while Harbor and the store answer promptly, with any
+    #: one refresher lost (watch mode: the replica that wrote last, the worst one to lose).
+    reader_floor: float
+    #: The same while the replica that wrote last is up (watch mode; scheduled: the same).
+    reader_floor_writer_up: float
+    #: The least lifetime if each token request takes the whole request budget.
+    reader_floor_slow_issuer: float
+    #: How long an outage of Harbor, of the store, or of every refresher, starting at the
+    #: worst moment, is survived before the first token expires (at least).
+    outage_survived: float
+    #: ... and starting just after a write (at best): the token's lifetime.
+    outage_survived_at_best: float
+    #: How long, at worst, until readers needing ``min_remaining`` refuse the token.
+    outage_before_readers_refuse: float
+    min_remaining: float
+    request_budget: float
+    propagation: float
+    #: How late after a token's deadline a refresher may start (schedule period, or watch
+    #: mode's wake-up lateness).
+    latest_start: float
+    #: Watch mode's wake-up spread W (None when scheduled).
+    wake_spread: float | None
+    #: Roughly how often one record is rewritten.
+    write_interval: float
+
+    def to_dict(self) -> dict[str, float | bool | None]:
+        return {
+            "watching": self.watching,
+            "reader_floor_seconds": round(self.reader_floor, 3),
+            "reader_floor_writer_up_seconds": round(self.reader_floor_writer_up, 3),
+            "reader_floor_slow_issuer_seconds": round(self.reader_floor_slow_issuer, 3),
+            "outage_survived_seconds": round(self.outage_survived, 3),
+            "outage_survived_at_best_seconds": round(self.outage_survived_at_best, 3),
+            "outage_before_readers_refuse_seconds": round(self.outage_before_readers_refuse, 3),
+            "min_remaining_seconds": self.min_remaining,
+            "request_budget_seconds": self.request_budget,
+            "propagation_seconds": self.propagation,
+            "latest_start_seconds": round(self.latest_start, 3),
+            "wake_spread_seconds": self.wake_spread,
+            "write_interval_seconds": round(self.write_interval, 3),
+        }
 
 
 @dataclass(frozen=True)
@@ -231,15 +297,91 @@ class RefreshPolicy:
         periods = max(1, -(-int(useful) // max(int(self.schedule_period), 1)))
         return periods * self.schedule_period
 
-    def reader_floor(self, *, watching: bool = False, propagation: float = 0.0) -> float:
-        """The least lifetime a reader can find left while the issuer answers, in seconds.
+    @property
+    def wake_spread(self) -> float:
+        """W, watch mode's step of wake-up spread after a token's deadline, in seconds.
 
-        A scheduled run may come up to one ``schedule_period`` after a token fell due (watch
-        mode wakes when it falls due instead); ``propagation`` is how much later than the
-        write the reader sees it (e.g. the kubelet's refresh of a mounted Secret).
+        Replicas that read the same expiry would otherwise wake within a few hundred
+        milliseconds of each other, all find the token due and all ask Harbor (a jitter of a
+        few percent of the sleep is far less than one cycle apart). So the replica that wrote
+        the stored token wakes within W/2 of the deadline and every other replica between W
+        and 2W: by then the writer's new token is stored and they find it fresh. W is a tenth
+        of ``refresh_before`` (at most :data:`MAX_WAKE_SPREAD`): with the default 150 s,
+        5 s, and the writer has at least 2.5 s for its cycle before the first other replica
+        looks, so with every replica up Harbor sees one request per refresh.
         """
-        late = 0.0 if watching else self.schedule_period
+        return min(MAX_WAKE_SPREAD, self.refresh_before / 10)
+
+    def watch_lateness(self, *, wrote_last: bool = False) -> float:
+        """The latest a watch-mode cycle starts after a token's deadline, in seconds.
+
+        ``wrote_last``: the replica that wrote the stored token is up (it wakes within W/2);
+        otherwise another replica (or a lone one that restarted) comes, within 2W.
+        """
+        steps = 0.5 if wrote_last else 2.0
+        return DUE_MARGIN + steps * self.wake_spread
+
+    def reader_floor(
+        self, *, watching: bool = False, propagation: float = 0.0, wrote_last: bool = False
+    ) -> float:
+        """The least lifetime a reader can find left while the issuer and the store answer
+        promptly (within :data:`PROMPT_ANSWER`), in seconds.
+
+        A scheduled run starts up to one ``schedule_period`` after a token fell due, which is
+        DUE_SLACK before its deadline: ``refresh_before − schedule_period``. Watch mode
+        starts up to :meth:`watch_lateness` after the deadline and its write lands up to
+        PROMPT_ANSWER later. ``propagation`` is how much later than the write the reader sees
+        it (e.g. the kubelet's refresh of a mounted Secret).
+        """
+        if watching:
+            late = self.watch_lateness(wrote_last=wrote_last) + PROMPT_ANSWER
+        else:
+            late = self.schedule_period
         return self.refresh_before - late - propagation
+
+    def availability(
+        self,
+        *,
+        watching: bool,
+        request_budget: float,
+        min_remaining: float = DEFAULT_MIN_REMAINING,
+        propagation: float = 0.0,
+    ) -> Availability:
+        """What readers can count on under this policy: the availability budget.
+
+        ``request_budget`` is the longest one token request may take (``[http]
+        total_budget``): a run whose request uses all of it comes that much later than a
+        prompt one. An outage of Harbor, of the store or of every refresher that starts at
+        the worst moment (just as the stored token falls due) leaves readers the floor; one
+        that starts just after a write leaves them the token's whole lifetime.
+        """
+        floor = self.reader_floor(watching=watching, propagation=propagation)
+        slow = max(request_budget - PROMPT_ANSWER, 0.0)
+        return Availability(
+            watching=watching,
+            reader_floor=floor,
+            reader_floor_writer_up=self.reader_floor(
+                watching=watching, propagation=propagation, wrote_last=True
+            )
+            if watching
+            else floor,
+            reader_floor_slow_issuer=floor - slow,
+            outage_survived=floor,
+            outage_survived_at_best=self.token_lifetime - propagation,
+            outage_before_readers_refuse=floor - min_remaining,
+            min_remaining=min_remaining,
+            request_budget=request_budget,
+            propagation=propagation,
+            latest_start=self.watch_lateness() if watching else self.schedule_period,
+            wake_spread=self.wake_spread if watching else None,
+            write_interval=self.write_interval if not watching else self.watch_write_interval,
+        )
+
+    @property
+    def watch_write_interval(self) -> float:
+        """Roughly how often watch mode rewrites one record: at each deadline (plus W/4, the
+        writer's mean jitter), not on a schedule."""
+        return max(self.token_lifetime - self.refresh_before, 0.0) + self.wake_spread / 4
 
     def warnings(self, *, watching: bool = False) -> list[str]:
         """Settings under which this policy cannot keep its promise."""

@@ -93,6 +93,10 @@ class Provider(ABC):
     reference_schemes: ClassVar[tuple[str, ...]] = ()
     #: True when ``read`` returns every field ``write`` was given (not just token + expiry).
     stores_full_record: ClassVar[bool] = True
+    #: False for a store that lives on the refresher's own host (a file): refreshers on
+    #: other hosts cannot keep it fresh, so availability means one refresher per host, next
+    #: to its readers. ``config check`` says so for such sinks.
+    shared: ClassVar[bool] = True
     #: Environment variables the store's client reads credentials from by itself (no
     #: ``env:`` reference names them), e.g. ``VAULT_TOKEN``. Commands this tool starts
     #: (``exec``, ``on_write``) never inherit them.
@@ -163,6 +167,12 @@ class Provider(ABC):
     def warnings(self, policy: RefreshPolicy) -> list[str]:
         """Offline advice about this sink under ``policy`` (shown by ``config check``/``sync``)."""
         return []
+
+    def reader_delay(self) -> float:
+        """How much later than a write its readers may see it, in seconds (e.g. a pod
+        reading a mounted Kubernetes Secret); ``config check``'s availability budget takes
+        it off what such readers find. 0 when readers read the store itself."""
+        return 0.0
 
     def close(self) -> None:  # noqa: B027 - optional hook; most providers hold nothing
         """Release clients and credentials (e.g. revoke a Vault token the provider created)."""

@@ -1,7 +1,9 @@
 """The stored record (schema 1): the one JSON object every store holds per token.
 
 Readers depend on these field names; see DESIGN.md "Contracts". A record never carries a
-refresh token or the client secret.
+refresh token or the client secret. ``written_by`` (the host or pod name of the refresher
+that wrote it, never a secret) is an optional addition to schema 1: it is stored only when
+known, and readers of schema 1 ignore fields they do not know, as this parser does.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ FIELDS = (
     "issuer",
     "managed_by",
     "schema",
+    "written_by",
 )
 
 
@@ -62,6 +65,8 @@ class TokenRecord:
     issuer: str = ""
     managed_by: str = MANAGED_BY
     schema: int = SCHEMA_VERSION
+    #: Which refresher wrote it (a host or pod name); "" when unknown (older records).
+    written_by: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     #: Whether a stored record is trustworthy, as the writer of this one judges it: the
     #: sync engine sets the freshness policy's judgement (with its clock) here, so that
@@ -81,6 +86,7 @@ class TokenRecord:
         client_id: str,
         issuer: str,
         token_type: str = "Bearer",
+        written_by: str = "",
     ) -> TokenRecord:
         """Build a fresh record; ``issued_at`` is when the request was sent (conservative)."""
         issued = issued_at.astimezone(UTC).replace(microsecond=0)
@@ -93,6 +99,7 @@ class TokenRecord:
             token_type=token_type,
             client_id=client_id,
             issuer=issuer,
+            written_by=written_by,
         )
 
     @property
@@ -132,6 +139,7 @@ class TokenRecord:
             "issuer": self.issuer,
             "managed_by": self.managed_by,
             "schema": self.schema,
+            **({"written_by": self.written_by} if self.written_by else {}),
         }
 
     def to_json(self) -> str:
@@ -174,6 +182,7 @@ class TokenRecord:
             issuer=str(data.get("issuer", "")),
             managed_by=str(data.get("managed_by", "")),
             schema=schema,
+            written_by=str(data.get("written_by") or ""),
             extra={k: v for k, v in data.items() if k not in known},
         )
 

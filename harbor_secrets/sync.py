@@ -28,6 +28,7 @@ from harbor_secrets.record import TokenRecord, format_time
 from harbor_secrets.registry import Registry
 from harbor_secrets.runtime import Runtime, Sink
 from harbor_secrets.secrets import Secret
+from harbor_secrets.writer import writer_name
 
 if TYPE_CHECKING:
     from harbor_secrets.token_client import IssuedToken
@@ -79,6 +80,9 @@ class SinkResult:
     #: The sink's on_write command ran after this write: True if it succeeded.
     on_write_ok: bool | None = None
     on_write_error: str | None = None
+    #: Which refresher wrote the token the sink holds (this one when written; as stored
+    #: when found fresh); None when unknown (a store without it, or a refused write).
+    written_by: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -100,6 +104,8 @@ class SinkResult:
             data["error"] = self.error
         if self.on_write_ok is not None:
             data["on_write"] = {"ok": self.on_write_ok, "error": self.on_write_error}
+        if self.written_by is not None:
+            data["written_by"] = self.written_by
         return data
 
 
@@ -213,6 +219,8 @@ class SyncEngine:
         self._hidden = runtime.hidden_variables()
         self._store_pool: ThreadPoolExecutor | None = None  # set for the length of a run
         self._lifetime_warned: set[str] = set()
+        #: The name every record this engine writes carries (``written_by``).
+        self.writer = writer_name(runtime.environ)
 
     def _client(self, job: Job, secret: Secret) -> TokenSource:
         key = (job.credentials, job.environment)
@@ -361,6 +369,7 @@ class SyncEngine:
             client_id=credentials.client_id,
             issuer=environment.token_url,
             token_type="Bearer",
+            written_by=self.writer,
         )
         # Stores compare with what they hold at write time; the policy, with this run's
         # clock, tells them which stored records are not to be believed.
@@ -418,6 +427,7 @@ class SyncEngine:
             return sink, None, sink_result
         if stored is not None:
             sink_result.expires_at = stored.expires_at
+            sink_result.written_by = stored.written_by or None
         state = self.config.refresh.assess(stored, now).state
         if state is TokenState.IMPLAUSIBLE:
             assert stored is not None
@@ -452,15 +462,24 @@ class SyncEngine:
         if outcome is WriteOutcome.WRITTEN:
             sink_result.action = WRITTEN
             sink_result.expires_at = record.expires_at
+            sink_result.written_by = record.written_by
         else:
             sink_result.action = KEPT_NEWER
             sink_result.reason = "the store already holds a token expiring no earlier"
+            sink_result.written_by = None  # another refresher's, unknown until read again
+        by = f" by {sink_result.written_by}" if sink_result.written_by else ""
         log.info(
-            "%s -> %s: %s",
+            "%s -> %s: %s%s",
             job.label,
             sink.name,
             sink_result.action,
-            extra={"event": "sink." + sink_result.action, "job": job.label, "sink": sink.name},
+            by,
+            extra={
+                "event": "sink." + sink_result.action,
+                "job": job.label,
+                "sink": sink.name,
+                **({"written_by": sink_result.written_by} if sink_result.written_by else {}),
+            },
         )
 
     def _run_hooks(self, results: list[JobResult]) -> None:

@@ -4,13 +4,21 @@ One :class:`~harbor_secrets.runtime.Runtime` (providers built once) serves every
 each cycle is one ordinary engine pass, so due-ness, one token request per token and the
 monotonic write rule are exactly those of a scheduled run. Between cycles the loop sleeps
 until the earliest stored token falls due (the freshness policy says when) plus a little
-jitter, never longer than ``schedule_period`` (so a store changed behind its back is
-noticed), and after failures on an exponential backoff capped well inside the refresh
-window. The stop flag is looked at only between cycles: a write in flight always completes.
+jitter, no longer than ``schedule_period`` (so a store changed behind its back is noticed)
+unless that would wake it in the token's due window before its turn, and after failures
+on an exponential backoff capped well inside the refresh window. The stop flag is looked
+at only between cycles: a write in flight always completes.
 
-Wake-up slack — how far past due a reader can find a token while the issuer answers — is
-the jitter (at most 5 % of the sleep, and a tenth of ``refresh_before``) plus one cycle's
-run time; it replaces the schedule period of a cron-driven deployment.
+Several replicas may watch one store (no leader election: the store's compare-and-set is
+the fence). Identical replicas read the same expiry, so with a jitter of a few percent they
+would wake within a few hundred milliseconds of each other, all find the token due and all
+ask Harbor. So the pacing depends on who wrote: the replica that wrote every token it saw
+(its *writer* role) wakes within W/2 of the deadline, every other replica (*standby*)
+between W and 2W, where W is the freshness policy's ``wake_spread`` (a tenth of
+``refresh_before``, at most 5 s). A standby then finds the new token and sleeps again, so
+with every replica up Harbor sees one request per refresh; if the writer is gone, the first
+standby to wake refreshes and becomes the writer. The freshness policy's watch-mode reader
+floor counts the 2W (``watch_lateness``).
 """
 
 from __future__ import annotations
@@ -20,16 +28,22 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 
 from harbor_secrets.config import Config
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
-from harbor_secrets.freshness import Observation, RefreshPolicy, seconds_between
+from harbor_secrets.freshness import (
+    DUE_MARGIN,
+    DUE_SLACK,
+    Observation,
+    RefreshPolicy,
+    seconds_between,
+)
 from harbor_secrets.health import Verdict, judge
-from harbor_secrets.metrics import SinkKey, SyncMetrics, observed_expiry
+from harbor_secrets.metrics import SinkKey, SyncMetrics, observed_expiry, sink_key
 from harbor_secrets.record import format_time
 from harbor_secrets.runtime import Runtime
 from harbor_secrets.sync import (
@@ -45,28 +59,32 @@ from harbor_secrets.sync import (
 
 log = logging.getLogger(__name__)
 
-#: Added to every wait so the engine, reading the clock after the wake, finds the token due.
-DUE_MARGIN = 0.05
 Uniform = Callable[[float, float], float]
+#: A replica's role in the next wake-up (see the module docstring).
+WRITER = "writer"
+STANDBY = "standby"
 
 
 @dataclass(frozen=True)
 class WatchPacing:
     """How long to sleep between cycles; :meth:`for_config` derives it from ``[refresh]``.
 
-    When a token falls due is the freshness policy's answer (``refresh``); this adds only
-    the pacing around it: bounds on the sleep, jitter, backoff after failures, and the grace
-    ``/healthz`` allows a healthy loop.
+    When a token falls due is the freshness policy's answer (``refresh``), and so is the
+    wake-up spread W between replicas; this adds only the pacing around it: bounds on the
+    sleep, jitter, the standby's delay, backoff after failures, and the grace ``/healthz``
+    allows a healthy loop.
     """
 
     refresh: RefreshPolicy
     max_sleep: float  # ``schedule_period``: a store changed by someone else is seen this soon
     min_sleep: float  # never spin, whatever the store says
-    max_jitter: float
+    max_jitter: float  # the writer's: W/2 (and at most 5 % of the sleep)
     backoff_base: float
     backoff_cap: float
     grace: float  # how far past due /healthz tolerates a token (the wake-up slack)
     jitter_fraction: float = 0.05
+    #: A standby wakes this long after the deadline, plus up to as much again (W).
+    standby_delay: float = 0.0
 
     @classmethod
     def for_config(cls, config: Config) -> WatchPacing:
@@ -74,19 +92,22 @@ class WatchPacing:
         window = refresh.refresh_before
         interval = max(refresh.token_lifetime - window, 1.0)  # between two writes of a token
         min_sleep = min(1.0, max(0.05, window / 10))
-        max_jitter = min(5.0, window / 10)  # far below refresh_before: never past expiry
+        spread = refresh.wake_spread  # W: far below refresh_before, never past expiry
         # A recovering issuer is retried within a fifth of the refresh window, and never
         # later than a fifth of the normal interval between writes.
         backoff_cap = max(min_sleep, min(30.0, window / 5, interval / 5))
-        grace = min(window / 2, max_jitter + config.http.total_budget + 5.0)
+        # A healthy standby starts its cycle within watch_lateness of the deadline, and the
+        # cycle's token request may take the whole budget.
+        grace = min(window / 2, refresh.watch_lateness() + config.http.total_budget + 5.0)
         return cls(
             refresh=refresh,
             max_sleep=max(refresh.schedule_period, min_sleep),
             min_sleep=min_sleep,
-            max_jitter=max_jitter,
+            max_jitter=spread / 2,
             backoff_base=min_sleep,
             backoff_cap=backoff_cap,
             grace=grace,
+            standby_delay=spread,
         )
 
     def backoff(self, failures: int, uniform: Uniform) -> float:
@@ -98,17 +119,40 @@ class WatchPacing:
         return uniform(window / 2, window)
 
     def wake_delay(
-        self, due_at: datetime | None, now: datetime, failures: int, uniform: Uniform
+        self,
+        due_at: datetime | None,
+        now: datetime,
+        failures: int,
+        uniform: Uniform,
+        *,
+        standby: bool = False,
     ) -> float:
-        """Seconds to sleep: until ``due_at`` plus jitter, backoff if failing, within bounds."""
+        """Seconds to sleep: until ``due_at`` plus the role's offset, backoff if failing,
+        within bounds.
+
+        The writer's offset is a jitter of at most 5 % of the sleep and W/2; a standby's is
+        W plus up to W, so it looks only after the writer's cycle has stored the new token.
+
+        ``max_sleep`` bounds every sleep but one: a wake-up it would cut short into the
+        token's due window (the engine rewrites a token from DUE_SLACK before its deadline)
+        would make this replica ask before its turn, so then the sleep runs to its turn,
+        at most 1 s + 2W past ``max_sleep``.
+        """
+        cap = self.max_sleep
         if due_at is None:
             wait = self.max_sleep
         else:
-            wait = max(seconds_between(now, due_at), 0.0) + DUE_MARGIN
-            wait += uniform(0.0, min(self.jitter_fraction * wait, self.max_jitter))
+            until_due = seconds_between(now, due_at)
+            wait = max(until_due, 0.0) + DUE_MARGIN
+            if standby:
+                wait += self.standby_delay + uniform(0.0, self.standby_delay)
+            else:
+                wait += uniform(0.0, min(self.jitter_fraction * wait, self.max_jitter))
+            if self.max_sleep >= until_due - DUE_SLACK.total_seconds():
+                cap = max(cap, wait)  # the cap would land in the due window: wait the turn
         if failures:
             wait = min(wait, self.backoff(failures, uniform))
-        return min(max(wait, self.min_sleep), self.max_sleep)
+        return min(max(wait, self.min_sleep), cap)
 
 
 def _moment(timestamp: float) -> datetime:
@@ -126,6 +170,40 @@ def observations(report: SyncReport) -> list[Observation]:
             if expires_at is not None:
                 seen.append(Observation(expires_at, refreshed=sink.action != FRESH))
     return seen
+
+
+def wrote_every_token(report: SyncReport, written: Mapping[SinkKey, datetime]) -> bool:
+    """Whether this replica wrote every token it saw this cycle, so it wakes first next.
+
+    ``written`` is the expiry this replica last wrote per sink: a token found fresh with
+    that expiry is still its own (it woke on ``schedule_period`` before the token was due);
+    any other fresh token, or a write refused because the store held a newer one, was
+    another refresher's. Sinks that failed say nothing either way.
+    """
+    seen = False
+    for job in report.results:
+        for sink in job.sinks:
+            if sink.action == WRITTEN:
+                seen = True
+            elif sink.action == FRESH and sink.expires_at is not None:
+                if written.get(sink_key(job.job, sink.sink)) != sink.expires_at:
+                    return False
+                seen = True
+            elif sink.action == KEPT_NEWER:
+                return False
+    return seen
+
+
+def writers(report: SyncReport) -> list[str]:
+    """The refreshers that wrote the tokens this cycle found fresh (for the cycle log)."""
+    return sorted(
+        {
+            sink.written_by
+            for job in report.results
+            for sink in job.sinks
+            if sink.action == FRESH and sink.written_by
+        }
+    )
 
 
 def failed_entirely(report: SyncReport) -> bool:
@@ -168,6 +246,9 @@ class Cycle:
     consecutive_failures: int
     next_due: datetime | None
     delay: float
+    #: How this replica paces the next wake-up: WRITER (it wrote every token it saw) wakes
+    #: first, STANDBY later.
+    role: str = WRITER
 
 
 class Watcher:
@@ -200,6 +281,8 @@ class Watcher:
         self._failures = 0
         self._warned: set[str] = set()
         self._warned_short = False
+        #: The expiry this replica last wrote, per sink (which stored tokens are its own).
+        self._written: dict[SinkKey, datetime] = {}
         self.stop_reason = "stop requested"
 
     def run(self) -> int:
@@ -258,12 +341,15 @@ class Watcher:
             )
         now = self.now()
         due_at: datetime | None = None
+        standby = True  # nothing seen (a failed run): wake as a standby would
         if report is not None:
             self._log_new_warnings(report.warnings)
             self.metrics.record(report)
             if failed_entirely(report):
                 error = _first_error(report)
             due_at, short = self.pacing.refresh.next_due(observations(report), now)
+            standby = not wrote_every_token(report, self._written)
+            self._remember_writes(report)
             if short and not self._warned_short:
                 self._warned_short = True
                 log.warning(
@@ -273,13 +359,14 @@ class Watcher:
                 )
         failing = report is None or report.exit_code != EXIT_OK
         self._failures = self._failures + 1 if failing else 0
-        delay = self.pacing.wake_delay(due_at, now, self._failures, self.uniform)
+        delay = self.pacing.wake_delay(due_at, now, self._failures, self.uniform, standby=standby)
         with self._lock:
             self._cycles += 1
             self._last_error = error
             self._last_failed = failed_sinks(report) if report is not None else ()
             number = self._cycles
-        cycle = Cycle(number, began, report, error, self._failures, due_at, delay)
+        role = STANDBY if standby else WRITER
+        cycle = Cycle(number, began, report, error, self._failures, due_at, delay, role)
         self._log_cycle(cycle, time.monotonic() - began)
         return cycle
 
@@ -299,6 +386,12 @@ class Watcher:
             seen={key: _moment(when) for key, when in snapshot.last_success.items()},
         )
 
+    def _remember_writes(self, report: SyncReport) -> None:
+        for job in report.results:
+            for sink in job.sinks:
+                if sink.action == WRITTEN and sink.expires_at is not None:
+                    self._written[sink_key(job.job, sink.sink)] = sink.expires_at
+
     def _log_new_warnings(self, warnings: Sequence[str]) -> None:
         for note in warnings:
             if note not in self._warned:
@@ -308,23 +401,28 @@ class Watcher:
     def _log_cycle(self, cycle: Cycle, duration: float) -> None:
         report = cycle.report
         counts = report.to_dict()["counts"] if report is not None else {}
+        by = writers(report) if report is not None else []
         summary = (
-            f"{counts[WRITTEN]} written, {counts[FRESH]} fresh, {counts[KEPT_NEWER]} kept, "
-            f"{counts[FAILED]} failed"
+            f"{counts[WRITTEN]} written, {counts[FRESH]} fresh"
+            + (f" (written by {', '.join(by)})" if by else "")
+            + f", {counts[KEPT_NEWER]} kept, {counts[FAILED]} failed"
             if report is not None
             else "run failed"
         )
         if cycle.consecutive_failures:
             summary += f" (failing {cycle.consecutive_failures} cycle(s) in a row)"
         log.info(
-            "cycle %d: %s; next in %.1fs",
+            "cycle %d: %s; next in %.1fs as %s",
             cycle.number,
             summary,
             cycle.delay,
+            cycle.role,
             extra={
                 "event": "watch.cycle",
                 "cycle": cycle.number,
                 "counts": counts,
+                "role": cycle.role,
+                "written_by": by,
                 "token_requests": report.token_requests if report is not None else 0,
                 "consecutive_failures": cycle.consecutive_failures,
                 "next_due": format_time(cycle.next_due) if cycle.next_due else None,

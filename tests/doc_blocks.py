@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 GENERATED = {
     "docs/BENCHMARKS.md": "written by `make bench` from its measurements",
     "docs/RELIABILITY.md": "written by `make reliability` from the fault-injection suite",
+    "docs/AVAILABILITY.md": "written by `make bench` (bench/availability.py) from its runs",
 }
 #: Languages a block may be written in; anything else is a mistake (or a new kind to check).
 LANGUAGES = {"sh", "toml", "yaml", "json", "python", "hcl", "cron", "ini", ""}

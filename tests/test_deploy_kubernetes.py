@@ -16,11 +16,23 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
+from deploy_renders import (
+    CRONJOB_OVERLAYS,
+    KUSTOMIZE,
+    RENDERS,
+    WATCH_COMPONENT,
+    WATCH_RENDERS,
+    WATCHED,
+    kustomize,
+    own_overlay,
+    render,
+)
+from doc_blocks import snippet
 from kube_manifests import (
     CONFIG_FILE,
     JOB_NAMESPACE,
     KUBERNETES_VERSIONS,
-    KUSTOMIZE,
     REPO,
     SECRET_NAME,
     SERVICE_ACCOUNT_FILES,
@@ -30,16 +42,13 @@ from kube_manifests import (
     assert_runs_every_minute_without_overlap,
     assert_token_secrets_precreated,
     config_check,
-    config_map,
     config_of,
     container,
     file_references,
     files_in_pod,
-    kustomize,
     named,
     of_kind,
     one,
-    parse,
     workload,
 )
 from kube_manifests import secret_names as rendered_secret_names
@@ -48,31 +57,24 @@ import harbor_secrets
 from harbor_secrets.config import load_config
 from harbor_secrets.runtime import Runtime
 
-OVERLAYS = (
-    "base",
-    "overlays/vault-kubernetes-auth",
-    "overlays/aws-irsa",
-    "overlays/watch",
-    "overlays/kubernetes-secret",
-)
-CRONJOB_OVERLAYS = tuple(overlay for overlay in OVERLAYS if overlay != "overlays/watch")
 K8S_SECRET = "overlays/kubernetes-secret"
 
 
-def render(overlay: str) -> list[Doc]:
-    return parse(kustomize(overlay))
-
-
 @pytest.fixture(scope="module")
-def rendered() -> dict[str, list[Doc]]:
-    return {overlay: render(overlay) for overlay in OVERLAYS}
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Doc]]:
+    scratch = tmp_path_factory.mktemp("overlays")
+    return {name: render_docs(name, scratch) for name in RENDERS}
+
+
+def render_docs(name: str, scratch: Path) -> list[Doc]:
+    return [doc for doc in yaml.safe_load_all(render(name, scratch)) if doc]
 
 
 # --- renders and validates -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_renders_and_validates_strictly(
     rendered: dict[str, list[Doc]], overlay: str, version: str
 ) -> None:
@@ -103,19 +105,19 @@ def test_cronjob_runs_every_minute_and_never_overlaps(
 # --- hardening, on every pod of every overlay ------------------------------------------------
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_pod_is_hardened(rendered: dict[str, list[Doc]], overlay: str) -> None:
     assert_hardened(workload(rendered[overlay]))
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_service_account_mounts_no_api_token(rendered: dict[str, list[Doc]], overlay: str) -> None:
     account = one(rendered[overlay], "ServiceAccount")
     assert account["metadata"]["name"] == "harbor-secrets"
     assert account["automountServiceAccountToken"] is False
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_namespace_enforces_the_restricted_pod_security_standard(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
@@ -150,22 +152,22 @@ def test_every_overlay_runs_the_same_pinned_image_as_the_package_version(
 # --- configuration: a ConfigMap file; secrets: Secret files, never the environment ----------
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_config_is_the_configmap_and_secrets_are_files(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
     docs = rendered[overlay]
     pod = workload(docs)
     main = container(pod)
-    configuration = config_map(docs)
+    config_map = one(docs, "ConfigMap")
     args = main["args"]
     assert args[:3] == ["--config", CONFIG_FILE, "sync"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
     config_volume = volumes[mounts[os.path.dirname(CONFIG_FILE)]]
     # the generated, hash-suffixed name, so a new configuration reaches the next run
-    assert config_volume["configMap"]["name"] == configuration["metadata"]["name"]
-    assert re.fullmatch(r"harbor-secrets-config-[a-z0-9]{10}", configuration["metadata"]["name"])
+    assert config_volume["configMap"]["name"] == config_map["metadata"]["name"]
+    assert re.fullmatch(r"harbor-secrets-config-[a-z0-9]{10}", config_map["metadata"]["name"])
     credentials = [v for v in volumes.values() if "secret" in v]
     assert [v["secret"]["secretName"] for v in credentials] == [SECRET_NAME]
     # and never in the environment: test_pod_is_hardened
@@ -175,7 +177,7 @@ def test_config_is_the_configmap_and_secrets_are_files(
     )
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_every_file_the_config_reads_is_mounted(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
@@ -185,7 +187,7 @@ def test_every_file_the_config_reads_is_mounted(
         assert path in available, f"{path} is read by the configuration but not mounted"
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_the_secret_keys_used_are_the_ones_the_docs_create(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
@@ -199,12 +201,14 @@ def test_the_secret_keys_used_are_the_ones_the_docs_create(
 
 
 def kustomization_text(overlay: str) -> str:
-    """The kustomization that documents the Secret for ``overlay`` (its own, else its base's)."""
+    """The kustomization that documents the Secret for ``overlay`` (its own, else its base's;
+    for a user's overlay, that of the overlay it runs)."""
+    overlay = overlay.partition("+")[0]
     own = (KUSTOMIZE / overlay / "kustomization.yaml").read_text(encoding="utf-8")
     return own if "--from-file=" in own else kustomization_text("base")
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_config_check_passes_with_the_pods_files(
     rendered: dict[str, list[Doc]], overlay: str, tmp_path: Path
 ) -> None:
@@ -258,14 +262,23 @@ def test_aws_irsa_names_the_role_and_writes_to_parameter_store(
     assert sink["region"]
 
 
-def test_watch_is_one_recreated_deployment_with_probes_and_a_scrape_target(
-    rendered: dict[str, list[Doc]],
+def watchers(docs: list[Doc]) -> Doc:
+    """The job's Deployment (an overlay may add others, e.g. an example consumer)."""
+    (deployment,) = [
+        doc
+        for doc in of_kind(docs, "Deployment")
+        if doc["spec"]["template"]["spec"].get("serviceAccountName") == "harbor-secrets"
+    ]
+    return deployment
+
+
+@pytest.mark.parametrize("overlay", WATCH_RENDERS)
+def test_watchers_replace_the_cronjob_with_probes_and_a_scrape_target(
+    rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    docs = rendered["overlays/watch"]
+    docs = rendered[overlay]
     assert of_kind(docs, "CronJob") == []
-    deployment = one(docs, "Deployment")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    deployment = watchers(docs)
     template = deployment["spec"]["template"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= (
         template["metadata"]["labels"].items()
@@ -285,29 +298,142 @@ def test_watch_is_one_recreated_deployment_with_probes_and_a_scrape_target(
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == "9464"
     assert annotations["prometheus.io/path"] == "/metrics"
+    # A ServiceMonitor selecting the name label finds the Service (deploy/README.md).
+    assert service["metadata"]["labels"]["app.kubernetes.io/name"] == "harbor-secrets"
+    # The watchers' objects carry the recommended labels, the version the package's.
+    (budget,) = of_kind(docs, "PodDisruptionBudget")
+    for doc in (deployment, template, service, budget):
+        labels = doc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == "watch"
+        assert labels["app.kubernetes.io/part-of"] == "harbor-secrets"
+        assert labels["app.kubernetes.io/instance"] == "harbor-secrets"
+        # managed-by is left out, as on every object: on the token Secrets it is the
+        # ownership mark harbor-secrets checks (base/kustomization.yaml).
+        assert "app.kubernetes.io/managed-by" not in labels
+        assert labels["app.kubernetes.io/version"] == harbor_secrets.__version__
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+def probe_window(probe: Doc) -> int:
+    """Seconds of consecutive failures before the kubelet acts on a probe."""
+    return int(probe.get("periodSeconds", 10)) * int(probe.get("failureThreshold", 3))
+
+
+@pytest.mark.parametrize("overlay", WATCH_RENDERS)
+def test_watchers_survive_a_node_a_drain_and_an_update(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    """Two replicas on different nodes; an update and a drain never take the last one."""
+    docs = rendered[overlay]
+    deployment = watchers(docs)
+    spec = deployment["spec"]
+    assert spec["replicas"] >= 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    pod = spec["template"]["spec"]
+    pod_labels = spec["template"]["metadata"]["labels"]
+    spread = {c["topologyKey"]: c for c in pod["topologySpreadConstraints"]}
+    assert set(spread) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    nodes, zones = spread["kubernetes.io/hostname"], spread["topology.kubernetes.io/zone"]
+    # Hard over nodes, but a cordoned or dead node is no domain that blocks a replacement.
+    assert (nodes["maxSkew"], nodes["whenUnsatisfiable"]) == (1, "DoNotSchedule")
+    assert nodes["nodeTaintsPolicy"] == "Honor"
+    # Soft over zones: a cluster without zones still schedules both.
+    assert (zones["maxSkew"], zones["whenUnsatisfiable"]) == (1, "ScheduleAnyway")
+    for constraint in spread.values():
+        assert constraint["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+        assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+    # Evicted from a dead node after 30 s, not 300; NoExecute only, so the dead node's
+    # NoSchedule taints still keep the replacement off it.
+    tolerations = {t["key"]: t for t in pod["tolerations"]}
+    assert set(tolerations) == {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
+    for toleration in tolerations.values():
+        assert toleration == {
+            "key": toleration["key"],
+            "operator": "Exists",
+            "effect": "NoExecute",
+            "tolerationSeconds": 30,
+        }
+    (budget,) = of_kind(docs, "PodDisruptionBudget")
+    assert budget["metadata"]["namespace"] == JOB_NAMESPACE
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["minAvailable"] < spec["replicas"]  # a drain can make progress
+    assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert budget["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    main = container(pod)
+    # Readiness (what a rollout waits on) reacts well before liveness restarts anything,
+    # and the first cycle may take the whole token budget (30 s) before startup gives up.
+    assert probe_window(main["readinessProbe"]) < probe_window(main["livenessProbe"])
+    assert probe_window(main["livenessProbe"]) >= 180
+    assert probe_window(main["startupProbe"]) >= 60
+    assert pod["terminationGracePeriodSeconds"] >= 30  # finishes an in-flight write
+
+
+@pytest.mark.parametrize("overlay", WATCHED)
+def test_watchers_run_the_pod_the_overlay_wires_into_its_cronjob(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    """The component copies the store wiring (volumes, mounts, image, namespace) from the
+    overlay's CronJob, so every overlay's watchers get exactly its store's files."""
+    cronjob = one(rendered[overlay.partition("+")[0]], "CronJob")
+    job_pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    deployment = watchers(rendered[overlay])
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["volumes"] == job_pod["volumes"]
+    assert container(pod)["volumeMounts"] == container(job_pod)["volumeMounts"]
+    assert container(pod)["image"] == container(job_pod)["image"]
+    assert deployment["metadata"]["namespace"] == cronjob["metadata"]["namespace"]
+    for key in ("securityContext", "resources", "env", "imagePullPolicy"):
+        assert container(pod)[key] == container(job_pod)[key], key
+
+
+def test_the_watch_component_is_the_one_home_of_the_watch_shape() -> None:
+    """overlays/watch is the base plus the component; no overlay patches the shape itself."""
+    overlay = yaml.safe_load((KUSTOMIZE / "overlays/watch/kustomization.yaml").read_text())
+    assert overlay["resources"] == ["../../base"]
+    assert overlay["components"] == [f"../../{WATCH_COMPONENT}"]
+    assert set(overlay) <= {"apiVersion", "kind", "resources", "components"}
+    component = yaml.safe_load((KUSTOMIZE / WATCH_COMPONENT / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+
+
+def test_the_documented_own_overlay_renders_watchers(tmp_path: Path) -> None:
+    """deploy/README.md's overlay of one's own, as written there, gives watchers."""
+    documented = yaml.safe_load(snippet("own-watch-overlay").code)
+    assert documented["components"] == ["../harbor-secrets/deploy/kubernetes/components/watch"]
+    (resource,) = documented["resources"]
+    assert resource.startswith("../harbor-secrets/deploy/kubernetes/overlays/")
+    overlay = resource.removeprefix("../harbor-secrets/deploy/kubernetes/")
+    text = kustomize(own_overlay(tmp_path / "my-watchers", overlay))
+    docs = [doc for doc in yaml.safe_load_all(text) if doc]
+    assert of_kind(docs, "CronJob") == []
+    assert watchers(docs)["spec"]["replicas"] >= 2
+
+
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_network_policy_admits_only_the_metrics_port(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
     docs = rendered[overlay]
     policy = named(docs, "NetworkPolicy", "harbor-secrets", JOB_NAMESPACE)["spec"]
+    watching = overlay in WATCH_RENDERS
     pod_labels = (
-        one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
-        if overlay == "overlays/watch"
+        watchers(docs)["spec"]["template"]["metadata"]["labels"]
+        if watching
         else one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
     )
     assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     ingress = policy.get("ingress", [])
-    if overlay == "overlays/watch":
+    if watching:
         assert ingress == [{"ports": [{"protocol": "TCP", "port": 9464}]}]
     else:
         assert ingress == []
     egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
     # the kubernetes-secret job talks to the API server (6443 after the Service's DNAT), not Vault
-    assert egress_ports == ({53, 443, 6443} if overlay == K8S_SECRET else {53, 443, 8200})
+    talks_to_api = overlay.startswith(K8S_SECRET)
+    assert egress_ports == ({53, 443, 6443} if talks_to_api else {53, 443, 8200})
 
 
 # --- overlays/kubernetes-secret: least privilege and a consumer that sees every token ---------
@@ -408,7 +534,7 @@ def _labels_missing(labels: dict[str, str]) -> list[str]:
     return missing
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_every_object_and_pod_carries_the_recommended_labels(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:

@@ -20,6 +20,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from doc_blocks import snippet
 
 from harbor_testkit.environ import clean_environ
 
@@ -317,3 +318,51 @@ def test_cron_runs_cannot_overlap(tmp_path: Path) -> None:
     third = start()
     assert third.wait(timeout=10) == 0
     assert len(starts.read_text().splitlines()) == 2
+
+
+# --- a second host, offset by half a period (deploy/README.md "Two hosts") ------------------
+
+
+def with_drop_in(unit: Unit, drop_in: Unit) -> Unit:
+    """systemd's drop-in rule: an empty assignment resets a list setting, later ones add."""
+    merged = {section: list(pairs) for section, pairs in unit.items()}
+    for section, pairs in drop_in.items():
+        current = merged.setdefault(section, [])
+        for key, value in pairs:
+            if value == "":
+                current = [(k, v) for k, v in current if k != key]
+            else:
+                current.append((key, value))
+        merged[section] = current
+    return merged
+
+
+def test_the_second_hosts_timer_fires_half_a_minute_after_the_first(tmp_path: Path) -> None:
+    drop_in = tmp_path / "override.conf"
+    drop_in.write_text(snippet("second-host-timer").code, encoding="utf-8")
+    first = parse_unit(TIMER)
+    second = with_drop_in(first, parse_unit(drop_in))
+    assert settings(first, "Timer", "OnCalendar") == ["minutely"]  # *-*-* *:*:00
+    (calendar,) = settings(second, "Timer", "OnCalendar")
+    assert calendar == "*-*-* *:*:30"
+    # Everything else is the shipped timer's (AccuracySec 1s keeps the offset exact).
+    assert settings(second, "Timer", "AccuracySec") == ["1s"]
+    analyze = shutil.which("systemd-analyze")
+    if analyze is not None:  # the calendar spec, as systemd reads it
+        shown = subprocess.run(
+            [analyze, "calendar", calendar], capture_output=True, text=True, check=False
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert re.search(r"Normalized form: \*-\*-\* \*:\*:30", shown.stdout), shown.stdout
+
+
+def test_the_second_hosts_cron_line_is_the_first_half_a_minute_later() -> None:
+    """The same command as /etc/cron.d/harbor-secrets, in the job user's crontab (no user
+    field), after sleep 30; the run still ends before its next start (timeout 55 < 60)."""
+    _, fields, _, command = cron_job()
+    line = snippet("second-host-cron").code.strip()
+    *second_fields, second_command = line.split(None, 5)
+    assert second_fields == fields
+    delay, _, rest = second_command.partition(" && ")
+    assert delay == f"sleep {SCHEDULE_PERIOD // 2}"
+    assert rest == command

@@ -66,6 +66,9 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 #: module's (test_reading_doc.py checks that it runs exactly those), but for the ones run here.
 RUN_ELSEWHERE = {
     "install": "tests/test_dist.py (installs the README's way into a fresh virtualenv)",
+    "own-watch-overlay": "tests/test_deploy_kubernetes.py (rendered as a user's overlay)",
+    "second-host-timer": "tests/test_deploy_systemd_cron.py (applied to the shipped timer)",
+    "second-host-cron": "tests/test_deploy_systemd_cron.py (against the shipped crontab)",
 }
 READING_MODULE = "tests/test_reading_doc.py"
 
@@ -908,6 +911,8 @@ def test_the_module_blocks_pass_only_inputs_the_module_declares() -> None:
     required = {name for name, body in declared.items() if "default" not in body}
     for block in snippets("terraform-module"):
         given = dict(re.findall(r"^\s+(\w+)\s+=\s+(.+)$", block.code, re.M))
+        for meta in ("providers", "count", "for_each", "depends_on"):
+            given.pop(meta, None)  # Terraform's meta-arguments, not the module's inputs
         source = given.pop("source").strip('"')
         assert source.endswith("deploy/aws"), block.id
         assert not set(given) - set(declared), f"{block.id}: {set(given) - set(declared)}"

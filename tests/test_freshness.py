@@ -115,13 +115,39 @@ def test_readers_need_their_minimum_left(left: float | None, state: ReaderState)
 def test_policy_warnings_and_the_reader_floor() -> None:
     assert POLICY.warnings() == []
     assert POLICY.reader_floor() == 90
-    assert POLICY.reader_floor(watching=True) == 150
+    # Watch mode: a standby may start 2W (10 s) + 0.05 s after the deadline, and its write
+    # land a second later; the replica that wrote last, W/2 (2.5 s) after it.
+    assert POLICY.reader_floor(watching=True) == pytest.approx(150 - 10.05 - 1)
+    assert POLICY.reader_floor(watching=True, wrote_last=True) == pytest.approx(150 - 2.55 - 1)
     assert POLICY.reader_floor(propagation=70) == 20
     tight = RefreshPolicy(refresh_before=60, schedule_period=60)
     assert any("schedule period" in note for note in tight.warnings())
     assert tight.warnings(watching=True) == []
     wasteful = RefreshPolicy(refresh_before=300, token_lifetime=300)
     assert any("every run rewrites every token" in note for note in wasteful.warnings())
+
+
+def test_availability_budget_from_the_defaults() -> None:
+    scheduled = POLICY.availability(watching=False, request_budget=30)
+    assert scheduled.reader_floor == 90
+    assert scheduled.reader_floor_slow_issuer == 61  # a 30 s request, 1 s of it prompt
+    assert scheduled.outage_survived == 90
+    assert scheduled.outage_survived_at_best == 300
+    assert scheduled.outage_before_readers_refuse == 60  # get/exec want 30 s
+    assert scheduled.write_interval == 180
+    watching = POLICY.availability(watching=True, request_budget=30)
+    assert watching.reader_floor == pytest.approx(138.95)
+    assert watching.reader_floor_writer_up == pytest.approx(146.45)
+    assert watching.outage_survived == pytest.approx(138.95)
+    assert watching.wake_spread == 5
+    assert watching.to_dict()["reader_floor_seconds"] == 138.95
+
+
+def test_a_volume_reader_loses_the_kubelets_delay_from_every_figure() -> None:
+    policy = RefreshPolicy(refresh_before=210)
+    budget = policy.availability(watching=False, request_budget=30, propagation=95)
+    assert budget.reader_floor == 55
+    assert budget.outage_survived_at_best == 205
 
 
 # -- status and sync agree ------------------------------------------------------------------

@@ -433,9 +433,13 @@ def test_status_json_gives_expiry_due_time_and_issue_time(
         due_at = datetime.fromisoformat(row["due_at"]).timestamp()
         assert row["expires_at_unix"] - 150 - 1 == due_at
         assert 140 <= row["due_in_seconds"] <= 150
-        # The env file keeps no issue time: unknown, not a made-up (negative) age.
+        # The env file keeps no issue time: unknown, not a made-up (negative) age; nor does it
+        # keep who wrote the token.
         assert row["issued_at"] is None
         assert row["age_seconds"] is None
+        assert row["written_by"] is None
     text_status = run_cli("-c", str(config), "status")
-    # The AGE column says "-" rather than a negative age.
-    assert re.search(r"fresh +\d+m \d+s +- +HARBOR_SANDBOX_TOWER_ACCESS$", text_status.stdout, re.M)
+    # The AGE and WRITTEN BY columns say "-" rather than a made-up value.
+    assert re.search(
+        r"fresh +\d+m \d+s +- +- +HARBOR_SANDBOX_TOWER_ACCESS$", text_status.stdout, re.M
+    )

@@ -7,6 +7,7 @@ same rules are exercised end to end against the stand-in issuer in test_cli_sync
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -299,3 +300,49 @@ def test_an_on_write_that_breaks_unexpectedly_leaves_every_write_reported(
     a_rows = [s for job in report.results for s in job.sinks if s.sink == "a"]
     assert {row.on_write_ok for row in a_rows} == {None}  # no hook configured there
     assert len(MemoryStore.get("b").records()) == 4
+
+
+def test_each_record_and_result_names_the_refresher_that_wrote_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An operator sees which replica or host wrote last: in the record, in the run's
+    report (also for a token another replica wrote) and in the write's log line."""
+    text = fixed_config().replace('key = "ignored"\n', "")
+
+    def run_as(writer: str, **kwargs: bool) -> SyncReport:
+        return run_sync(
+            load_config(text=text, environ={}),
+            registry=REGISTRY,
+            client_factory=FakeSource().factory,
+            environ={"SECRET": "the-secret", "HARBOR_SECRETS_WRITER": writer},
+            **kwargs,
+        )
+
+    with caplog.at_level(logging.INFO, logger="harbor_secrets"):
+        first = run_as("host-a")
+    stored = MemoryStore.get("a").records()["h/main/sandbox/tower_access"]
+    assert stored.written_by == "host-a"
+    sinks = [sink for job in first.to_dict()["jobs"] for sink in job["sinks"]]
+    assert {sink["written_by"] for sink in sinks} == {"host-a"}
+    written = [r for r in caplog.records if getattr(r, "event", "") == "sink.written"]
+    assert written
+    assert all(r.getMessage().endswith(": written by host-a") for r in written)
+    assert all(getattr(r, "written_by", None) == "host-a" for r in written)
+    # Another host finds them fresh, and says who wrote them.
+    second = run_as("host-b")
+    sinks = [sink for job in second.to_dict()["jobs"] for sink in job["sinks"]]
+    assert {(sink["action"], sink["written_by"]) for sink in sinks} == {("fresh", "host-a")}
+    # A write refused because the store holds a newer token cannot say whose it is.
+    store = MemoryStore.get("a")
+    key = "h/main/sandbox/tower_access"
+    store.put(key, dataclasses.replace(stored, expires_at=stored.expires_at + timedelta(hours=1)))
+    forced = run_as("host-c", force=True)
+    (kept,) = [
+        sink
+        for job in forced.results
+        for sink in job.sinks
+        if sink.key == key and job.job.credentials == "main"
+    ]
+    assert kept.action == "kept-newer"
+    assert kept.written_by is None
+    assert "written_by" not in kept.to_dict(datetime.now(UTC))

@@ -20,7 +20,7 @@ import pytest
 from harbor_secrets.cli_params import ListenAddress
 from harbor_secrets.config import Job, load_config
 from harbor_secrets.errors import IssuerUnavailableError, StoreError
-from harbor_secrets.freshness import RefreshPolicy
+from harbor_secrets.freshness import DUE_MARGIN, RefreshPolicy
 from harbor_secrets.health import StatusServer, Verdict, judge
 from harbor_secrets.metrics import SyncMetrics, error_reason
 from harbor_secrets.registry import Registry
@@ -36,7 +36,7 @@ from harbor_secrets.sync import (
     SyncReport,
 )
 from harbor_secrets.testing.memory import MemoryProvider
-from harbor_secrets.watch import DUE_MARGIN, Watcher, WatchPacing, failed_entirely, observations
+from harbor_secrets.watch import Watcher, WatchPacing, failed_entirely, observations
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 JOB = Job("main", "sandbox", "service_provider", ("a", "b"))
@@ -98,18 +98,22 @@ def test_default_policy_wakes_within_the_schedule_period_and_backs_off_inside_th
     assert chosen.refresh.refresh_before == 150
     assert chosen.max_sleep == 60  # schedule_period: a changed store is seen within a minute
     assert chosen.min_sleep == 1
-    assert chosen.max_jitter == 5
+    # W = a tenth of refresh_before, at most 5 s: the writer within W/2, a standby W to 2W.
+    assert chosen.refresh.wake_spread == 5
+    assert chosen.max_jitter == 2.5
+    assert chosen.standby_delay == 5
     # Well below lifetime − refresh_before (150 s): a recovering issuer is retried in time.
     assert chosen.backoff_cap == 30
-    # Jitter (5 s) + one token request with its retries (30 s budget) + 5 s.
-    assert chosen.grace == 40
+    # A standby's lateness (2W + margin) + one token request with its retries (30 s) + 5 s.
+    assert chosen.grace == pytest.approx(45.05)
 
 
 def test_short_lived_policy_scales_every_bound_to_the_window() -> None:
     text = BASE_CONFIG + '[refresh]\nrefresh_before = "2s"\ntoken_lifetime = "4s"\n'
     chosen = WatchPacing.for_config(load_config(text=text, environ={}))
     assert chosen.min_sleep == pytest.approx(0.2)
-    assert chosen.max_jitter == pytest.approx(0.2)
+    assert chosen.max_jitter == pytest.approx(0.1)
+    assert chosen.standby_delay == pytest.approx(0.2)
     assert chosen.backoff_cap == pytest.approx(0.4)
     assert chosen.grace == pytest.approx(1.0)  # half the window at most
 
@@ -121,6 +125,45 @@ def test_sleeps_until_due_plus_at_most_5_percent_jitter() -> None:
     wait = 60 + DUE_MARGIN
     assert policy().wake_delay(at(60), NOW, 0, low) == pytest.approx(wait)
     assert policy().wake_delay(at(60), NOW, 0, high) == pytest.approx(wait * 1.05)
+
+
+def test_a_standby_wakes_one_to_two_spreads_after_the_writer_would() -> None:
+    chosen = policy(max_sleep=600.0, max_jitter=2.5, standby_delay=5.0)
+    wait = 60 + DUE_MARGIN
+    assert chosen.wake_delay(at(60), NOW, 0, low, standby=True) == pytest.approx(wait + 5)
+    assert chosen.wake_delay(at(60), NOW, 0, high, standby=True) == pytest.approx(wait + 10)
+    # ... which is after the writer's latest wake-up by half a spread at least.
+    writer_latest = chosen.wake_delay(at(60), NOW, 0, high)
+    assert chosen.wake_delay(at(60), NOW, 0, low, standby=True) - writer_latest >= 2.5
+
+
+def test_a_capped_wake_up_never_lands_in_the_due_window_before_the_turn() -> None:
+    """The engine rewrites a token from 1 s before its deadline; a replica woken there by
+    max_sleep would ask out of turn (the collision the failover test caught after a
+    restart), so the sleep then runs on to its turn."""
+    chosen = policy(max_sleep=5.0, standby_delay=2.0, max_jitter=1.0)
+    # Deadline in 5.5 s: a 5 s cap would wake it 0.5 s before the deadline, due already.
+    assert chosen.wake_delay(at(5.5), NOW, 0, low, standby=True) == pytest.approx(7.55)
+    assert chosen.wake_delay(at(5.5), NOW, 0, high, standby=True) == pytest.approx(9.55)
+    assert chosen.wake_delay(at(4.5), NOW, 0, low) == pytest.approx(4.55)
+    # Deadline in 6.5 s: the cap wakes it before the due window: the cap holds.
+    assert chosen.wake_delay(at(6.5), NOW, 0, low, standby=True) == 5.0
+    # Failing: the backoff still rules.
+    assert chosen.wake_delay(at(5.5), NOW, 3, high, standby=True) == 4.0
+
+
+def test_a_standby_backs_off_and_is_capped_like_the_writer() -> None:
+    chosen = policy(max_sleep=60.0, standby_delay=5.0, backoff_cap=30.0)
+    assert chosen.wake_delay(at(100), NOW, 3, high, standby=True) == 4.0
+    assert chosen.wake_delay(at(1000), NOW, 0, high, standby=True) == 60.0
+
+
+def test_the_policy_floor_counts_the_latest_standby() -> None:
+    refresh = RefreshPolicy(refresh_before=150.0)
+    chosen = WatchPacing.for_config(load_config(text=BASE_CONFIG, environ={}))
+    latest = chosen.wake_delay(at(0), NOW, 0, high, standby=True)
+    assert refresh.watch_lateness() == pytest.approx(latest)
+    assert refresh.watch_lateness(wrote_last=True) == pytest.approx(DUE_MARGIN + 2.5)
 
 
 def test_jitter_is_capped_in_seconds_so_it_never_eats_the_window() -> None:

@@ -95,8 +95,8 @@ data "aws_iam_policy_document" "function" {
         test     = "StringEquals"
         variable = "kms:ViaService"
         values = [
-          "secretsmanager.${local.region}.amazonaws.com",
-          "ssm.${local.region}.amazonaws.com",
+          "secretsmanager.${local.store_region}.amazonaws.com",
+          "ssm.${local.store_region}.amazonaws.com",
         ]
       }
     }

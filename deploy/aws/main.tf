@@ -8,20 +8,26 @@ locals {
   region    = data.aws_region.current.name
   log_group = "/aws/lambda/${var.function_name}"
 
+  # Where the stores live: this region unless a second deployment writes another region's.
+  store_region = coalesce(var.store_region, local.region)
+
+  # Each record names the refresher that wrote it: this function, in this region.
+  writer = "lambda-${var.function_name}-${local.region}"
+
   # Secrets Manager appends "-" and six random characters to every secret's ARN.
   written_secret_arns = [
     for name in var.secretsmanager_secret_names :
-    "arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${name}-??????"
+    "arn:${local.partition}:secretsmanager:${local.store_region}:${local.account}:secret:${name}-??????"
   ]
   # Hierarchical parameter names start with "/"; the ARN has no second slash for them.
   written_parameter_arns = [
     for name in var.ssm_parameter_names :
-    "arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${startswith(name, "/") ? "" : "/"}${name}"
+    "arn:${local.partition}:ssm:${local.store_region}:${local.account}:parameter${startswith(name, "/") ? "" : "/"}${name}"
   ]
   # aws-ssm serialises writers with a short-lived "<name>.lock" parameter next to each token.
   lock_parameter_arns = [for arn in local.written_parameter_arns : "${arn}.lock"]
   client_secret_parameter_arn = var.client_secret_parameter_name == null ? null : (
-    "arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${startswith(var.client_secret_parameter_name, "/") ? "" : "/"}${var.client_secret_parameter_name}"
+    "arn:${local.partition}:ssm:${local.store_region}:${local.account}:parameter${startswith(var.client_secret_parameter_name, "/") ? "" : "/"}${var.client_secret_parameter_name}"
   )
 }
 
@@ -54,7 +60,7 @@ resource "aws_lambda_function" "this" {
   reserved_concurrent_executions = 1
 
   environment {
-    variables = merge(var.environment_variables, {
+    variables = merge({ HARBOR_SECRETS_WRITER = local.writer }, var.environment_variables, {
       HARBOR_SECRETS_CONFIG_TOML   = var.config_toml
       HARBOR_SECRETS_MAX_EVENT_AGE = tostring(var.max_event_age_seconds)
     })

@@ -22,3 +22,8 @@ output "schedule_arn" {
   description = "ARN of the EventBridge Scheduler schedule."
   value       = aws_scheduler_schedule.this.arn
 }
+
+output "store_region" {
+  description = "Region of the stores the function writes."
+  value       = local.store_region
+}

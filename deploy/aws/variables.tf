@@ -67,6 +67,17 @@ variable "log_kms_key_arn" {
   default     = null
 }
 
+variable "store_region" {
+  description = "Region of the stores the function writes (the parameters and secrets, their .lock parameters, the client secret parameter, KMS through them). Default: the function's own region. Set it on a second deployment in another region, with region = \"<this region>\" in every aws sink of config_toml, so both keep the same store fresh (deploy/aws/README.md)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.store_region == null || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.store_region))
+    error_message = "store_region must be an AWS region name such as eu-west-1."
+  }
+}
+
 variable "secretsmanager_secret_names" {
   description = "Names of the Secrets Manager secrets the function writes (the rendered aws-secretsmanager keys)."
   type        = list(string)

@@ -85,12 +85,84 @@ def environment_lines(runtime: Runtime) -> list[str]:
     return lines
 
 
+#: Where the arithmetic behind the availability budget is explained.
+AVAILABILITY_DOC = "docs/AVAILABILITY.md"
+
+
+def availability(runtime: Runtime) -> dict[str, Any]:
+    """The availability budget of ``[refresh]`` and ``[http]``, scheduled and in watch mode
+    (the freshness policy computes every figure), per-sink figures for readers that see
+    writes late, and the sinks no other host can keep fresh."""
+    config = runtime.config
+    policy, budget = config.refresh, config.http.total_budget
+    shapes = {
+        mode: policy.availability(watching=watching, request_budget=budget).to_dict()
+        for mode, watching in (("scheduled", False), ("watch", True))
+    }
+    delayed = {
+        name: {
+            mode: policy.availability(
+                watching=watching, request_budget=budget, propagation=delay
+            ).to_dict()
+            for mode, watching in (("scheduled", False), ("watch", True))
+        }
+        for name, sink in runtime.sinks.items()
+        if (delay := sink.provider.reader_delay()) > 0
+    }
+    local = [name for name, sink in runtime.sinks.items() if not sink.provider.shared]
+    return {**shapes, "delayed_readers": delayed, "local_sinks": local}
+
+
+def _left(seconds: float) -> str:
+    if seconds > 0:
+        return f"at least {format_duration(seconds)} left"
+    return f"an expired token (up to {format_duration(-seconds)} past its expiry)"
+
+
+def availability_lines(data: dict[str, Any]) -> list[str]:
+    """The budget in words, for ``config check``'s text output."""
+    lines = [f"availability (the arithmetic: {AVAILABILITY_DOC}):"]
+    shapes = {
+        "scheduled": "run every {period} (cron, systemd timer, CronJob, Lambda)",
+        "watch": "sync --watch, any one replica lost",
+    }
+    for mode, shape in shapes.items():
+        figures = data[mode]
+        lines.append(
+            f"  {shape.format(period=format_duration(figures['latest_start_seconds']))}: "
+            f"readers find {_left(figures['reader_floor_seconds'])} while Harbor and the "
+            f"store answer promptly ({_left(figures['reader_floor_slow_issuer_seconds'])} if "
+            f"each token request takes its whole "
+            f"{format_duration(figures['request_budget_seconds'])} [http] budget); "
+            f"an outage of Harbor, the store or every refresher is survived for at least "
+            f"{format_duration(figures['outage_survived_seconds'])} (at most "
+            f"{format_duration(figures['outage_survived_at_best_seconds'])}) before a token "
+            f"expires, {format_duration(figures['outage_before_readers_refuse_seconds'])} "
+            f"before get/exec refuse one with less than "
+            f"{format_duration(figures['min_remaining_seconds'])} left"
+        )
+    for name, modes in data["delayed_readers"].items():
+        delay = modes["scheduled"]["propagation_seconds"]
+        lines.append(
+            f"  readers of sinks.{name} that see writes up to {format_duration(delay)} late "
+            f"(a mounted volume) find {_left(modes['scheduled']['reader_floor_seconds'])} "
+            f"when scheduled, {_left(modes['watch']['reader_floor_seconds'])} in watch mode"
+        )
+    for name in data["local_sinks"]:
+        lines.append(
+            f"  sinks.{name} is a file on this host, not shared: a refresher on another host "
+            "cannot keep it fresh, so run one refresher on each host, next to its readers"
+        )
+    return lines
+
+
 def config_check_command(g: Globals, *, skip_references: bool) -> int:
     output = g.output
     with Runtime(load(g.config), resolve_references=not skip_references) as runtime:
         if not skip_references:
             runtime.resolve_local_secrets()
         data = effective_config(runtime)
+        data["availability"] = availability(runtime)
         data["warnings"] = runtime.warnings()
         urls = environment_lines(runtime)
     if output == "json":
@@ -119,6 +191,7 @@ def config_check_command(g: Globals, *, skip_references: bool) -> int:
         label = f"{token['credentials']}/{token['environment']}/{token['scope']}"
         keys = ", ".join(f"{sink} -> {key}" for sink, key in token["keys"].items())
         lines.append(f"  {label}: {keys}")
+    lines += availability_lines(data["availability"])
     lines += [f"warning: {note}" for note in data["warnings"]]
     click.echo("\n".join(lines))
     return EXIT_OK

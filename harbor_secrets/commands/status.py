@@ -3,8 +3,9 @@
 ``--output json`` gives the facts the Prometheus metrics carry, without Prometheus: the
 expiry (``expires_at_unix`` is ``harbor_secrets_token_expiry_timestamp_seconds``), when the
 token falls due, and ``issued_at``, the proxy for the last write (a token is written right
-after it is issued). Stores that keep only the token and its expiry (the env file) have no
-``issued_at``; it is then null, as is the age.
+after it is issued), and ``written_by``, the refresher (host or pod) that wrote it. Stores
+that keep only the token and its expiry (the env file) have neither; they are then null, as
+is the age.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def collect_status(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
                     due_in_seconds=int(verdict.seconds_to_due or 0),
                     issued_at=format_time(record.issued_at) if issued else None,
                     age_seconds=int(age) if age is not None else None,
+                    written_by=record.written_by or None,
                 )
             rows.append(row)
     return rows
@@ -90,11 +92,12 @@ def status_command(g: Globals, *, now: datetime | None = None) -> int:
                         r["state"],
                         _duration(r.get("expires_in_seconds")),
                         _duration(r.get("age_seconds")),
+                        r.get("written_by") or "-",
                         r.get("error", r["key"]),
                     ]
                     for r in rows
                 ],
-                ["TOKEN", "SINK", "STATE", "EXPIRES IN", "AGE", "KEY / ERROR"],
+                ["TOKEN", "SINK", "STATE", "EXPIRES IN", "AGE", "WRITTEN BY", "KEY / ERROR"],
             )
         )
     return EXIT_OK if healthy else EXIT_FAILURE

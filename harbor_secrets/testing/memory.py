@@ -116,6 +116,7 @@ class MemoryProvider(Provider):
     name = "memory"
     distribution = "harbor-secrets"
     summary = "In-process store for tests (harbor_secrets.testing); nothing persists."
+    shared = False  # lives in this process only
     reference_schemes = ("memory",)
 
     def __init__(self, store: MemoryStore) -> None:

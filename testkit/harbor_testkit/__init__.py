@@ -11,7 +11,10 @@ Modules, each imported directly (``from harbor_testkit.proxy import FaultProxy``
 - :mod:`~harbor_testkit.kube_apiserver` — a stand-in Kubernetes API server for Secrets
   (TLS with its own CA, token auth, RBAC, resourceVersion compare-and-swap, Status bodies);
 - :mod:`~harbor_testkit.tls` — a throwaway CA and loopback server certificate;
-- :mod:`~harbor_testkit.tmpfs` — a small tmpfs mounted for one test, to fill it up for real.
+- :mod:`~harbor_testkit.tmpfs` — a small tmpfs mounted for one test, to fill it up for real;
+- :mod:`~harbor_testkit.fleet` — watch-mode replicas sharing one store in simulated time
+  (the real watch loop and engine; kills, stops, outages), for the availability tests and
+  bench.
 
 The provider contract suite third-party providers run is *not* here: it ships with the core
 as :mod:`harbor_secrets.testing`.

@@ -108,6 +108,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Write docs/RELIABILITY.md, but only when asked to (``make reliability``)."""
     results = reliability.RESULTS
-    if os.environ.get(reliability.WRITE_ENV) == "1" and (results.rows or results.overlap):
+    if os.environ.get(reliability.WRITE_ENV) == "1" and (
+        results.rows or results.overlap or results.failover
+    ):
         path = reliability.write(results)
         print(f"\nreliability report written to {path}")

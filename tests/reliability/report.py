@@ -71,6 +71,7 @@ class ReliabilityLog:
     rows: list[Row] = field(default_factory=list)
     properties: list[str] = field(default_factory=list)
     overlap: list[str] = field(default_factory=list)
+    failover: list[str] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
 
     def add(self, row: Row) -> None:
@@ -223,6 +224,10 @@ def render(log: ReliabilityLog, *, now: datetime | None = None) -> str:
     if log.overlap:
         lines += ["## Overlapping runs, for real", ""]
         lines += [f"- {note}" for note in log.overlap]
+    if log.failover:
+        lines += ["", "## Failover: replicas killed, hung and restarted, the store taken away", ""]
+        lines += [f"- {note}" for note in log.failover]
+        lines += ["", "At length, with the arithmetic: docs/AVAILABILITY.md (`make bench`)."]
         lines.append("")
     return "\n".join(lines)
 

@@ -140,3 +140,25 @@ def test_iam_is_least_privilege_and_covers_what_the_providers_call() -> None:
     readme = README.read_text()
     for action in SECRETS_MANAGER_ACTIONS | PARAMETER_STORE_ACTIONS:
         assert action in readme, f"the README's IAM examples miss {action}"
+
+
+def test_a_second_region_can_keep_the_same_store_fresh() -> None:
+    """store_region points every store ARN and the KMS condition at the store's region, so a
+    second deployment of the module elsewhere writes the same parameters; the function's own
+    resources stay in its region, and each names itself as the records' writer."""
+    main = (MODULE / "main.tf").read_text()
+    iam = (MODULE / "iam.tf").read_text()
+    variables = (MODULE / "variables.tf").read_text()
+    assert re.search(r'variable "store_region" \{[^}]*default\s*=\s*null', variables, re.S)
+    assert "store_region = coalesce(var.store_region, local.region)" in main
+    store_arn = r'"arn:\$\{local\.partition\}:(?:ssm|secretsmanager):\$\{local\.(\w+)\}'
+    arns = re.findall(store_arn, main)
+    assert arns
+    assert set(arns) == {"store_region"}
+    assert "${local.region}" not in iam  # KMS only through the store's region's services
+    assert iam.count("${local.store_region}.amazonaws.com") == 2
+    assert re.search(r'writer\s*=\s*"lambda-\$\{var\.function_name\}-\$\{local\.region\}"', main)
+    assert "HARBOR_SECRETS_WRITER = local.writer" in main
+    readme = (MODULE / "README.md").read_text()
+    assert "store_region" in readme
+    assert "## A second region" in readme

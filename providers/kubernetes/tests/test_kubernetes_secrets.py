@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import pytest
@@ -40,6 +41,25 @@ def test_a_written_secret_holds_the_token_files_and_the_record(
     assert data["expires_at"] == expires
     assert data["token_type"] == "Bearer"
     assert json.loads(data["record.json"]) == record.to_dict()
+
+
+def test_the_writer_is_named_in_the_record_and_an_annotation(
+    cluster: Cluster, make_kube: MakeProvider
+) -> None:
+    """`kubectl get secret -o yaml` shows which replica wrote the token last."""
+    name = unique("writer")
+    precreate(cluster, name)
+    first = dataclasses.replace(make_record(-10), written_by="harbor-secrets-6c9f-a1")
+    make_kube().write(name, first)
+    second = dataclasses.replace(make_record(), written_by="harbor-secrets-6c9f-b2")
+    assert make_kube().write(name, second) is WriteOutcome.WRITTEN
+    secret = cluster.server.secret(NAMESPACE, name)
+    assert secret is not None
+    annotations = secret["metadata"]["annotations"]
+    assert annotations["harbor-secrets/written-by"] == "harbor-secrets-6c9f-b2"
+    stored = make_kube().read(name)
+    assert stored is not None
+    assert stored.written_by == "harbor-secrets-6c9f-b2"
 
 
 def test_a_due_token_costs_one_read_and_one_write(

@@ -82,3 +82,23 @@ def test_what_the_kubeconfig_makes_this_provider_ignore_is_said(
     assert "insecure-skip-tls-verify" in notes[0]
     assert "proxy-url" in notes[1]
     assert "tls-server-name" in notes[2]
+
+
+def test_config_checks_budget_counts_the_kubelets_delay_for_volume_readers(
+    make_kube: MakeProvider,
+) -> None:
+    """The provider tells the core how late a volume reader sees a write; the core's budget
+    (config check) takes it off, scheduled and in watch mode."""
+    assert make_kube().reader_delay() == VOLUME_PROPAGATION
+    assert make_kube(volume_propagation="150s").reader_delay() == 150
+    assert make_kube(volume_propagation=0).reader_delay() == 0
+    policy = RefreshPolicy(refresh_before=210)
+    scheduled = policy.availability(
+        watching=False, request_budget=30, propagation=make_kube().reader_delay()
+    )
+    assert scheduled.reader_floor == 210 - 60 - 95
+    watching = policy.availability(
+        watching=True, request_budget=30, propagation=make_kube().reader_delay()
+    )
+    assert watching.reader_floor == pytest.approx(210 - 10.05 - 1 - 95)
+    assert make_kube().shared  # a Kubernetes Secret is shared by every node

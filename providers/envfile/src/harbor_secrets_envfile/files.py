@@ -52,6 +52,7 @@ class TokenFilesProvider(Provider):
     key_option = "path"
     default_key_template = "{environment}/{scope}"
     stores_full_record = True
+    shared = False  # a file on this host: each host's refresher keeps its own
 
     def __init__(
         self,

@@ -49,6 +49,7 @@ class EnvFileProvider(Provider):
     key_option = "prefix"
     default_key_template = ENV_PREFIX_TEMPLATE
     stores_full_record = False
+    shared = False  # a file on this host: each host's refresher keeps its own
 
     def __init__(
         self,

@@ -24,6 +24,8 @@ from harbor_secrets import MANAGED_BY, Secret, TokenRecord, format_time
 MANAGED_LABEL = "app.kubernetes.io/managed-by"
 #: The annotation that shows the stored token's expiry (``kubectl get secret -o yaml``).
 EXPIRES_ANNOTATION = "harbor-secrets/expires-at"
+#: The annotation that names the refresher (pod or host) that wrote it.
+WRITTEN_BY_ANNOTATION = "harbor-secrets/written-by"
 RECORD_KEY = "record.json"
 TOKEN_KEY = "access_token"
 DATA_KEYS = (TOKEN_KEY, "expires_at", "token_type", RECORD_KEY)
@@ -49,8 +51,12 @@ def encode(record: TokenRecord) -> dict[str, str]:
     return data
 
 
-def expiry_annotations(record: TokenRecord) -> dict[str, str]:
-    return {EXPIRES_ANNOTATION: format_time(record.expires_at)}
+def record_annotations(record: TokenRecord) -> dict[str, str]:
+    """The stored token's expiry and, when known, its writer, for ``kubectl`` to show."""
+    annotations = {EXPIRES_ANNOTATION: format_time(record.expires_at)}
+    if record.written_by:
+        annotations[WRITTEN_BY_ANNOTATION] = record.written_by
+    return annotations
 
 
 def managed_labels() -> dict[str, str]:

@@ -147,7 +147,7 @@ class KubernetesProvider(Provider):
         secret = new_secret(key, self.settings.namespace)
         assert secret.metadata is not None
         secret.metadata.labels = _layout.managed_labels()
-        secret.metadata.annotations = _layout.expiry_annotations(record)
+        secret.metadata.annotations = _layout.record_annotations(record)
         secret.type = _layout.SECRET_TYPE
         secret.data = _layout.encode(record)
         return secret
@@ -159,7 +159,7 @@ class KubernetesProvider(Provider):
         meta = updated.metadata
         assert meta is not None
         meta.labels = {**(meta.labels or {}), **_layout.managed_labels()}
-        meta.annotations = {**(meta.annotations or {}), **_layout.expiry_annotations(record)}
+        meta.annotations = {**(meta.annotations or {}), **_layout.record_annotations(record)}
         updated.data = {**(updated.data or {}), **_layout.encode(record)}
         updated.stringData = None
         return updated
@@ -207,6 +207,10 @@ class KubernetesProvider(Provider):
     def warnings(self, policy: RefreshPolicy) -> list[str]:
         s = self.settings
         return [*s.notes, *volume_warnings(policy, s.volume_propagation, s.sink_name)]
+
+    def reader_delay(self) -> float:
+        """A pod reading the Secret from a volume sees a write this much later."""
+        return self.settings.volume_propagation
 
     def close(self) -> None:
         self._api.close()

@@ -1,0 +1,35 @@
+"""Who writes: the name a refresher puts into every record it stores (``written_by``).
+
+Several refreshers may keep one store fresh (watch-mode replicas, hosts, regions). Each
+stored record and each write log line names the one that wrote it, so an operator can see
+which replica or host wrote last. The name is ``$HARBOR_SECRETS_WRITER`` when set, else the
+host name (in Kubernetes, the pod name). It is never a secret: it is logged and stored next
+to the token for anyone who can read the store.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+
+from harbor_secrets.errors import ConfigError
+
+WRITER_ENV_VAR = "HARBOR_SECRETS_WRITER"
+#: A DNS name's limit: host and pod names always fit.
+MAX_LENGTH = 253
+
+
+def writer_name(environ: Mapping[str, str]) -> str:
+    """This refresher's name; a bad ``HARBOR_SECRETS_WRITER`` is a usage error (exit 2)."""
+    given = environ.get(WRITER_ENV_VAR)
+    if given is None:
+        return socket.gethostname() or "unknown-host"
+    name = given.strip()
+    if not name or len(name) > MAX_LENGTH or not name.isprintable() or " " in name:
+        raise ConfigError(
+            f"must be 1 to {MAX_LENGTH} printable characters without spaces",
+            key=WRITER_ENV_VAR,
+            fix="set it to this refresher's name (e.g. host-a or lambda-eu-west-1), "
+            "or unset it to use the host name",
+        )
+    return name
