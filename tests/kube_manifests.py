@@ -370,3 +370,67 @@ def assert_runs_every_minute_without_overlap(cronjob: Doc) -> None:
     assert pod["restartPolicy"] == "Never"
     assert 1 <= spec["successfulJobsHistoryLimit"] <= 3
     assert 1 <= spec["failedJobsHistoryLimit"] <= 3
+
+
+def assert_service_account_without_token(docs: list[Doc]) -> None:
+    account = one(docs, "ServiceAccount")
+    assert account["metadata"]["name"] == "harbor-secrets"
+    assert account["automountServiceAccountToken"] is False
+
+
+def assert_config_and_secrets_are_files(docs: list[Doc]) -> Doc:
+    """The configuration is the ConfigMap's file and the credentials the one Secret's files
+    (never the environment: assert_hardened); returns the ConfigMap."""
+    pod = workload(docs)
+    main = container(pod)
+    assert main["args"][:3] == ["--config", CONFIG_FILE, "sync"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
+    config_volume = volumes[mounts[os.path.dirname(CONFIG_FILE)]]
+    configuration = config_map(docs)
+    assert config_volume["configMap"]["name"] == configuration["metadata"]["name"]
+    credentials = [v for v in volumes.values() if "secret" in v]
+    assert [v["secret"]["secretName"] for v in credentials] == [SECRET_NAME]
+    _, config = config_of(docs)
+    assert config["credentials"]["main"]["client_secret"] == (
+        "file:/var/run/secrets/harbor/client-secret"
+    )
+    return configuration
+
+
+def assert_every_file_the_config_reads_is_mounted(docs: list[Doc]) -> None:
+    _, config = config_of(docs)
+    available = files_in_pod(workload(docs))
+    for path in file_references(config):
+        assert path in available, f"{path} is read by the configuration but not mounted"
+
+
+def assert_config_check_passes(docs: list[Doc], tmp_path: Path) -> None:
+    """The real `config check`, every reference resolved, on the pod's file layout: OK and
+    without a warning."""
+    result = config_check(docs, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configuration OK" in result.stdout
+    assert "warning" not in (result.stdout + result.stderr).lower()
+
+
+def job_pod_labels(docs: list[Doc]) -> dict[str, str]:
+    template = pod_template(workload_object(docs))
+    assert template is not None
+    labels: dict[str, str] = template["metadata"]["labels"]
+    return labels
+
+
+def assert_network_policy(docs: list[Doc], *, watching: bool, talks_to_api: bool) -> None:
+    """The job's pods: in, only the metrics port and only for watchers; out, DNS, 443 and the
+    store's port (Vault's 8200, or the API server's own 6443 after the Service's DNAT)."""
+    policy = named(docs, "NetworkPolicy", "harbor-secrets", JOB_NAMESPACE)["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= job_pod_labels(docs).items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    ingress = policy.get("ingress", [])
+    if watching:
+        assert ingress == [{"ports": [{"protocol": "TCP", "port": 9464}]}]
+    else:
+        assert ingress == []
+    egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+    assert egress_ports == ({53, 443, 6443} if talks_to_api else {53, 443, 8200})

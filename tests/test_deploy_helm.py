@@ -31,25 +31,27 @@ from deploy_renders import KUSTOMIZE, render
 from kube_manifests import (
     CHART,
     CHART_SHAPES,
-    CONFIG_FILE,
     JOB_NAMESPACE,
     KUBERNETES_VERSIONS,
     REPO,
     SECRET_NAME,
     Doc,
+    assert_config_and_secrets_are_files,
+    assert_config_check_passes,
+    assert_every_file_the_config_reads_is_mounted,
     assert_hardened,
+    assert_network_policy,
     assert_role_grants_exactly,
     assert_runs_every_minute_without_overlap,
+    assert_service_account_without_token,
     assert_token_secrets_precreated,
-    config_check,
-    config_map,
     config_of,
     container,
     file_references,
-    files_in_pod,
     helm_run,
     helm_template,
     is_watch,
+    job_pod_labels,
     of_kind,
     one,
     parse,
@@ -57,7 +59,6 @@ from kube_manifests import (
     render_chart,
     secret_names,
     workload,
-    workload_object,
 )
 
 import harbor_secrets
@@ -243,9 +244,7 @@ def test_renders_and_validates_strictly(
 @pytest.mark.parametrize("shape", SHAPES)
 def test_pod_is_hardened(rendered: dict[str, list[Doc]], shape: str) -> None:
     assert_hardened(workload(rendered[shape]))
-    account = one(rendered[shape], "ServiceAccount")
-    assert account["metadata"]["name"] == "harbor-secrets"
-    assert account["automountServiceAccountToken"] is False
+    assert_service_account_without_token(rendered[shape])
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -286,38 +285,20 @@ def test_image_is_the_package_version_and_a_digest_pins_it(
 def test_config_is_the_configmap_and_secrets_are_files(
     rendered: dict[str, list[Doc]], shape: str
 ) -> None:
-    docs = rendered[shape]
-    pod = workload(docs)
-    main = container(pod)
-    assert main["args"][:3] == ["--config", CONFIG_FILE, "sync"]
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
-    config_volume = volumes[mounts[str(Path(CONFIG_FILE).parent)]]
-    assert config_volume["configMap"]["name"] == config_map(docs)["metadata"]["name"]
-    credentials = [v for v in volumes.values() if "secret" in v]
-    assert [v["secret"]["secretName"] for v in credentials] == [SECRET_NAME]
-    _, config = config_of(docs)
-    assert config["credentials"]["main"]["client_secret"] == (
-        "file:/var/run/secrets/harbor/client-secret"
-    )
+    configuration = assert_config_and_secrets_are_files(rendered[shape])
+    assert configuration["metadata"]["name"] == "harbor-secrets-config"  # a checksum rolls it
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_every_file_the_config_reads_is_mounted(rendered: dict[str, list[Doc]], shape: str) -> None:
-    _, config = config_of(rendered[shape])
-    available = files_in_pod(workload(rendered[shape]))
-    for path in file_references(config):
-        assert path in available, f"{path} is read by the configuration but not mounted"
+    assert_every_file_the_config_reads_is_mounted(rendered[shape])
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_config_check_passes_with_the_pods_files(
     rendered: dict[str, list[Doc]], shape: str, tmp_path: Path
 ) -> None:
-    result = config_check(rendered[shape], tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "configuration OK" in result.stdout
-    assert "warning" not in (result.stdout + result.stderr).lower()
+    assert_config_check_passes(rendered[shape], tmp_path)
 
 
 def notes(helm: Path, shape: str) -> str:
@@ -431,19 +412,9 @@ def test_watch_rolls_when_the_configuration_changes(helm: Path, tmp_path: Path) 
 def test_network_policy_admits_only_the_metrics_port(
     rendered: dict[str, list[Doc]], shape: str
 ) -> None:
-    docs = rendered[shape]
-    (policy,) = of_kind(docs, "NetworkPolicy")
-    spec = policy["spec"]
-    pod_labels = pod_template(workload_object(docs))["metadata"]["labels"]  # type: ignore[index]
-    assert selects(spec["podSelector"]["matchLabels"], pod_labels)
-    assert spec["policyTypes"] == ["Ingress", "Egress"]
-    if is_watch(shape):
-        assert spec["ingress"] == [{"ports": [{"protocol": "TCP", "port": 9464}]}]
-    else:
-        assert spec.get("ingress", []) == []
-    egress_ports = {p["port"] for rule in spec["egress"] for p in rule["ports"]}
-    expected = {53, 443, 6443} if shape.startswith(K8S_SECRET) else {53, 443, 8200}
-    assert egress_ports == expected
+    assert_network_policy(
+        rendered[shape], watching=is_watch(shape), talks_to_api=shape.startswith(K8S_SECRET)
+    )
 
 
 def test_kubernetes_secret_role_grants_exactly_the_rendered_names(
@@ -550,7 +521,7 @@ def comparable(docs: list[Doc]) -> dict[tuple[str, str, str], Any]:
     selectors that select the job's pods, the order of volumes and mounts. The configuration
     is compared parsed. Left out: kustomize's Namespaces (a chart installs into one) and its
     example consumer, and the chart's optional monitoring objects."""
-    pod_labels = pod_template(workload_object(docs))["metadata"]["labels"]  # type: ignore[index]
+    pod_labels = job_pod_labels(docs)
     objects: dict[tuple[str, str, str], Any] = {}
     for original in docs:
         doc = copy.deepcopy(original)

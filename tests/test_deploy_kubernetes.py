@@ -30,18 +30,20 @@ from deploy_renders import (
 )
 from doc_blocks import snippet
 from kube_manifests import (
-    CONFIG_FILE,
     JOB_NAMESPACE,
     KUBERNETES_VERSIONS,
     REPO,
-    SECRET_NAME,
     SERVICE_ACCOUNT_FILES,
     Doc,
+    assert_config_and_secrets_are_files,
+    assert_config_check_passes,
+    assert_every_file_the_config_reads_is_mounted,
     assert_hardened,
+    assert_network_policy,
     assert_role_grants_exactly,
     assert_runs_every_minute_without_overlap,
+    assert_service_account_without_token,
     assert_token_secrets_precreated,
-    config_check,
     config_of,
     container,
     file_references,
@@ -112,9 +114,7 @@ def test_pod_is_hardened(rendered: dict[str, list[Doc]], overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", RENDERS)
 def test_service_account_mounts_no_api_token(rendered: dict[str, list[Doc]], overlay: str) -> None:
-    account = one(rendered[overlay], "ServiceAccount")
-    assert account["metadata"]["name"] == "harbor-secrets"
-    assert account["automountServiceAccountToken"] is False
+    assert_service_account_without_token(rendered[overlay])
 
 
 @pytest.mark.parametrize("overlay", RENDERS)
@@ -156,35 +156,16 @@ def test_every_overlay_runs_the_same_pinned_image_as_the_package_version(
 def test_config_is_the_configmap_and_secrets_are_files(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    docs = rendered[overlay]
-    pod = workload(docs)
-    main = container(pod)
-    config_map = one(docs, "ConfigMap")
-    args = main["args"]
-    assert args[:3] == ["--config", CONFIG_FILE, "sync"]
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
-    config_volume = volumes[mounts[os.path.dirname(CONFIG_FILE)]]
+    configuration = assert_config_and_secrets_are_files(rendered[overlay])
     # the generated, hash-suffixed name, so a new configuration reaches the next run
-    assert config_volume["configMap"]["name"] == config_map["metadata"]["name"]
-    assert re.fullmatch(r"harbor-secrets-config-[a-z0-9]{10}", config_map["metadata"]["name"])
-    credentials = [v for v in volumes.values() if "secret" in v]
-    assert [v["secret"]["secretName"] for v in credentials] == [SECRET_NAME]
-    # and never in the environment: test_pod_is_hardened
-    _, config = config_of(docs)
-    assert config["credentials"]["main"]["client_secret"] == (
-        "file:/var/run/secrets/harbor/client-secret"
-    )
+    assert re.fullmatch(r"harbor-secrets-config-[a-z0-9]{10}", configuration["metadata"]["name"])
 
 
 @pytest.mark.parametrize("overlay", RENDERS)
 def test_every_file_the_config_reads_is_mounted(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    _, config = config_of(rendered[overlay])
-    available = files_in_pod(workload(rendered[overlay]))
-    for path in file_references(config):
-        assert path in available, f"{path} is read by the configuration but not mounted"
+    assert_every_file_the_config_reads_is_mounted(rendered[overlay])
 
 
 @pytest.mark.parametrize("overlay", RENDERS)
@@ -212,11 +193,7 @@ def kustomization_text(overlay: str) -> str:
 def test_config_check_passes_with_the_pods_files(
     rendered: dict[str, list[Doc]], overlay: str, tmp_path: Path
 ) -> None:
-    """The real `config check`, every reference resolved, on the pod's file layout."""
-    result = config_check(rendered[overlay], tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "configuration OK" in result.stdout
-    assert "warning" not in (result.stdout + result.stderr).lower()
+    assert_config_check_passes(rendered[overlay], tmp_path)
 
 
 # --- overlays --------------------------------------------------------------------------------
@@ -415,25 +392,12 @@ def test_the_documented_own_overlay_renders_watchers(tmp_path: Path) -> None:
 def test_network_policy_admits_only_the_metrics_port(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    docs = rendered[overlay]
-    policy = named(docs, "NetworkPolicy", "harbor-secrets", JOB_NAMESPACE)["spec"]
-    watching = overlay in WATCH_RENDERS
-    pod_labels = (
-        watchers(docs)["spec"]["template"]["metadata"]["labels"]
-        if watching
-        else one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    # the kubernetes-secret job talks to the API server, not Vault
+    assert_network_policy(
+        rendered[overlay],
+        watching=overlay in WATCH_RENDERS,
+        talks_to_api=overlay.startswith(K8S_SECRET),
     )
-    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
-    assert policy["policyTypes"] == ["Ingress", "Egress"]
-    ingress = policy.get("ingress", [])
-    if watching:
-        assert ingress == [{"ports": [{"protocol": "TCP", "port": 9464}]}]
-    else:
-        assert ingress == []
-    egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
-    # the kubernetes-secret job talks to the API server (6443 after the Service's DNAT), not Vault
-    talks_to_api = overlay.startswith(K8S_SECRET)
-    assert egress_ports == ({53, 443, 6443} if talks_to_api else {53, 443, 8200})
 
 
 # --- overlays/kubernetes-secret: least privilege and a consumer that sees every token ---------
