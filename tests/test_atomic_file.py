@@ -55,10 +55,15 @@ def test_the_temporary_file_is_in_the_same_directory_and_both_are_fsynced(
         synced.append(os.readlink(f"/proc/self/fd/{fd}"))
         real_fsync(fd)
 
-    def replace(source: Any, destination: Any) -> None:
-        assert Path(source).parent == tmp_path  # same file system: the rename is atomic
+    def replace(source: Any, destination: Any, **dir_fds: int) -> None:
+        # Both names relative to one descriptor of the target's directory: the same file
+        # system, so the rename is atomic, and the same directory, whatever its path does.
+        assert set(dir_fds) == {"src_dir_fd", "dst_dir_fd"}
+        assert dir_fds["src_dir_fd"] == dir_fds["dst_dir_fd"]
+        assert os.readlink(f"/proc/self/fd/{dir_fds['src_dir_fd']}") == str(tmp_path)
+        assert destination == "file"
         assert not Path(source).name.endswith("file")
-        real_replace(source, destination)
+        real_replace(source, destination, **dir_fds)
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
@@ -141,3 +146,4 @@ def test_the_metrics_file_goes_through_the_same_writer(tmp_path: Path) -> None:
     os.link(target, tmp_path / "copy.prom")
     with pytest.raises(StoreError, match="hard links"):
         write_textfile(target, SyncMetrics())
+
