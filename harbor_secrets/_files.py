@@ -106,12 +106,13 @@ class AtomicFile:
             raise self._os_error("inspect", exc) from exc
         self._check_mode(info)
 
-    def problem(self) -> str | None:
-        """Why a write would be refused, for offline advice (``config check``); None if fine."""
+    def problem(self) -> StoreError | None:
+        """What :meth:`check` would raise, or None: why a write would be refused, known
+        offline (``config check``, ``Provider.cannot_write``)."""
         try:
             self.check()
         except StoreError as exc:
-            return exc.message
+            return exc
         return None
 
     def notes(self) -> list[str]:
