@@ -114,14 +114,13 @@ def _read(
 
 
 def decode_utf8(data: bytes) -> str:
-    """``data`` as UTF-8 text; :class:`UnusableFileError` naming the first bad byte."""
+    """``data`` as UTF-8 text, else :class:`UnusableFileError`. The error says nothing of
+    where or what the bad bytes are: the file may be a secret, and a byte of it, or its
+    length up to that byte, is a piece of the secret."""
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UnusableFileError(
-            f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
-            "not-text",
-        ) from None
+    except UnicodeDecodeError:
+        raise UnusableFileError("is not UTF-8 text", "not-text") from None
 
 
 class LocalFileError(Exception):
