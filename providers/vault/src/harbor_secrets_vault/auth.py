@@ -20,7 +20,14 @@ from typing import Any
 
 import hvac
 
-from harbor_secrets import HarborSecretsError, Secret, StoreError, scrub
+from harbor_secrets import (
+    HarborSecretsError,
+    LocalFileError,
+    Secret,
+    StoreError,
+    read_text_file,
+    scrub,
+)
 from harbor_secrets_vault.config import VaultSettings
 from harbor_secrets_vault.errors import NO_CREDENTIALS, PERMISSION_DENIED, Operation, guard
 
@@ -206,11 +213,15 @@ def _service_account_token(settings: VaultSettings) -> Secret:
 
 
 def _read_file(path: Path, what: str, fix: str) -> Secret:
+    """A credential file, read at run time through the core's bounded reader: one that is
+    missing, unreadable, a FIFO, huge or not text is a credentials failure of this run."""
     try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
+        value = read_text_file(path).text.strip()
+    except LocalFileError as exc:
         raise StoreError(
-            f"cannot read the {what} ({exc.strerror})", hint=fix, reason=NO_CREDENTIALS
+            f"cannot read the {what}: the file {exc.problem}",
+            hint=fix if exc.reason in ("missing", "permission") else f"{exc.fix}; {fix}",
+            reason=NO_CREDENTIALS,
         ) from None
     if not value:
         raise StoreError(f"the {what} is empty", hint=fix, reason=NO_CREDENTIALS)
