@@ -369,8 +369,11 @@ class AtomicFileSet:
             return True
         written = [self._modified(fd, name) for name in regular]
         linked = [self._modified(generation, name) for name in self.names]
+        latest_written = max((t for t in written if t is not None), default=None)
         latest_linked = max((t for t in linked if t is not None), default=None)
-        return latest_linked is None or max(t for t in written if t is not None) >= latest_linked
+        if latest_written is None or latest_linked is None:
+            return latest_linked is None  # one side vanished meanwhile: the other holds it
+        return latest_written >= latest_linked
 
     def _modified(self, fd: int, name: str) -> int | None:
         try:
