@@ -30,7 +30,7 @@ from harbor_secrets.secrets import Secret, scrub
 if TYPE_CHECKING:
     from harbor_secrets._file_set import AtomicFileSet
     from harbor_secrets._files import AtomicFile
-    from harbor_secrets._reading import LocalFileError, read_text_file
+    from harbor_secrets._reading import LocalFileError, read_credential_file, read_text_file
     from harbor_secrets.config import (
         CONFIG_ENV_VAR,
         Config,
@@ -51,6 +51,7 @@ _LAZY = {
     "AtomicFileSet": ("harbor_secrets._file_set", "AtomicFileSet"),
     "LocalFileError": ("harbor_secrets._reading", "LocalFileError"),
     "read_text_file": ("harbor_secrets._reading", "read_text_file"),
+    "read_credential_file": ("harbor_secrets._reading", "read_credential_file"),
     "RefreshPolicy": ("harbor_secrets.freshness", "RefreshPolicy"),
     "DEFAULT_MIN_REMAINING": ("harbor_secrets.freshness", "DEFAULT_MIN_REMAINING"),
     "ENV_PREFIX_TEMPLATE": ("harbor_secrets.keys", "ENV_PREFIX_TEMPLATE"),
@@ -114,6 +115,7 @@ __all__ = [
     "is_shell_name",
     "load_config",
     "parse_time",
+    "read_credential_file",
     "read_text_file",
     "run_sync",
     "scrub",

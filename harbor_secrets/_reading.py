@@ -17,6 +17,9 @@ import os
 import stat
 from dataclasses import dataclass
 
+from harbor_secrets.errors import StoreError
+from harbor_secrets.secrets import Secret
+
 _CHUNK = 1 << 16
 
 #: What a file that is not a regular file is, in words (``st_mode`` type → description).
@@ -192,3 +195,28 @@ def read_text_file(path: str | os.PathLike[str], *, limit: int = MAX_SECRET_FILE
         else:
             fix, reason = "check the path and the file", "io"
         raise LocalFileError(f"cannot be read ({exc.strerror or exc})", fix, reason) from None
+
+
+def read_credential_file(
+    path: str | os.PathLike[str], *, what: str, fix: str, reason: str
+) -> Secret:
+    """A credential a store's client reads at run time (a Vault token file, a Kubernetes
+    service-account token), through :func:`read_text_file`: its stripped content, already
+    on the scrub list.
+
+    Anything that makes it unusable (missing, unreadable, a FIFO, not text, empty) is a
+    :class:`StoreError` of this run with ``reason``, saying "cannot read the ``what``";
+    ``fix`` says where the file comes from, and is the hint unless the file is there but
+    is no text file (then the reader's own fix comes first).
+    """
+    try:
+        value = read_text_file(path).text.strip()
+    except LocalFileError as exc:
+        raise StoreError(
+            f"cannot read the {what}: the file {exc.problem}",
+            hint=fix if exc.reason in ("missing", "permission") else f"{exc.fix}; {fix}",
+            reason=reason,
+        ) from None
+    if not value:
+        raise StoreError(f"the {what} is empty", hint=fix, reason=reason)
+    return Secret(value)

@@ -46,6 +46,7 @@ def test_public_api_is_pinned() -> None:
             "is_loopback_host",
             "is_shell_name",
             "parse_time",
+            "read_credential_file",
             "read_text_file",
             "scrub",
             "shell_name",

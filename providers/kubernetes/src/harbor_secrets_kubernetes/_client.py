@@ -25,7 +25,7 @@ from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret as KubeSecret
 
-from harbor_secrets import LocalFileError, Secret, StoreError, read_text_file
+from harbor_secrets import Secret, read_credential_file
 from harbor_secrets_kubernetes._config import KubernetesSettings
 from harbor_secrets_kubernetes._errors import CREDENTIALS, NotFoundError, Operation, guard
 
@@ -122,12 +122,12 @@ def read_credentials(settings: KubernetesSettings) -> None:
     if user.token:
         Secret(user.token)
     if user.token_file:
-        Secret(_read_token_file(user.token_file, settings))
+        _read_token_file(user.token_file, settings)
     if user.password:
         Secret(user.password)
 
 
-def _read_token_file(path: str, settings: KubernetesSettings) -> str:
+def _read_token_file(path: str, settings: KubernetesSettings) -> None:
     identity = settings.identity
     where = (
         "check the pod's service-account token mount (automountServiceAccountToken, or "
@@ -135,18 +135,6 @@ def _read_token_file(path: str, settings: KubernetesSettings) -> str:
         if identity.in_cluster
         else f"fix the user's tokenFile in {identity.path}"
     )
-    try:
-        token = read_text_file(path).text.strip()
-    except LocalFileError as exc:
-        raise StoreError(
-            f"cannot read the token file {path} of {identity.describe()}: the file {exc.problem}",
-            hint=where if exc.reason in ("missing", "permission") else f"{exc.fix}; {where}",
-            reason=CREDENTIALS,
-        ) from None
-    if not token:
-        raise StoreError(
-            f"the token file {path} of {identity.describe()} is empty",
-            hint=where,
-            reason=CREDENTIALS,
-        )
-    return token
+    read_credential_file(
+        path, what=f"token file {path} of {identity.describe()}", fix=where, reason=CREDENTIALS
+    )

@@ -22,10 +22,9 @@ import hvac
 
 from harbor_secrets import (
     HarborSecretsError,
-    LocalFileError,
     Secret,
     StoreError,
-    read_text_file,
+    read_credential_file,
     scrub,
 )
 from harbor_secrets_vault.config import VaultSettings
@@ -213,19 +212,8 @@ def _service_account_token(settings: VaultSettings) -> Secret:
 
 
 def _read_file(path: Path, what: str, fix: str) -> Secret:
-    """A credential file, read at run time through the core's bounded reader: one that is
-    missing, unreadable, a FIFO, huge or not text is a credentials failure of this run."""
-    try:
-        value = read_text_file(path).text.strip()
-    except LocalFileError as exc:
-        raise StoreError(
-            f"cannot read the {what}: the file {exc.problem}",
-            hint=fix if exc.reason in ("missing", "permission") else f"{exc.fix}; {fix}",
-            reason=NO_CREDENTIALS,
-        ) from None
-    if not value:
-        raise StoreError(f"the {what} is empty", hint=fix, reason=NO_CREDENTIALS)
-    return Secret(value)
+    """A credential file, read at run time: a bad one is a credentials failure of this run."""
+    return read_credential_file(path, what=what, fix=fix, reason=NO_CREDENTIALS)
 
 
 def _secret(settings: VaultSettings, name: str, again: bool = False) -> Secret:
