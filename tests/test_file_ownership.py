@@ -21,9 +21,7 @@ import os
 import stat
 import subprocess
 import sys
-import tempfile
 import textwrap
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,17 +38,6 @@ BASE = datetime(2030, 1, 1, tzinfo=UTC)
 KEY = "sandbox/service_provider"
 ENV_KEY = "HARBOR_SANDBOX_SERVICE_PROVIDER"
 PLANTED = "..2020_01_01_00_00_00.mal"
-
-
-@pytest.fixture
-def shared() -> Iterator[Path]:
-    """A directory every user may enter (pytest's own is root's, 0700), removed after."""
-    directory = Path(tempfile.mkdtemp(prefix="harbor-owners-"))
-    directory.chmod(0o755)
-    try:
-        yield directory
-    finally:
-        subprocess.run(["rm", "-rf", str(directory)], check=True)
 
 
 def group_of(path: Path) -> int:
@@ -225,22 +212,22 @@ def assert_readers_keep_access(folder: Path, token: str) -> None:
     assert read.stdout == token
 
 
-def test_converting_an_old_layout_keeps_the_readers_group(shared: Path) -> None:
+def test_converting_an_old_layout_keeps_the_readers_group(shared_directory: Path) -> None:
     old = make_record(-60, issued_at=BASE, token="old-" + "o" * 40)
     new = make_record(issued_at=BASE, token="new-" + "n" * 40)
-    folder = write_old_layout(shared, old)
+    folder = write_old_layout(shared_directory, old)
     assert reader_can_read(folder / "access_token", READERS).returncode == 0
-    provider = TokenFilesProvider(shared, file_mode=0o640)
+    provider = TokenFilesProvider(shared_directory, file_mode=0o640)
     assert provider.write(KEY, new) is WriteOutcome.WRITTEN
     assert_readers_keep_access(folder, new.access_token.reveal())
 
 
 def test_a_write_failing_after_the_conversion_leaves_the_readers_their_group(
-    shared: Path,
+    shared_directory: Path,
 ) -> None:
     """``prlimit --fsize``: the old (short) files convert, the new token (long) does not fit."""
     old = make_record(-60, issued_at=BASE, token="old-token")
-    folder = write_old_layout(shared, old)
+    folder = write_old_layout(shared_directory, old)
     limit = (folder / "record.json").stat().st_size + 100
     new = make_record(issued_at=BASE, token="new-" + "n" * (limit + 100))
     script = textwrap.dedent(
@@ -250,7 +237,7 @@ def test_a_write_failing_after_the_conversion_leaves_the_readers_their_group(
         from harbor_secrets_envfile import TokenFilesProvider
         record = TokenRecord.from_json(sys.stdin.read())
         try:
-            TokenFilesProvider({str(shared)!r}, file_mode=0o640).write({KEY!r}, record)
+            TokenFilesProvider({str(shared_directory)!r}, file_mode=0o640).write({KEY!r}, record)
         except StoreError as error:
             print(error.reason)
         """

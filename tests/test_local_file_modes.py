@@ -9,9 +9,8 @@ import os
 import stat
 import subprocess
 import sys
-import tempfile
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -88,17 +87,6 @@ def test_config_check_says_file_mode_decides_the_mode(
     assert f"{env_file} is mode 0640, and every write makes it 0600: file_mode decides" in (
         check.stdout
     )
-
-
-@pytest.fixture
-def shared_directory() -> Iterator[Path]:
-    """A directory the unprivileged user can write (pytest's own is root's, 0700)."""
-    directory = Path(tempfile.mkdtemp(prefix="harbor-modes-"))
-    directory.chmod(0o777)
-    try:
-        yield directory
-    finally:
-        subprocess.run(["rm", "-rf", str(directory)], check=True)
 
 
 def test_a_group_the_writer_is_not_in_is_warned_about_and_the_write_still_happens(
