@@ -20,6 +20,7 @@ import click
 
 from harbor_secrets._version import __version__
 from harbor_secrets.cli_params import Duration, ListenAddress, MetricsFile, PushgatewayUrl, Scope
+from harbor_secrets.environments import DEFAULT_SCOPE
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_USAGE, HarborSecretsError
 from harbor_secrets.freshness import DEFAULT_MIN_REMAINING
 from harbor_secrets.invocation import Globals
@@ -250,9 +251,6 @@ def status(g: Globals) -> int:
     from harbor_secrets.commands.status import status_command
 
     return status_command(g)
-
-
-DEFAULT_SCOPE = "service_provider"
 
 
 def target_options(func: F) -> F:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harbor_secrets.config import Config, CredentialsConfig, Job, load_config
-from harbor_secrets.environments import environment_for_tower
+from harbor_secrets.environments import DEFAULT_SCOPE, environment_for_tower
 from harbor_secrets.errors import ConfigError
+from harbor_secrets.suggest import pick
 
 
 def load(path: str | None) -> Config:
@@ -22,12 +23,7 @@ def pick_credentials(config: Config, name: str | None) -> CredentialsConfig:
             key="--credentials",
             fix=f"pass --credentials with one of: {', '.join(config.credentials) or 'none'}",
         )
-    if name not in config.credentials:
-        raise ConfigError(
-            f"unknown credentials {name!r}",
-            key="--credentials",
-            fix=f"use one of: {', '.join(config.credentials) or 'none defined'}",
-        )
+    pick(name, config.credentials, key="--credentials", what="the configured credentials")
     return config.credentials[name]
 
 
@@ -43,13 +39,12 @@ def pick_environment(config: Config, environment: str | None, tower_id: str | No
             "no environment given",
             fix="pass --environment sandbox (or production, development) or --tower-id",
         )
-    if environment not in config.environments:
-        raise ConfigError(
-            f"unknown environment {environment!r}",
-            key="--environment",
-            fix=f"use one of: {', '.join(config.environments)}",
-        )
-    return environment
+    return pick(environment, config.environments, key="--environment", what="the environments")
+
+
+def pick_sink(config: Config, name: str) -> str:
+    """``--sink NAME``: one of the configuration's sinks."""
+    return pick(name, config.sinks, key="--sink", what="the configured sinks")
 
 
 @dataclass(frozen=True)
@@ -58,7 +53,7 @@ class Target:
 
     environment: str | None = None
     tower_id: str | None = None
-    scope: str = "service_provider"
+    scope: str = DEFAULT_SCOPE
     credentials: str | None = None
 
     def job(self, config: Config, sinks: tuple[str, ...] = ()) -> Job:

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import click
 
-from harbor_secrets.commands._common import Target, load
+from harbor_secrets.commands._common import Target, load, pick_sink
 from harbor_secrets.config import Config, Job
 from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_OK, ConfigError, HarborSecretsError, describe_error
@@ -94,6 +94,8 @@ def find_tokens(
     config = load(g.config)
     jobs = [_configured_job(config, target) for target in targets]
     orders: list[list[str]] = []
+    if sink is not None:
+        pick_sink(config, sink)
     for job in jobs:
         if sink is not None and sink not in job.sinks:
             raise ConfigError(

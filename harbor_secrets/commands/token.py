@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harbor_secrets.commands._common import Target, load
+from harbor_secrets.commands._common import Target, load, pick_sink
 from harbor_secrets.config import Job
-from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, ConfigError, StoreError
+from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, StoreError
 from harbor_secrets.invocation import Globals
 from harbor_secrets.output import to_json
 from harbor_secrets.record import format_time
@@ -71,12 +71,7 @@ def verify_command(g: Globals, target: Target, *, sink: str | None) -> int:
             token = _fetch(runtime, job).access_token
             origin = "a freshly fetched token"
         else:
-            if sink not in runtime.sinks:
-                raise ConfigError(
-                    f"unknown sink {sink!r}",
-                    key="--sink",
-                    fix=f"use one of: {', '.join(runtime.sinks)}",
-                )
+            pick_sink(config, sink)
             key = runtime.sinks[sink].key_for(job)
             record = runtime.sinks[sink].provider.read(key)
             if record is None:
