@@ -8,6 +8,8 @@ Messages never carry secret values: constructors take only names, paths and stat
 
 from __future__ import annotations
 
+from typing import Self
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -45,9 +47,15 @@ class ConfigError(HarborSecretsError):
         where = ": ".join(part for part in (source, key) if part)
         text = f"{where}: {message}" if where else message
         super().__init__(text, hint=f"fix: {fix}" if fix else None)
+        self.detail = message  # without the file and key
         self.source = source
         self.key = key
         self.fix = fix
+
+    def at(self, *, source: str | None, key: str | None) -> Self:
+        """The same error, said of ``key`` in ``source`` (for an error raised by code that
+        does not know where the value it refused came from, such as the registry)."""
+        return type(self)(self.detail, source=source, key=key, fix=self.fix)
 
 
 class SecretReferenceError(HarborSecretsError):
@@ -107,10 +115,12 @@ class StoreError(HarborSecretsError):
         self.reason = reason
 
 
-class ProviderUnavailableError(HarborSecretsError):
-    """A provider is configured but its distribution (or a dependency) is not installed."""
+class ProviderUnavailableError(ConfigError):
+    """A provider is configured but its distribution (or a dependency) is not installed.
 
-    exit_code = EXIT_USAGE
+    A configuration error like any other (exit 2, the file and the key that names the
+    provider), told apart only for metrics and ``harbor-secrets providers``.
+    """
 
 
 def describe_error(exc: BaseException) -> str:

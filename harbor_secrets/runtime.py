@@ -163,9 +163,8 @@ class Runtime:
     def _load(self, provider_name: str, key: str) -> type[Provider]:
         try:
             return self.registry.load(provider_name)
-        except ConfigError as exc:
-            source = self.config.source
-            raise ConfigError(exc.message, source=source, key=key, fix=exc.fix) from None
+        except ConfigError as exc:  # a missing provider too: it is the file's mistake
+            raise exc.at(source=self.config.source, key=key) from None
 
     def _build_sink(self, name: str, provider_name: str, table: Mapping[str, object]) -> Sink:
         cls = self._load(provider_name, f"sinks.{name}.provider")
@@ -195,13 +194,18 @@ class Runtime:
             scheme = scheme_of(credentials.client_secret)
             if is_local(credentials.client_secret):
                 continue
-            if not self.registry.scheme_owner(scheme):
+            key = f"credentials.{credentials.name}.client_secret"
+            owner = self.registry.scheme_owner(scheme)
+            if not owner:
                 raise ConfigError(
                     f"no provider resolves {scheme}: references",
                     source=self.config.source,
-                    key=f"credentials.{credentials.name}.client_secret",
+                    key=key,
                     fix="use env: or file:, or install the provider that owns the scheme",
                 )
+            # Installed? Known offline, so say it here (also with --skip-references), at the
+            # key that asked for it, rather than at the first use of the secret.
+            self._load(owner, key)
             if self._resolve_references:
                 # Build it now (offline by contract) so its options fail with exit 2 here,
                 # not as a run-time failure of the first job that needs the secret.

@@ -50,16 +50,30 @@ def pick(
     source: str | None = None,
     fix: str | None = None,
 ) -> str:
-    """``name`` if it is one of ``known``; otherwise a :class:`ConfigError` (exit 2) at
-    ``key`` saying ``'NAME' is not one of WHAT``, with the closest known name as a guess.
+    """``name`` if it is one of ``known``; otherwise :func:`unknown`'s error is raised."""
+    names = list(known)
+    if name in names:
+        return name
+    raise unknown(name, names, key=key, what=what, source=source, fix=fix)
+
+
+def unknown(
+    name: str,
+    known: Iterable[str],
+    *,
+    key: str | None,
+    what: str,
+    source: str | None = None,
+    fix: str | None = None,
+) -> ConfigError:
+    """The error (exit 2) for a ``name`` that is not one of ``known``, said at ``key``:
+    ``'NAME' is not one of WHAT``, with the closest known name as a guess.
 
     ``what`` names the set in the plural ("Harbor's scopes", "the configured sinks");
     ``fix`` replaces the default fix, "use one of: …" (the known names).
     """
     names = list(known)
-    if name in names:
-        return name
-    raise ConfigError(
+    return ConfigError(
         f"{name!r} is not one of {what}" + did_you_mean(name, names),
         source=source,
         key=key,
