@@ -319,7 +319,9 @@ def token(g: Globals, /, scopes: tuple[str, ...], **target: Any) -> int:
     Needs the client secret: it is for trying credentials by hand. Services and scripts
     should use `get`, which prints the token the scheduled `sync` keeps fresh in your
     store and needs no client secret (and sends Harbor nothing). Only the token is
-    printed, followed by a newline (-o json: the token with its expiry).
+    printed, followed by a newline (-o json: the token with its expiry). Like `verify`
+    and `get`, it works on the tokens a [[targets]] table keeps, so the client secret
+    goes only to an issuer `config check` lists.
 
     \b
     Examples:

@@ -56,8 +56,38 @@ class Target:
     scope: str = DEFAULT_SCOPE
     credentials: str | None = None
 
-    def job(self, config: Config, sinks: tuple[str, ...] = ()) -> Job:
-        """The configured token this names (ConfigError, exit 2, if it names none)."""
+    def job(self, config: Config) -> Job:
+        """The job a ``[[targets]]`` table keeps for this token, with its sinks.
+
+        Every command works on the tokens the configuration keeps: ``get`` reads only
+        those, and ``token``/``verify`` send the client secret only to an environment
+        ``config check`` lists. Anything else is a ConfigError (exit 2, before any network
+        call) blaming the option that asked for it: the environment, the scope or the
+        credentials.
+        """
         environment = pick_environment(config, self.environment, self.tower_id)
-        credentials = pick_credentials(config, self.credentials)
-        return Job(credentials.name, environment, self.scope, sinks)
+        credentials = pick_credentials(config, self.credentials).name
+        jobs = config.jobs()
+        for job in jobs:
+            if (job.credentials, job.environment, job.scope) == (
+                credentials,
+                environment,
+                self.scope,
+            ):
+                return job
+        kept = ", ".join(job.label for job in jobs)
+        ours = [job for job in jobs if job.credentials == credentials]
+        if not ours:
+            key, what = "--credentials", f"credentials {credentials!r}"
+        elif all(job.environment != environment for job in ours):
+            key = "--tower-id" if self.tower_id else "--environment"
+            what = f"environment {environment}"
+            if self.tower_id:
+                what += f" (tower {self.tower_id} is in {environment})"
+        else:
+            key, what = "--scope", f"scope {self.scope} in {environment}"
+        raise ConfigError(
+            f"no target keeps a token for {what}",
+            key=key,
+            fix=f"ask for one of: {kept} (or add it to a [[targets]] table)",
+        )
