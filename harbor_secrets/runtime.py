@@ -274,12 +274,16 @@ class Runtime:
         return frozenset(names)
 
     def warnings(self) -> list[str]:
-        """Policies that cannot keep tokens fresh, each sink's own advice, and what resolving
-        the secrets found (call it after :meth:`resolve_local_secrets`)."""
+        """Policies that cannot keep tokens fresh, each sink's own advice (and an
+        ``on_write`` program that cannot start here), and what resolving the secrets found
+        (call it after :meth:`resolve_local_secrets`)."""
         policy = self.config.refresh
         notes = policy.warnings(watching=self.watching)
         for sink in self.sinks.values():
             notes.extend(f"sinks.{sink.name}: {note}" for note in sink.provider.warnings(policy))
+            problem = sink.on_write.cannot_start(self.environ) if sink.on_write else None
+            if problem is not None:
+                notes.append(f"sinks.{sink.name}.{ON_WRITE}: {problem}")
         notes.extend(self.resolver.warnings)  # secrets resolved so far (file: modes)
         return notes
 
