@@ -580,7 +580,10 @@ def demo(directory: str) -> int:
 
 
 @command(cli, "stand-in-issuer", output=False)
-@click.option("--host", help="Address to bind, without -c. Default: 127.0.0.1.")
+@click.option(
+    "--host",
+    help="Loopback address to bind, without -c: 127.0.0.1 (default), ::1 or localhost.",
+)
 @click.option(
     "--port", type=click.IntRange(0, 65535), help="Port, without -c (0: any free). Default: 8401."
 )
