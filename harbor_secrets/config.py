@@ -27,6 +27,7 @@ from harbor_secrets.environments import (
 from harbor_secrets.errors import ConfigError
 from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.options import Options
+from harbor_secrets.references import is_reference
 from harbor_secrets.retry_policy import RetryPolicy
 
 CONFIG_ENV_VAR = "HARBOR_SECRETS_CONFIG"
@@ -257,9 +258,7 @@ def check_reference_syntax(reference: str, options: Options, name: str) -> None:
     The value itself is never echoed in the error: if it is a pasted secret, it stays out of
     terminals and CI logs.
     """
-    scheme, sep, rest = reference.partition(":")
-    valid_scheme = bool(sep) and scheme.replace("-", "").isalnum() and scheme.islower()
-    if not valid_scheme or not rest or "\n" in reference:
+    if not is_reference(reference):
         variable = "HARBOR_" + "".join(c if c.isalnum() else "_" for c in name).upper()
         raise options.error(
             name,

@@ -89,7 +89,9 @@ class Provider(ABC):
     #: and renders it; ``from_options`` never sees that option.
     key_option: ClassVar[str] = "key"
     default_key_template: ClassVar[str] = "harbor/{environment}/{scope}"
-    #: Secret-reference schemes this provider resolves, e.g. ``("vault",)``.
+    #: Secret-reference schemes this provider resolves, e.g. ``("vault",)``: lower-case
+    #: words joined by hyphens (:data:`harbor_secrets.references.REFERENCE_PATTERN`), or
+    #: the configuration check refuses every reference to them.
     reference_schemes: ClassVar[tuple[str, ...]] = ()
     #: True when ``read`` returns every field ``write`` was given (not just token + expiry).
     stores_full_record: ClassVar[bool] = True

@@ -13,6 +13,7 @@ from importlib import metadata
 
 from harbor_secrets.errors import ConfigError, ProviderUnavailableError
 from harbor_secrets.provider import ENTRY_POINT_GROUP, Provider
+from harbor_secrets.references import LOCAL_SCHEMES
 from harbor_secrets.suggest import unknown
 
 # These two tables must be listed, not derived: an entry point exists only once its
@@ -144,6 +145,20 @@ class Registry:
             if scheme in cls.reference_schemes:
                 return name
         return KNOWN_SCHEMES.get(scheme)
+
+    def known_schemes(self) -> list[str]:
+        """Every reference scheme something here resolves: ``env`` and ``file``, the
+        first-party providers' (installed or not: those get an install hint), and those of
+        every other installed provider."""
+        schemes = dict.fromkeys([*LOCAL_SCHEMES, *KNOWN_SCHEMES])
+        for name in self.names():
+            if name in KNOWN_PROVIDERS:
+                continue
+            try:
+                schemes.update(dict.fromkeys(self.load(name).reference_schemes))
+            except (ProviderUnavailableError, ConfigError):
+                continue
+        return list(schemes)
 
     def describe(self) -> list[ProviderInfo]:
         """Every installed provider and every first-party one that is missing."""

@@ -22,7 +22,7 @@ from harbor_secrets.hooks import OnWrite
 from harbor_secrets.keys import KeyTemplate, store_key
 from harbor_secrets.options import Options
 from harbor_secrets.provider import Provider, ProviderContext
-from harbor_secrets.references import ReferenceResolver, is_local, scheme_of
+from harbor_secrets.references import ReferenceResolver, is_local, scheme_of, unknown_scheme
 from harbor_secrets.registry import Registry
 from harbor_secrets.secrets import Secret
 
@@ -130,6 +130,7 @@ class Runtime:
             base_dir=config.base_dir,
             provider_for_scheme=self._provider_for_scheme,
             source=config.source,
+            known_schemes=self.registry.known_schemes,
         )
         self.sinks: dict[str, Sink] = {}
         try:
@@ -197,12 +198,8 @@ class Runtime:
             key = f"credentials.{credentials.name}.client_secret"
             owner = self.registry.scheme_owner(scheme)
             if not owner:
-                raise ConfigError(
-                    f"no provider resolves {scheme}: references",
-                    source=self.config.source,
-                    key=key,
-                    fix="use env: or file:, or install the provider that owns the scheme",
-                )
+                known = self.registry.known_schemes()
+                raise unknown_scheme(scheme, known, key=key, source=self.config.source)
             # Installed? Known offline, so say it here (also with --skip-references), at the
             # key that asked for it, rather than at the first use of the secret.
             self._load(owner, key)

@@ -54,6 +54,7 @@ from harbor_secrets import (
     WriteOutcome,
 )
 from harbor_secrets.config import Job
+from harbor_secrets.references import is_reference
 from harbor_secrets.registry import Registry
 from harbor_secrets.runtime import Sink
 from harbor_secrets.testing.sinks import sink_from_options
@@ -227,6 +228,12 @@ class ProviderContract:
             assert Registry().load(self.provider_class.name) is self.provider_class
         else:
             assert self.provider_class.name not in names
+
+    def test_its_reference_schemes_have_a_references_shape(self) -> None:
+        """The configuration takes only ``word:rest`` or ``word-word:rest`` as a reference;
+        a scheme of another shape could never be used."""
+        for scheme in self.provider_class.reference_schemes:
+            assert is_reference(f"{scheme}:x"), f"{scheme!r} is not lower-case words and hyphens"
 
     def test_is_built_from_the_sink_options(
         self, sink: Sink, sink_options: Mapping[str, Any]
