@@ -69,6 +69,33 @@ class Sink:
         )
 
 
+def provider_context(
+    name: str,
+    *,
+    resolver: ReferenceResolver,
+    environ: Mapping[str, str],
+    source: str | None,
+    skip_credentials: bool = False,
+) -> ProviderContext:
+    """What the provider of sink ``name`` is built with. ``skip_credentials`` (``config
+    check --skip-references``, where the job's credentials do not exist) resolves no
+    reference (each gives a placeholder) and tells the provider to check names and
+    policy only."""
+
+    def resolve(reference: str) -> Secret:
+        if skip_credentials:
+            return Secret(UNRESOLVED)
+        return resolver.resolve(reference, key=f"sinks.{name}")
+
+    return ProviderContext(
+        sink_name=name,
+        source=source,
+        environ=environ,
+        resolve_reference=resolve,
+        skip_credentials=skip_credentials,
+    )
+
+
 def build_sink(
     name: str, cls: type[Provider], table: Mapping[str, object], context: ProviderContext
 ) -> Sink:
@@ -148,16 +175,11 @@ class Runtime:
     # -- construction -------------------------------------------------------------------
 
     def _context(self, sink_name: str) -> ProviderContext:
-        def resolve(reference: str) -> Secret:
-            if not self._resolve_references:
-                return Secret(UNRESOLVED)
-            return self.resolver.resolve(reference, key=f"sinks.{sink_name}")
-
-        return ProviderContext(
-            sink_name=sink_name,
-            source=self.config.source,
+        return provider_context(
+            sink_name,
+            resolver=self.resolver,
             environ=self.environ,
-            resolve_reference=resolve,
+            source=self.config.source,
             skip_credentials=not self._resolve_references,
         )
 
