@@ -562,17 +562,18 @@ def config_check(g: Globals, skip_references: bool) -> int:
 def demo(directory: str) -> int:
     """Run the whole job against a local stand-in issuer (no Harbor account needed).
 
-    Starts a Keycloak-shaped issuer on 127.0.0.1, writes a config and an env file into
-    DIRECTORY, syncs both scopes of both environments, syncs again to show that nothing is
-    due, reads a token back with `get`, and shows how to point the same config at real
-    Harbor. Its issuer stops when it ends; `harbor-secrets stand-in-issuer -c
+    Starts a Keycloak-shaped issuer on 127.0.0.1 (on the port DIRECTORY's configuration
+    already names, while it is free), writes a config and an env file into DIRECTORY
+    (never through a symbolic link), syncs both scopes of both environments, syncs again
+    to show that nothing is due, reads a token back with `get`, and shows how to point the
+    same config at real Harbor. Its issuer stops when it ends; `harbor-secrets stand-in-issuer -c
     DIRECTORY/harbor-secrets.toml` serves that configuration again, so `verify`, `token`
     and `sync` work on it.
 
     \b
     Examples:
       harbor-secrets demo
-      harbor-secrets demo --directory /tmp/harbor-demo
+      harbor-secrets demo --directory ~/harbor-demo
     """
     from harbor_secrets.commands.demo import demo_command
 

@@ -130,10 +130,19 @@ def describe_error(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__} (a bug; run with -vv for details)"
 
 
+#: What to try when the issuer answered that it cannot serve now (429, 503) or did not
+#: answer at all for no more specific reason (:func:`unreachable_hint`). Said by ``sync``
+#: and by ``token``/``verify`` typed at a terminal alike: what happens next is the caller's
+#: business (a schedule retries by itself), so the hint names only the cause.
+UNAVAILABLE_HINT = "the issuer is down or overloaded; try again in a minute"
+
+REFUSED = "connection refused"
+UNRESOLVED = "the host name did not resolve"
+
 # What a transport exception's text says, in words: every HTTP stack (requests for the token
 # client and Vault, httpx for Kubernetes) words the same socket errors its own way.
 _CONNECTION_FAILURES = (
-    (("Connection refused", "refused"), "connection refused"),
+    (("Connection refused", "refused"), REFUSED),
     (("Connection reset", "reset by peer"), "connection reset by the server"),
     (
         ("RemoteDisconnected", "without response", "Server disconnected"),
@@ -148,7 +157,7 @@ _CONNECTION_FAILURES = (
             "Temporary failure in name resolution",
             "getaddrinfo",
         ),
-        "the host name did not resolve",
+        UNRESOLVED,
     ),
     (("No route to host",), "no route to host"),
     (("Network is unreachable",), "the network is unreachable"),
@@ -163,3 +172,23 @@ def describe_connection_failure(exc: BaseException) -> str:
         if any(needle in text for needle in needles):
             return reason
     return type(exc).__name__
+
+
+def unreachable_hint(reason: str | None, *, local: bool) -> str:
+    """What to do about an issuer that gave no answer, by why (``reason``, a
+    :func:`describe_connection_failure` wording) and where (``local``: a loopback host).
+
+    A refused connection on this host means nothing listens on that port (a stand-in
+    issuer that is not running, or a port that changed), not an overloaded issuer; a name
+    that does not resolve is a URL or DNS matter. Anything else may pass: try again.
+    """
+    if reason == REFUSED and local:
+        return (
+            "nothing listens on that port of this host: start the issuer it names (for a "
+            "demo configuration: harbor-secrets stand-in-issuer -c FILE), or correct the port"
+        )
+    if reason == REFUSED:
+        return "the issuer's host refused the connection: it is down, or the URL's port is wrong"
+    if reason == UNRESOLVED:
+        return "check the host name in the URL, and this host's DNS"
+    return UNAVAILABLE_HINT
