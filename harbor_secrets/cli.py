@@ -265,11 +265,13 @@ def sync(g: Globals, /, **options: Any) -> int:
 @command(cli)
 @click.pass_obj
 def status(g: Globals) -> int:
-    """Show each sink's stored token: fresh, due, expired, missing or unreadable.
+    """Show each sink's stored token: fresh, due, expired, implausible, missing or unreadable.
 
     Uses the same freshness rule as `sync`: a token `status` calls due is one the next
-    `sync` rewrites. Exits 1 if any store cannot be read or holds no unexpired token, so
-    it doubles as a health check. Fetches nothing.
+    `sync` rewrites. Implausible is a token written under a clock that was wrong (issued
+    in the future, or expiring further ahead than tokens live): readers refuse it and
+    `sync` replaces it. Exits 1 if any token is missing, unreadable, implausible or
+    expired, so it doubles as a health check. Fetches nothing.
 
     \b
     Examples:
