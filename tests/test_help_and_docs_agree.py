@@ -24,3 +24,24 @@ def test_status_help_names_every_state_and_which_exit_1(run_cli: Run) -> None:
     assert exits is not None, text
     for state in TokenState:
         assert (state.value in exits.group(1)) == (state not in HEALTHY), state
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end >= 0 else None]
+
+
+def test_every_document_gives_the_kubelets_volume_delay_the_provider_assumes() -> None:
+    """refresh_before = 210s for volume readers rests on this figure: a document saying
+    "about a minute" would have a reader choose a refresh_before too small."""
+    from harbor_secrets_kubernetes._config import DEFAULT_VOLUME_PROPAGATION
+
+    delay = f"{DEFAULT_VOLUME_PROPAGATION:g} s"
+    reading = (REPO / "docs" / "READING.md").read_text(encoding="utf-8")
+    volume = " ".join(_section(reading, "## Kubernetes Secret volume").split())
+    assert f"about {delay} in all" in volume
+    assert "about a minute" not in volume
+    for document in ("deploy/README.md", "docs/AVAILABILITY.md", "providers/kubernetes/README.md"):
+        text = " ".join((REPO / document).read_text(encoding="utf-8").split())
+        assert delay in text, document
