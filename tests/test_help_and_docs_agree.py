@@ -45,3 +45,14 @@ def test_every_document_gives_the_kubelets_volume_delay_the_provider_assumes() -
     for document in ("deploy/README.md", "docs/AVAILABILITY.md", "providers/kubernetes/README.md"):
         text = " ".join((REPO / document).read_text(encoding="utf-8").split())
         assert delay in text, document
+
+
+def test_the_replicas_store_reads_are_said_as_measured() -> None:
+    """AVAILABILITY.md measured about three store reads per token per refresh per replica;
+    deploy/README said one per replica per refresh."""
+    measured = "about three reads per token per refresh per replica"
+    availability = " ".join((REPO / "docs/AVAILABILITY.md").read_text(encoding="utf-8").split())
+    assert measured in availability
+    deploy = " ".join((REPO / "deploy/README.md").read_text(encoding="utf-8").split())
+    assert "one store read per replica per refresh" not in deploy
+    assert measured in deploy
