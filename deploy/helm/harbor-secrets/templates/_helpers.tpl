@@ -164,7 +164,7 @@ volumeMounts:
 
 {{/* The configuration --------------------------------------------------------------------
 
-     `config` is harbor-secrets.toml as text, parsed here (fromToml, Helm >= 3.17) so that a
+     `config` is harbor-secrets.toml as text, parsed here (fromToml, helm/helm#12026; tested with Helm 4.1.4) so that a
      broken file, or a secret pasted where a reference belongs, fails `helm install` instead of
      reaching the cluster. The reference rule is the tool's own (REFERENCE_PATTERN in
      harbor_secrets/references.py: a scheme of lower-case words joined by hyphens, a colon,
