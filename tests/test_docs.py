@@ -67,6 +67,7 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 RUN_ELSEWHERE = {
     "install": "tests/test_dist.py (installs the README's way into a fresh virtualenv)",
     "own-watch-overlay": "tests/test_deploy_kubernetes.py (rendered as a user's overlay)",
+    "own-overlay-image": "tests/test_deploy_kubernetes.py (rendered: the pin reaches every pod)",
     "second-host-timer": "tests/test_deploy_systemd_cron.py (applied to the shipped timer)",
     "second-host-cron": "tests/test_deploy_systemd_cron.py (against the shipped crontab)",
 }
