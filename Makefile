@@ -81,4 +81,4 @@ lambda-zip: $(STAMP)
 	$(BIN)/python providers/aws/build_lambda_zip.py --output dist/harbor-secrets-lambda.zip
 
 clean:
-	rm -rf $(VENV) .venv-tools .venv-bench dist demo-output .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-tools .tools .venv-bench dist demo-output .mypy_cache .ruff_cache .pytest_cache

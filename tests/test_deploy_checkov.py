@@ -1,4 +1,6 @@
-"""checkov on the container image's Dockerfile and on every rendered Kubernetes overlay.
+"""checkov on the container image's Dockerfile, every rendered Kubernetes overlay and every
+rendered shape of the Helm chart (its defaults, each ci/*-values.yaml, each store as watch
+replicas), in one scan.
 
 checkov lives in its own virtualenv (its pinned dependencies would fight the project's);
 tools/ensure_checkov.py (through the root conftest.py's checkov fixture) creates it on
@@ -18,9 +20,8 @@ from typing import Any
 import pytest
 import yaml
 from deploy_renders import RENDERS, render
+from kube_manifests import CHART_SHAPES, REPO, render_chart
 
-REPO = Path(__file__).resolve().parents[1]
-#: Creates (once) and prints the separate checkov installation. The one place to change.
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 #: Suppressed on purpose, with the reason next to each in the manifests.
 EXPECTED_SKIPS = {"CKV_K8S_15", "CKV_K8S_43"}  # imagePullPolicy Always; image digest
@@ -56,15 +57,21 @@ def test_dockerfile_passes_checkov(checkov: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def kubernetes_report(checkov: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One scan of every overlay (and of every CronJob overlay run by watchers), plus a copy
-    of the base that drops one protection."""
+def kubernetes_report(
+    checkov: Path, helm: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """One scan of every overlay (and of every CronJob overlay run by watchers) and every chart
+    shape, plus a copy of the base that drops one protection (one checkov start-up is most of
+    the time this takes)."""
     directory = tmp_path_factory.mktemp("rendered")
     scratch = tmp_path_factory.mktemp("overlays")
     files = []
     for overlay in RENDERS:
         files.append(directory / file_name(overlay))
         files[-1].write_text(render(overlay, scratch))
+    for shape in CHART_SHAPES:
+        files.append(directory / chart_file(shape))
+        files[-1].write_text(render_chart(helm, shape))
     docs = list(yaml.safe_load_all(files[0].read_text()))
     for doc in docs:
         if doc["kind"] == "CronJob":
@@ -79,12 +86,13 @@ def file_name(overlay: str) -> str:
     return overlay.replace("/", "-").replace("+", "--") + ".yaml"
 
 
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("overlay", RENDERS)
-def test_overlay_passes_checkov(kubernetes_report: dict[str, Any], overlay: str) -> None:
-    name = file_name(overlay)
-    results = kubernetes_report["results"]
-    assert [f for f in failed(kubernetes_report) if f.startswith(f"{name}:")] == []
+def chart_file(shape: str) -> str:
+    return f"helm-{shape.replace('+', '--')}.yaml"
+
+
+def assert_passes(report: dict[str, Any], name: str) -> None:
+    results = report["results"]
+    assert [f for f in failed(report) if f.startswith(f"{name}:")] == []
     passed = [c for c in results["passed_checks"] if Path(c["file_path"]).name == name]
     assert len(passed) >= 60, "checkov scanned far less than the overlay holds"
     skipped = [c for c in results["skipped_checks"] if Path(c["file_path"]).name == name]
@@ -92,6 +100,18 @@ def test_overlay_passes_checkov(kubernetes_report: dict[str, Any], overlay: str)
     for check in skipped:
         reason = check["check_result"].get("suppress_comment") or ""
         assert len(reason) >= 60, f"{check['check_id']} is suppressed without a real reason"
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("overlay", RENDERS)
+def test_overlay_passes_checkov(kubernetes_report: dict[str, Any], overlay: str) -> None:
+    assert_passes(kubernetes_report, file_name(overlay))
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("shape", CHART_SHAPES)
+def test_chart_passes_checkov(kubernetes_report: dict[str, Any], shape: str) -> None:
+    assert_passes(kubernetes_report, chart_file(shape))
 
 
 @pytest.mark.timeout(900)

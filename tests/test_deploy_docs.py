@@ -91,6 +91,7 @@ def invocations() -> list[tuple[str, list[str]]]:
     found: list[tuple[str, list[str]]] = []
     sources = [
         *(DEPLOY / "kubernetes").rglob("*.yaml"),
+        *(DEPLOY / "helm").rglob("templates/*.yaml"),
         DEPLOY / "systemd" / "harbor-secrets.service",
         DEPLOY / "cron" / "harbor-secrets.cron",
     ]
@@ -122,6 +123,9 @@ def test_every_option_passed_is_one_the_cli_accepts(where: str, argv: list[str])
 
 
 def test_command_lines_were_found() -> None:
-    places = {where for where, _ in invocations()}
+    found = invocations()
+    places = {where for where, _ in found}
     expected = {"cronjob.yaml", "deployment.yaml", "harbor-secrets.service", "harbor-secrets.cron"}
     assert places == expected
+    # the kustomize CronJob and Deployment, and the chart's
+    assert sum(where in {"cronjob.yaml", "deployment.yaml"} for where, _ in found) == 4

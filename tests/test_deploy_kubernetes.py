@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,26 +29,37 @@ from deploy_renders import (
     render,
 )
 from doc_blocks import snippet
+from kube_manifests import (
+    JOB_NAMESPACE,
+    KUBERNETES_VERSIONS,
+    REPO,
+    SERVICE_ACCOUNT_FILES,
+    Doc,
+    assert_config_and_secrets_are_files,
+    assert_config_check_passes,
+    assert_every_file_the_config_reads_is_mounted,
+    assert_hardened,
+    assert_network_policy,
+    assert_role_grants_exactly,
+    assert_runs_every_minute_without_overlap,
+    assert_service_account_without_token,
+    assert_token_secrets_precreated,
+    config_of,
+    container,
+    file_references,
+    files_in_pod,
+    named,
+    of_kind,
+    one,
+    workload,
+)
+from kube_manifests import secret_names as rendered_secret_names
 
 import harbor_secrets
 from harbor_secrets.config import load_config
 from harbor_secrets.runtime import Runtime
-from harbor_testkit.environ import clean_environ
 
-REPO = Path(__file__).resolve().parents[1]
 K8S_SECRET = "overlays/kubernetes-secret"
-#: The oldest minor still in the big providers' standard support, and the newest schema.
-KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
-CONFIG_FILE = "/etc/harbor-secrets/harbor-secrets.toml"
-SECRET_NAME = "harbor-secrets-credentials"
-JOB_NAMESPACE = "harbor-secrets"
-#: Where in-cluster clients find the service-account token, CA and namespace.
-SERVICE_ACCOUNT_FILES = ("token", "ca.crt", "namespace")
-#: The keys deploy/README.md tells people to put into that Secret.
-SECRET_KEYS = {"client-secret", "vault-role-id", "vault-secret-id"}
-RUN_AS = 10001
-
-Doc = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -63,52 +70,6 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Doc]]:
 
 def render_docs(name: str, scratch: Path) -> list[Doc]:
     return [doc for doc in yaml.safe_load_all(render(name, scratch)) if doc]
-
-
-def of_kind(docs: list[Doc], kind: str) -> list[Doc]:
-    return [doc for doc in docs if doc["kind"] == kind]
-
-
-def one(docs: list[Doc], kind: str) -> Doc:
-    (doc,) = of_kind(docs, kind)
-    return doc
-
-
-def pod_specs(docs: list[Doc]) -> Iterator[Doc]:
-    for doc in docs:
-        if doc["kind"] == "CronJob":
-            yield doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-        elif doc["kind"] in {"Deployment", "Job", "StatefulSet", "DaemonSet"}:
-            yield doc["spec"]["template"]["spec"]
-
-
-def workload(docs: list[Doc]) -> Doc:
-    """The job's pod (an overlay may add others, e.g. an example consumer)."""
-    (pod,) = [pod for pod in pod_specs(docs) if pod.get("serviceAccountName") == "harbor-secrets"]
-    return pod
-
-
-def named(docs: list[Doc], kind: str, name: str, namespace: str | None = None) -> Doc:
-    (doc,) = [
-        doc
-        for doc in of_kind(docs, kind)
-        if doc["metadata"]["name"] == name
-        and (namespace is None or doc["metadata"].get("namespace") == namespace)
-    ]
-    return doc
-
-
-def container(pod: Doc) -> Doc:
-    containers: list[Doc] = pod["containers"]
-    (main,) = containers
-    assert main["name"] == "harbor-secrets"
-    return main
-
-
-def config_of(docs: list[Doc]) -> tuple[str, dict[str, Any]]:
-    (config_map,) = of_kind(docs, "ConfigMap")
-    text = config_map["data"]["harbor-secrets.toml"]
-    return text, tomllib.loads(text)
 
 
 # --- renders and validates -------------------------------------------------------------------
@@ -140,18 +101,7 @@ def test_strict_validation_rejects_an_unknown_field(rendered: dict[str, list[Doc
 def test_cronjob_runs_every_minute_and_never_overlaps(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    spec = one(rendered[overlay], "CronJob")["spec"]
-    job = spec["jobTemplate"]["spec"]
-    pod = job["template"]["spec"]
-    assert spec["schedule"] == "* * * * *"
-    assert spec["concurrencyPolicy"] == "Forbid"
-    assert 0 < spec["startingDeadlineSeconds"] < 60
-    # stopped, and its grace period over, before the next minute's run is due
-    assert job["activeDeadlineSeconds"] + pod["terminationGracePeriodSeconds"] < 60
-    assert job["backoffLimit"] == 0
-    assert pod["restartPolicy"] == "Never"
-    assert 1 <= spec["successfulJobsHistoryLimit"] <= 3
-    assert 1 <= spec["failedJobsHistoryLimit"] <= 3
+    assert_runs_every_minute_without_overlap(one(rendered[overlay], "CronJob"))
 
 
 # --- hardening, on every pod of every overlay ------------------------------------------------
@@ -159,42 +109,12 @@ def test_cronjob_runs_every_minute_and_never_overlaps(
 
 @pytest.mark.parametrize("overlay", RENDERS)
 def test_pod_is_hardened(rendered: dict[str, list[Doc]], overlay: str) -> None:
-    pod = workload(rendered[overlay])
-    assert pod["serviceAccountName"] == "harbor-secrets"
-    assert pod["automountServiceAccountToken"] is False
-    assert pod["enableServiceLinks"] is False
-    assert pod["securityContext"] == {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS,
-        "runAsGroup": RUN_AS,
-        "fsGroup": RUN_AS,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    main = container(pod)
-    assert main["securityContext"] == {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS,
-        "runAsGroup": RUN_AS,
-        "allowPrivilegeEscalation": False,
-        "privileged": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    for kind in ("requests", "limits"):
-        assert set(main["resources"][kind]) == {"cpu", "memory"}
-    # the only writable paths are an in-memory /tmp (HOME in the image), nothing else
-    writable = [m["mountPath"] for m in main["volumeMounts"] if not m.get("readOnly")]
-    assert writable == ["/tmp"]
-    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
-    assert tmp["emptyDir"]["medium"] == "Memory"
+    assert_hardened(workload(rendered[overlay]))
 
 
 @pytest.mark.parametrize("overlay", RENDERS)
 def test_service_account_mounts_no_api_token(rendered: dict[str, list[Doc]], overlay: str) -> None:
-    account = one(rendered[overlay], "ServiceAccount")
-    assert account["metadata"]["name"] == "harbor-secrets"
-    assert account["automountServiceAccountToken"] is False
+    assert_service_account_without_token(rendered[overlay])
 
 
 @pytest.mark.parametrize("overlay", RENDERS)
@@ -236,77 +156,16 @@ def test_every_overlay_runs_the_same_pinned_image_as_the_package_version(
 def test_config_is_the_configmap_and_secrets_are_files(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    docs = rendered[overlay]
-    pod = workload(docs)
-    main = container(pod)
-    config_map = one(docs, "ConfigMap")
-    args = main["args"]
-    assert args[:3] == ["--config", CONFIG_FILE, "sync"]
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
-    config_volume = volumes[mounts[os.path.dirname(CONFIG_FILE)]]
+    configuration = assert_config_and_secrets_are_files(rendered[overlay])
     # the generated, hash-suffixed name, so a new configuration reaches the next run
-    assert config_volume["configMap"]["name"] == config_map["metadata"]["name"]
-    assert re.fullmatch(r"harbor-secrets-config-[a-z0-9]{10}", config_map["metadata"]["name"])
-    credentials = [v for v in volumes.values() if "secret" in v]
-    assert [v["secret"]["secretName"] for v in credentials] == [SECRET_NAME]
-    for variable in main.get("env", []):
-        assert "valueFrom" not in variable
-    assert "envFrom" not in main
-    _, config = config_of(docs)
-    assert config["credentials"]["main"]["client_secret"] == (
-        "file:/var/run/secrets/harbor/client-secret"
-    )
-
-
-def file_references(config: Any) -> Iterator[str]:
-    """Every file the configuration reads: ``file:`` references, ``*_path`` options, and the
-    service-account files of a kubernetes sink's ``service_account_dir``."""
-    if isinstance(config, dict):
-        for key, value in config.items():
-            if isinstance(value, str) and key.endswith("_path"):
-                yield value
-            elif isinstance(value, str) and key == "service_account_dir":
-                yield from (f"{value}/{name}" for name in SERVICE_ACCOUNT_FILES)
-            else:
-                yield from file_references(value)
-    elif isinstance(config, list):
-        for item in config:
-            yield from file_references(item)
-    elif isinstance(config, str) and config.startswith("file:"):
-        yield config.removeprefix("file:")
-
-
-def files_in_pod(pod: Doc) -> dict[str, str]:
-    """Path → what provides it, for every file the pod's read-only volumes put there."""
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    files: dict[str, str] = {}
-    for mount in container(pod)["volumeMounts"]:
-        volume = volumes[mount["name"]]
-        if "secret" in volume:
-            for key in SECRET_KEYS:
-                files[f"{mount['mountPath']}/{key}"] = f"Secret key {key}"
-        elif "projected" in volume:
-            for source in volume["projected"]["sources"]:
-                if "serviceAccountToken" in source:
-                    token = source["serviceAccountToken"]
-                    files[f"{mount['mountPath']}/{token['path']}"] = "projected token"
-                for kind in ("configMap", "downwardAPI"):
-                    for item in source.get(kind, {}).get("items", []):
-                        files[f"{mount['mountPath']}/{item['path']}"] = f"projected {kind}"
-        elif "configMap" in volume:
-            files[CONFIG_FILE] = "ConfigMap"
-    return files
+    assert re.fullmatch(r"harbor-secrets-config-[a-z0-9]{10}", configuration["metadata"]["name"])
 
 
 @pytest.mark.parametrize("overlay", RENDERS)
 def test_every_file_the_config_reads_is_mounted(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    _, config = config_of(rendered[overlay])
-    available = files_in_pod(workload(rendered[overlay]))
-    for path in file_references(config):
-        assert path in available, f"{path} is read by the configuration but not mounted"
+    assert_every_file_the_config_reads_is_mounted(rendered[overlay])
 
 
 @pytest.mark.parametrize("overlay", RENDERS)
@@ -330,62 +189,11 @@ def kustomization_text(overlay: str) -> str:
     return own if "--from-file=" in own else kustomization_text("base")
 
 
-def file_modes_in_pod(pod: Doc) -> dict[str, int]:
-    """Path → the mode the kubelet gives it: its volume's ``defaultMode`` (0644 if unset)."""
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    modes: dict[str, int] = {}
-    for path in files_in_pod(pod):
-        (mount,) = [m for m in container(pod)["volumeMounts"] if path.startswith(m["mountPath"])]
-        volume = volumes[mount["name"]]
-        source = next(
-            volume[kind] for kind in ("secret", "projected", "configMap") if kind in volume
-        )
-        modes[path] = int(source.get("defaultMode", 0o644))
-    return modes
-
-
-def in_pod(docs: list[Doc], tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """The overlay's configuration as its pod sees it: every file the pod mounts is created
-    under ``tmp_path`` (with a dummy value, and the mode its volume gives it), the
-    configuration's paths point there, and the environment is the pod's (the kubelet's
-    KUBERNETES_SERVICE_* when a token is mounted)."""
-    text, config = config_of(docs)
-    files = files_in_pod(workload(docs))
-    modes = file_modes_in_pod(workload(docs))
-    for path in files:
-        local = tmp_path / path.lstrip("/")
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_text("not-a-real-value\n")
-        local.chmod(modes[path])  # a secret file others can read is warned about
-    for path in {os.path.dirname(p) for p in file_references(config)}:
-        text = text.replace(f'"{path}/', f'"{tmp_path}{path}/')
-        text = text.replace(f'"file:{path}/', f'"file:{tmp_path}{path}/')
-        text = text.replace(f'"{path}"', f'"{tmp_path}{path}"')
-    config_path = tmp_path / "harbor-secrets.toml"
-    config_path.write_text(text)
-    environ = clean_environ()
-    if "projected token" in files.values():
-        environ.update(KUBERNETES_SERVICE_HOST="10.96.0.1", KUBERNETES_SERVICE_PORT="443")
-    return config_path, environ
-
-
 @pytest.mark.parametrize("overlay", RENDERS)
 def test_config_check_passes_with_the_pods_files(
     rendered: dict[str, list[Doc]], overlay: str, tmp_path: Path
 ) -> None:
-    """The real `config check`, every reference resolved, on the pod's file layout."""
-    config_path, environ = in_pod(rendered[overlay], tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "harbor_secrets", "-c", str(config_path), "config", "check"],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "configuration OK" in result.stdout
-    assert "warning" not in (result.stdout + result.stderr).lower()
+    assert_config_check_passes(rendered[overlay], tmp_path)
 
 
 # --- overlays --------------------------------------------------------------------------------
@@ -584,25 +392,12 @@ def test_the_documented_own_overlay_renders_watchers(tmp_path: Path) -> None:
 def test_network_policy_admits_only_the_metrics_port(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    docs = rendered[overlay]
-    policy = named(docs, "NetworkPolicy", "harbor-secrets", JOB_NAMESPACE)["spec"]
-    watching = overlay in WATCH_RENDERS
-    pod_labels = (
-        watchers(docs)["spec"]["template"]["metadata"]["labels"]
-        if watching
-        else one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    # the kubernetes-secret job talks to the API server, not Vault
+    assert_network_policy(
+        rendered[overlay],
+        watching=overlay in WATCH_RENDERS,
+        talks_to_api=overlay.startswith(K8S_SECRET),
     )
-    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
-    assert policy["policyTypes"] == ["Ingress", "Egress"]
-    ingress = policy.get("ingress", [])
-    if watching:
-        assert ingress == [{"ports": [{"protocol": "TCP", "port": 9464}]}]
-    else:
-        assert ingress == []
-    egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
-    # the kubernetes-secret job talks to the API server (6443 after the Service's DNAT), not Vault
-    talks_to_api = overlay.startswith(K8S_SECRET)
-    assert egress_ports == ({53, 443, 6443} if talks_to_api else {53, 443, 8200})
 
 
 # --- overlays/kubernetes-secret: least privilege and a consumer that sees every token ---------
@@ -612,14 +407,7 @@ def test_network_policy_admits_only_the_metrics_port(
 def secret_names(rendered: dict[str, list[Doc]], tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The sink's namespace and the Secret names the core renders from the overlay's own
     configuration (the templates and the provider's normalisation, not a copy by hand)."""
-    config_path, environ = in_pod(rendered[K8S_SECRET], tmp_path_factory.mktemp("pod"))
-    config = load_config(config_path, environ=environ)
-    with Runtime(config, environ=environ) as runtime:
-        (sink,) = runtime.sinks.values()
-        names = {sink.key_for(job) for job in config.jobs()}
-        warnings = runtime.warnings()
-        namespace = sink.provider.describe()["namespace"]
-    return namespace, names, warnings
+    return rendered_secret_names(rendered[K8S_SECRET], tmp_path_factory.mktemp("pod"))
 
 
 def test_kubernetes_secret_role_grants_get_update_patch_on_exactly_the_rendered_names(
@@ -628,41 +416,14 @@ def test_kubernetes_secret_role_grants_get_update_patch_on_exactly_the_rendered_
     docs = rendered[K8S_SECRET]
     namespace, names, _ = secret_names
     assert names == {"harbor-sandbox-service-provider", "harbor-sandbox-tower-access"}
-    assert of_kind(docs, "ClusterRole") == of_kind(docs, "ClusterRoleBinding") == []
-    (role,) = of_kind(docs, "Role")
-    assert role["metadata"]["namespace"] == namespace
-    (rule,) = role["rules"]
-    assert rule["apiGroups"] == [""]
-    assert rule["resources"] == ["secrets"]
-    assert rule["verbs"] == ["get", "update", "patch"]  # no list, watch, create or delete
-    assert set(rule["resourceNames"]) == names
-    (binding,) = of_kind(docs, "RoleBinding")
-    assert binding["metadata"]["namespace"] == namespace
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "Role",
-        "name": role["metadata"]["name"],
-    }
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "harbor-secrets", "namespace": JOB_NAMESPACE}
-    ]
+    assert_role_grants_exactly(docs, namespace, names)
 
 
 def test_kubernetes_secret_precreates_the_secrets_empty_and_owned(
     rendered: dict[str, list[Doc]], secret_names: Any
 ) -> None:
     namespace, names, _ = secret_names
-    tokens = [
-        doc for doc in of_kind(rendered[K8S_SECRET], "Secret") if doc["metadata"]["name"] in names
-    ]
-    assert {doc["metadata"]["name"] for doc in tokens} == names
-    for doc in tokens:
-        assert doc["metadata"]["namespace"] == namespace
-        assert doc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "harbor-secrets"
-        assert doc["type"] == "Opaque"
-        assert "data" not in doc  # so re-applying the overlay never resets a token
-        assert "stringData" not in doc
-    assert namespace != JOB_NAMESPACE  # the apps never share a namespace with the client secret
+    assert_token_secrets_precreated(rendered[K8S_SECRET], namespace, names)
 
 
 def test_kubernetes_secret_job_gets_its_own_projected_api_token(

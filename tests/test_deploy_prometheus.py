@@ -1,49 +1,48 @@
-"""deploy/prometheus/harbor-secrets.rules.yml, checked the way `promtool check rules` would.
+"""deploy/prometheus: the alert rules, checked and unit-tested by the real promtool.
 
-promtool is not installed here, so the file is read with PyYAML and every expression is
-parsed by promql-parser (Python bindings of a port of Prometheus' own PromQL parser, which
-rejects syntax errors, unknown functions and bad durations). On top of what promtool
-checks, the metric and label names must be those harbor-secrets exports, and every
-`$labels.X` an annotation uses must survive the expression's aggregation.
+promtool 2.42 (Debian's prometheus package, fetched once by tools/ensure_binaries.py
+through the root conftest's ``promtool`` fixture) runs ``check rules`` on the rules file and
+``test rules`` on the unit tests next to it (deploy/prometheus/tests/), which fire every
+alert and keep it silent for healthy series, with the summary and description rendered.
+On top of what promtool can know: every metric and label a rule selects is one
+harbor-secrets exports (tests/exported_metrics.py), every alert is both fired and kept
+silent by the unit tests, and our own exposition passes ``promtool check metrics``.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
-import promql_parser
 import pytest
 import yaml
-
-from harbor_secrets import metrics
+from exported_metrics import exported, exposition, unknown_names
 
 REPO = Path(__file__).resolve().parents[1]
-RULES = REPO / "deploy" / "prometheus" / "harbor-secrets.rules.yml"
+PROMETHEUS = REPO / "deploy" / "prometheus"
+RULES = PROMETHEUS / "harbor-secrets.rules.yml"
+UNIT_TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 README = REPO / "deploy" / "README.md"
-
-TARGET = {"credentials", "environment", "scope", "sink"}
-#: What harbor-secrets exports (harbor_secrets.metrics, checked below), name → labels.
-METRICS: dict[str, set[str]] = {
-    "harbor_secrets_token_expiry_timestamp_seconds": TARGET,
-    "harbor_secrets_last_success_timestamp_seconds": TARGET,
-    "harbor_secrets_writes_total": TARGET,
-    "harbor_secrets_skips_total": TARGET,
-    "harbor_secrets_failures_total": TARGET | {"reason"},
-    "harbor_secrets_token_request_seconds_bucket": {"environment", "le"},
-    "harbor_secrets_token_request_seconds_sum": {"environment"},
-    "harbor_secrets_token_request_seconds_count": {"environment"},
-}
-RULE_KEYS = {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
 SEVERITIES = {"critical", "warning", "info"}
 REQUIRED_ANNOTATIONS = {"summary", "description", "runbook"}
-TEMPLATE_FUNCTIONS = {"humanize", "humanizeDuration", "humanizePercentage", "humanizeTimestamp"}
-DURATION = re.compile(r"0|(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?")
 
 
-def rules() -> list[dict[str, Any]]:
-    document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+def promtool_run(promtool: Path, *args: str, stdin: str | None = None) -> tuple[int, str]:
+    result = subprocess.run(
+        [str(promtool), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def rules(path: Path = RULES) -> list[dict[str, Any]]:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
     return [rule for group in document["groups"] for rule in group["rules"]]
 
 
@@ -51,127 +50,111 @@ def alerts() -> dict[str, dict[str, Any]]:
     return {rule["alert"]: rule for rule in rules()}
 
 
-def output_labels(expr: Any) -> set[str] | None:
-    """Labels of the series an expression returns; None for a scalar."""
-    kind = type(expr).__name__
-    if kind == "NumberLiteral":
-        return None
-    if kind == "VectorSelector":
-        assert expr.name in METRICS, f"unknown metric {expr.name}"
-        for matcher in expr.matchers.matchers:
-            assert matcher.name in METRICS[expr.name], f"{expr.name} has no label {matcher.name}"
-        return set(METRICS[expr.name])
-    if kind == "MatrixSelector":
-        return output_labels(expr.vector_selector)
-    if kind == "ParenExpr":
-        return output_labels(expr.expr)
-    if kind == "AggregateExpr":
-        inner = output_labels(expr.expr)
-        assert inner is not None
-        if expr.modifier is None:
-            return set()
-        labels = set(expr.modifier.labels)
-        assert labels <= inner, f"aggregating by labels the series lack: {labels - inner}"
-        return labels if "By" in str(expr.modifier.type) else inner - labels
-    if kind == "BinaryExpr":
-        sides = [output_labels(expr.lhs), output_labels(expr.rhs)]
-        vectors = [side for side in sides if side is not None]
-        return set.intersection(*vectors) if vectors else None
-    if kind == "Call":
-        name = expr.func.name
-        arguments = [output_labels(argument) for argument in expr.args]
-        if "Scalar" in str(expr.func.return_type):
-            return None
-        if name == "absent":
-            (selector,) = expr.args
-            return {m.name for m in selector.matchers.matchers if str(m.op) == "MatchOp.Equal"}
-        if name == "histogram_quantile":
-            assert arguments[1] is not None
-            assert "le" in arguments[1], "histogram_quantile needs the le label"
-            return arguments[1] - {"le"}
-        (vector,) = [argument for argument in arguments if argument is not None]
-        return vector
-    raise AssertionError(f"no label rule for {kind}: {expr}")
+# --- promtool ----------------------------------------------------------------------------------
 
 
-def test_metric_names_are_the_ones_harbor_secrets_exports() -> None:
-    gauges_and_counters = {
-        metrics.EXPIRY,
-        metrics.LAST_SUCCESS,
-        metrics.WRITES,
-        metrics.SKIPS,
-        metrics.FAILURES,
-    }
-    histogram = {f"{metrics.TOKEN_REQUEST}_{suffix}" for suffix in ("bucket", "sum", "count")}
-    assert gauges_and_counters | histogram == set(METRICS)
-    assert set(metrics.SINK_LABELS) == TARGET
+def test_promtool_checks_the_rules(promtool: Path) -> None:
+    code, output = promtool_run(promtool, "check", "rules", str(RULES))
+    assert code == 0, output
+    assert f"SUCCESS: {len(rules())} rules found" in output
 
 
-def test_file_has_the_rule_file_shape() -> None:
-    document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
-    assert set(document) == {"groups"}
-    names = [group["name"] for group in document["groups"]]
-    assert len(names) == len(set(names))
-    for group in document["groups"]:
-        assert set(group) <= {"name", "interval", "rules", "limit"}
-        assert group["rules"]
-    for rule in rules():
-        assert set(rule) <= RULE_KEYS, rule.get("alert")
-        assert {"alert", "expr", "for", "labels", "annotations"} <= set(rule)
+def test_promtool_check_rejects_a_broken_rule(promtool: Path, tmp_path: Path) -> None:
+    """The check above can fail: a typo in one expression makes promtool say where."""
+    broken = tmp_path / "broken.rules.yml"
+    text = RULES.read_text(encoding="utf-8")
+    broken.write_text(text.replace("increase(harbor_secrets_failures_total", "increase((", 1))
+    code, output = promtool_run(promtool, "check", "rules", str(broken))
+    assert code != 0
+    assert "FAILED" in output
 
 
-def test_alert_names_are_unique_and_camel_case() -> None:
-    names = [rule["alert"] for rule in rules()]
-    assert len(names) == len(set(names))
-    for name in names:
-        assert re.fullmatch(r"HarborSecrets[A-Z][A-Za-z]+", name)
+def test_promtool_unit_tests_pass(promtool: Path) -> None:
+    assert UNIT_TESTS, "deploy/prometheus/tests/*.yml hold the rules' unit tests"
+    code, output = promtool_run(promtool, "test", "rules", *map(str, UNIT_TESTS))
+    assert code == 0, output
+    assert output.count("SUCCESS") == len(UNIT_TESTS)
+
+
+def test_promtool_unit_tests_fail_when_a_rule_changes(promtool: Path, tmp_path: Path) -> None:
+    """The unit tests pin behaviour: the rule of a year ago (no replicas) fails them."""
+    (tmp_path / "tests").mkdir()
+    text = RULES.read_text(encoding="utf-8")
+    old = "max without (instance, pod) (harbor_secrets_token_expiry_timestamp_seconds) - time()"
+    assert old in text
+    new = "harbor_secrets_token_expiry_timestamp_seconds - time()"
+    (tmp_path / RULES.name).write_text(text.replace(old, new))
+    for unit in UNIT_TESTS:
+        (tmp_path / "tests" / unit.name).write_text(unit.read_text(encoding="utf-8"))
+    code, output = promtool_run(
+        promtool, "test", "rules", *(str(tmp_path / "tests" / u.name) for u in UNIT_TESTS)
+    )
+    assert code != 0
+    assert "HarborSecretsTokenExpiringSoon" in output
+
+
+def alert_tests() -> list[dict[str, Any]]:
+    found = []
+    for unit in UNIT_TESTS:
+        document = yaml.safe_load(unit.read_text(encoding="utf-8"))
+        assert document["rule_files"] == [f"../{RULES.name}"]
+        for test in document["tests"]:
+            found.extend(test.get("alert_rule_test", []))
+    return found
 
 
 @pytest.mark.parametrize("name", sorted(alerts()))
-def test_rule_is_complete_and_its_expression_parses(name: str) -> None:
-    rule = alerts()[name]
-    expression = promql_parser.parse(rule["expr"])
-    labels = output_labels(expression)
-    assert labels is not None, "an alert expression must return series"
-    assert DURATION.fullmatch(rule["for"]), rule["for"]
-    assert rule["labels"]["severity"] in SEVERITIES
-    assert set(rule["annotations"]) >= REQUIRED_ANNOTATIONS
-    for text in rule["annotations"].values():
-        assert text.count("{{") == text.count("}}")
-        for template in re.findall(r"\{\{(.*?)\}\}", text):
-            value, *functions = (part.strip() for part in template.split("|"))
-            label = re.fullmatch(r"\$labels\.([a-z_]+)", value)
-            assert label or value == "$value", template
-            if label:
-                assert label.group(1) in labels, f"{template}: {label.group(1)} is aggregated away"
-            assert set(functions) <= TEMPLATE_FUNCTIONS, template
+def test_every_alert_is_unit_tested_firing_and_silent(name: str) -> None:
+    cases = [case for case in alert_tests() if case["alertname"] == name]
+    assert any(case["exp_alerts"] for case in cases), f"{name} is never shown firing"
+    assert any(not case["exp_alerts"] for case in cases), f"{name} is never shown silent"
 
 
-def test_the_label_check_catches_a_label_that_is_aggregated_away() -> None:
-    expression = promql_parser.parse(
-        "sum by (environment) (increase(harbor_secrets_failures_total[5m])) > 0"
-    )
-    assert output_labels(expression) == {"environment"}
-    with pytest.raises(AssertionError, match="unknown metric"):
-        output_labels(promql_parser.parse("harbor_secrets_token_expiry_seconds < 60"))
+def test_unit_test_inputs_are_series_harbor_secrets_exports() -> None:
+    """A firing test proves a rule's metric names only if its input uses the real names."""
+    known = exported()
+    for unit in UNIT_TESTS:
+        document = yaml.safe_load(unit.read_text(encoding="utf-8"))
+        for test in document["tests"]:
+            for series in test.get("input_series", []):
+                name = series["series"].partition("{")[0]
+                assert name == "up" or name in known, f"{unit.name}: {name} is not exported"
 
 
-def test_parser_rejects_what_promtool_rejects() -> None:
-    for bad in ("rate(harbor_secrets_writes_total[5m)", "tme() - 1", "increase(x[5x])"):
-        with pytest.raises(ValueError):  # noqa: PT011 - the parser raises a bare ValueError
-            promql_parser.parse(bad)
+# --- what promtool cannot know -----------------------------------------------------------------
 
 
-def test_the_two_alerts_the_issue_asks_for() -> None:
-    expiring = alerts()["HarborSecretsTokenExpiringSoon"]
-    assert expiring["expr"] == "harbor_secrets_token_expiry_timestamp_seconds - time() < 60"
-    assert expiring["labels"]["severity"] == "critical"
-    stale = alerts()["HarborSecretsNoRecentSuccess"]
-    assert stale["expr"] == "time() - harbor_secrets_last_success_timestamp_seconds > 300"
-    failing = promql_parser.parse(alerts()["HarborSecretsFailing"]["expr"])
-    assert "harbor_secrets_failures_total" in str(failing)
-    absent = promql_parser.parse(alerts()["HarborSecretsMetricsAbsent"]["expr"])
-    assert type(absent).__name__ == "Call"
+def test_exposition_passes_promtool_check_metrics(promtool: Path) -> None:
+    code, output = promtool_run(promtool, "check", "metrics", stdin=exposition())
+    assert code == 0, output
+
+
+@pytest.mark.parametrize("name", sorted(alerts()))
+def test_rule_selects_only_what_harbor_secrets_exports(name: str) -> None:
+    assert unknown_names(alerts()[name]["expr"], exported()) == []
+
+
+def test_the_name_check_catches_a_misspelt_metric_or_label() -> None:
+    known = exported()
+    assert unknown_names("harbor_secrets_token_expiry_seconds - time() < 60", known) == [
+        "metric harbor_secrets_token_expiry_seconds"
+    ]
+    assert unknown_names('increase(harbor_secrets_writes_total{reason="x"}[5m])', known) == [
+        "label ['reason'] of harbor_secrets_writes_total"
+    ]
+    assert unknown_names('harbor_secrets_writes_total{pod="a"}', known) == []
+
+
+def test_every_rule_is_complete() -> None:
+    names = [rule["alert"] for rule in rules()]
+    assert len(names) == len(set(names))
+    for rule in rules():
+        assert re.fullmatch(r"HarborSecrets[A-Z][A-Za-z]+", rule["alert"])
+        assert rule["labels"]["severity"] in SEVERITIES, rule["alert"]
+        assert set(rule["annotations"]) >= REQUIRED_ANNOTATIONS, rule["alert"]
+        assert 'deploy/README.md, "When an alert fires"' in " ".join(
+            rule["annotations"]["runbook"].split()
+        )
 
 
 def test_readme_lists_every_alert() -> None:

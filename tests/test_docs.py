@@ -46,7 +46,7 @@ import yaml
 from doc_blocks import GENERATED, LANGUAGES, REPO, Block, all_blocks, of_lang, snippet, snippets
 from doc_servers import Stores, run_block
 from dotenv import dotenv_values
-from test_deploy_kubernetes import KUBERNETES_VERSIONS  # the manifests' own validation
+from kube_manifests import KUBERNETES_VERSIONS  # the manifests' own validation
 
 from conftest import CLIENT_SECRET
 from harbor_secrets.cli import cli
@@ -981,14 +981,21 @@ def _megabytes(root: Path) -> float:
     return total / 1e6
 
 
-def test_the_readme_states_what_make_test_costs() -> None:
-    """Time, disk and network, as a newcomer needs to know before typing it; the size stated
-    for .venv/ is kept within reach of what `make install` really makes."""
+def test_the_readme_states_what_make_test_costs(helm: Path, promtool: Path) -> None:
+    """Time, disk and network, as a newcomer needs to know before typing it; the sizes stated
+    for .venv/ and for the fetched helm and promtool (.tools/) are kept within reach of what
+    `make install` and the tool fixtures really make."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme.split("What `make test` costs", 1)[1].split("\n\n", 2)[1]
     rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")}
-    assert {"time", "disk", "network (the package index only)"} <= rows
+    assert {"time", "disk", "network (the package registries only)"} <= rows
     stated = re.search(r"`\.venv/` ~(\d+) MB", section)
     assert stated
     actual = _megabytes(Path(sys.prefix))
     assert 0.6 * int(stated[1]) <= actual <= 1.5 * int(stated[1]), f".venv/ is {actual:.0f} MB"
+    tools = re.search(r"`\.tools/` ~(\d+) MB", section)
+    assert tools
+    fetched = (helm.stat().st_size + promtool.stat().st_size) / 1e6
+    assert 0.8 * int(tools[1]) <= fetched <= 1.2 * int(tools[1]), (
+        f"helm + promtool: {fetched:.0f} MB"
+    )

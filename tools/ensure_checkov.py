@@ -11,7 +11,6 @@ version. A lock file keeps two concurrent runs from racing.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
@@ -19,22 +18,18 @@ import sys
 import time
 from pathlib import Path
 
+from toolcache import locked, run, tail
+
 CHECKOV_VERSION = "3.3.30"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = REPO_ROOT / ".venv-tools"
-
-
-def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - fixed argv built here, no shell
-        argv, capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 def installed_version(checkov: Path) -> str | None:
     if not checkov.exists():
         return None
     try:
-        result = _run([str(checkov), "--version"], timeout=120)
+        result = run([str(checkov), "--version"], timeout=120)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() if result.returncode == 0 else None
@@ -43,9 +38,7 @@ def installed_version(checkov: Path) -> str | None:
 def ensure_checkov(venv: Path) -> Path:
     """Return a working ``checkov`` at :data:`CHECKOV_VERSION`, installing it if needed."""
     checkov = venv / "bin" / "checkov"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(venv.parent / f".{venv.name}.lock"):
         if installed_version(checkov) == CHECKOV_VERSION:
             return checkov
         started = time.monotonic()
@@ -65,10 +58,9 @@ def ensure_checkov(venv: Path) -> Path:
             ],
         ]
         for argv in steps:
-            result = _run(argv, timeout=900)
+            result = run(argv, timeout=900)
             if result.returncode != 0:
-                tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
-                raise SystemExit(f"{' '.join(argv[:4])} … failed:\n{tail}")
+                raise SystemExit(f"{' '.join(argv[:4])} … failed:\n{tail(result)}")
             if argv[1:3] == ["-m", "venv"]:
                 # Keeps git and ruff (which honour nested .gitignore files) out of it.
                 (venv / ".gitignore").write_text("*\n")

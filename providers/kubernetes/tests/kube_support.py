@@ -79,9 +79,23 @@ class Cluster:
             return None
         return TokenRecord.from_json(data["record.json"].decode())
 
-    def requests_since(self, mark: int) -> list[RequestRecord]:
-        """Secret requests answered after ``mark`` (an index into the request log)."""
-        return [r for r in self.server.requests[mark:] if "/secrets" in r.path]
+    def requests_since(self, mark: int, name: str | None = None) -> list[RequestRecord]:
+        """Secret requests answered after ``mark`` (an index into the request log); with
+        ``name``, only those for that Secret (a create is a POST to the collection).
+
+        The server is shared by the whole session, and a request another test started (a
+        thread a bounded-time check stopped waiting for, say) can land late: a test that
+        counts its own Secret's requests passes ``name`` so such a stray never counts.
+        """
+        requests = [r for r in self.server.requests[mark:] if "/secrets" in r.path]
+        if name is None:
+            return requests
+        return [
+            r
+            for r in requests
+            if r.path.endswith(f"/secrets/{name}")
+            or (r.method == "POST" and r.path.endswith("/secrets"))
+        ]
 
 
 @dataclass

@@ -16,8 +16,9 @@ from harbor_secrets import StoreError, WriteOutcome
 from harbor_testkit.records import make_record
 
 
-def requests_of(cluster: Cluster, mark: int) -> list[tuple[str, int]]:
-    return [(r.method, r.status) for r in cluster.requests_since(mark)]
+def requests_of(cluster: Cluster, mark: int, name: str) -> list[tuple[str, int]]:
+    """What the test's own Secret was asked since ``mark`` (method, status)."""
+    return [(r.method, r.status) for r in cluster.requests_since(mark, name)]
 
 
 def test_a_rotated_service_account_token_is_picked_up_between_writes(
@@ -35,7 +36,7 @@ def test_a_rotated_service_account_token_is_picked_up_between_writes(
     mark = len(cluster.server.requests)
     second = make_record()
     assert provider.write(name, second) is WriteOutcome.WRITTEN
-    assert requests_of(cluster, mark) == [("GET", 401), ("GET", 200), ("PUT", 200)]
+    assert requests_of(cluster, mark, name) == [("GET", 401), ("GET", 200), ("PUT", 200)]
     assert cluster.stored(name) == second
 
 
@@ -51,7 +52,7 @@ def test_a_put_rejected_after_rotation_is_retried_with_the_new_token(
     mark = len(cluster.server.requests)
     record = make_record()
     assert provider.write(name, record) is WriteOutcome.WRITTEN
-    assert requests_of(cluster, mark) == [("PUT", 401), ("PUT", 200)]
+    assert requests_of(cluster, mark, name) == [("PUT", 401), ("PUT", 200)]
     assert cluster.stored(name) == record
 
 
@@ -64,7 +65,7 @@ def test_a_post_rejected_after_rotation_is_retried_with_the_new_token(
     cluster.server.rotate(pod.user)
     mark = len(cluster.server.requests)
     assert provider.write(name, make_record()) is WriteOutcome.WRITTEN
-    assert requests_of(cluster, mark) == [("POST", 401), ("POST", 201)]
+    assert requests_of(cluster, mark, name) == [("POST", 401), ("POST", 201)]
 
 
 def test_a_kubeconfig_token_file_is_re_read_too(
@@ -94,11 +95,12 @@ def test_a_static_token_that_is_rejected_is_not_retried(
     path = cluster.server.write_kubeconfig(tmp_path / "config", token=token, namespace=NAMESPACE)
     cluster.server.revoke_token(token)
     provider = make_kube(kubeconfig=str(path))
+    name = unique("static")
     mark = len(cluster.server.requests)
     with pytest.raises(StoreError) as caught:
-        provider.read(unique("static"))
+        provider.read(name)
     assert caught.value.reason == "unauthorized"
-    assert requests_of(cluster, mark) == [("GET", 401)]
+    assert requests_of(cluster, mark, name) == [("GET", 401)]
 
 
 def test_a_token_file_that_vanished_is_a_credentials_error(

@@ -14,8 +14,9 @@ from harbor_testkit.kube_apiserver import Fault, Rule
 from harbor_testkit.records import make_record
 
 
-def requests_of(cluster: Cluster, mark: int) -> list[tuple[str, int]]:
-    return [(r.method, r.status) for r in cluster.requests_since(mark)]
+def requests_of(cluster: Cluster, mark: int, name: str) -> list[tuple[str, int]]:
+    """What the test's own Secret was asked since ``mark`` (method, status)."""
+    return [(r.method, r.status) for r in cluster.requests_since(mark, name)]
 
 
 def precreate(cluster: Cluster, name: str, **data: str) -> None:
@@ -75,7 +76,7 @@ def test_a_due_token_costs_one_read_and_one_write(
     stored = provider.read(name)
     assert stored is not None
     assert provider.write(name, make_record()) is WriteOutcome.WRITTEN
-    assert requests_of(cluster, mark) == [("GET", 200), ("PUT", 200)]
+    assert requests_of(cluster, mark, name) == [("GET", 200), ("PUT", 200)]
 
 
 def test_a_fresh_token_costs_one_read(cluster: Cluster, make_kube: MakeProvider) -> None:
@@ -86,7 +87,7 @@ def test_a_fresh_token_costs_one_read(cluster: Cluster, make_kube: MakeProvider)
     provider = make_kube()
     mark = len(cluster.server.requests)
     assert provider.read(name) == record
-    assert requests_of(cluster, mark) == [("GET", 200)]
+    assert requests_of(cluster, mark, name) == [("GET", 200)]
 
 
 def test_a_precreated_empty_secret_reads_as_missing_and_is_filled(
@@ -186,7 +187,7 @@ def test_a_missing_secret_is_not_created_by_default(
     assert "pre-create it" in str(error)
     assert f"kubectl -n {NAMESPACE} create secret generic {name}" in str(error)
     assert "create = true" in str(error)
-    assert all(method != "POST" for method, _ in requests_of(cluster, mark))
+    assert all(method != "POST" for method, _ in requests_of(cluster, mark, name))
     assert cluster.server.secret(NAMESPACE, name) is None
 
 
@@ -197,7 +198,7 @@ def test_create_true_creates_a_missing_secret(cluster: Cluster, make_kube: MakeP
     mark = len(cluster.server.requests)
     record = make_record()
     assert provider.write(name, record) is WriteOutcome.WRITTEN
-    assert requests_of(cluster, mark) == [("POST", 201)]
+    assert requests_of(cluster, mark, name) == [("POST", 201)]
     assert cluster.stored(name) == record
     secret = cluster.server.secret(NAMESPACE, name)
     assert secret is not None
@@ -237,7 +238,7 @@ def test_a_conflict_reads_again_and_writes(cluster: Cluster, make_kube: MakeProv
     mark = len(cluster.server.requests)
     record = make_record()
     assert provider.write(name, record) is WriteOutcome.WRITTEN
-    assert requests_of(cluster, mark) == [("PUT", 409), ("GET", 200), ("PUT", 200)]
+    assert requests_of(cluster, mark, name) == [("PUT", 409), ("GET", 200), ("PUT", 200)]
     assert cluster.stored(name) == record
 
 
