@@ -247,7 +247,12 @@ def _workdir() -> Iterator[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=144.0, help="length of part 1")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=availability_doc.FULL_MINUTES,
+        help="length of part 1",
+    )
     parser.add_argument("--refreshes", type=int, default=12, help="per replica count (part 2)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "AVAILABILITY.md")
     parser.add_argument("--seed", type=int, default=15)
