@@ -113,6 +113,12 @@ class TokenRecord:
         file): its ``issued_at`` is then its ``expires_at``."""
         return self.issued_at < self.expires_at
 
+    @property
+    def granted_lifetime(self) -> float | None:
+        """The lifetime the token was granted, or None where its store keeps no issue time
+        (then only the freshness policy's ``token_lifetime`` bounds its expiry)."""
+        return float(self.expires_in) if self.has_issue_time else None
+
     def is_newer_than(self, other: TokenRecord | None) -> bool:
         """True when this record may replace ``other`` (the monotonic-write rule).
 

@@ -67,8 +67,9 @@ def test_watch_mode_does_not_sleep_towards_an_implausible_expiry() -> None:
 
     far = Observation(NOW + AHEAD + timedelta(seconds=300), refreshed=False)
     near = Observation(NOW + timedelta(seconds=200), refreshed=False)
-    assert POLICY.next_due([far], NOW) == (None, False)  # look again within schedule_period
-    assert POLICY.next_due([far, near], NOW) == (NOW + timedelta(seconds=50), False)
+    # look again within schedule_period
+    assert POLICY.next_wake([far], NOW).refresh_at is None
+    assert POLICY.next_wake([far, near], NOW).refresh_at == NOW + timedelta(seconds=50)
 
 
 # -- a run under a clock 10 minutes fast, then the right clock, through the real CLI -----------
@@ -77,13 +78,21 @@ def test_watch_mode_does_not_sleep_towards_an_implausible_expiry() -> None:
 def fast_clock_factory(
     config: Config, environment: Environment, credentials: CredentialsConfig, secret: Secret
 ) -> TokenSource:
-    """The real token client, with the issue time a clock 10 minutes fast would record."""
+    """The real token client, with the times a clock 10 minutes fast would record, and no
+    issuer ``Date`` to tell it so (an issuer that sends none, or a writer from before the
+    issuer's clock was the arbiter): the record it stores expires 10 minutes too late."""
     real = default_client_factory(config, environment, credentials, secret)
 
     class Fast:
         def fetch(self, scope: str) -> IssuedToken:
             token = real.fetch(scope)
-            return dataclasses.replace(token, issued_at=token.issued_at + AHEAD)
+            assert token.received_at is not None
+            return dataclasses.replace(
+                token,
+                issued_at=token.issued_at + AHEAD,
+                received_at=token.received_at + AHEAD,
+                issuer_date=None,
+            )
 
         def close(self) -> None:
             real.close()
@@ -244,8 +253,8 @@ def test_watch_mode_refreshes_after_its_clock_is_stepped_back(
     assert loop.health().ok
     stored = MemoryStore.get("clock").records()["harbor/sandbox/service_provider"]
     assert stored.issued_at == clock.now().replace(microsecond=0)
-    assert second.next_due is not None
-    assert second.next_due <= clock.now() + timedelta(seconds=150)
+    assert second.refresh_at is not None
+    assert second.refresh_at <= clock.now() + timedelta(seconds=150)
     loop.engine.close()
 
 
@@ -280,8 +289,8 @@ def test_healthz_stays_ok_while_short_lived_tokens_are_refreshed_at_half_their_l
         assert cycle.report is not None
         assert cycle.report.count(WRITTEN) == 1
         assert loop.health().ok, loop.health().reason
-        assert cycle.next_due is not None
-        assert clock.now() < cycle.next_due <= clock.now() + timedelta(seconds=2)
+        assert cycle.refresh_at is not None
+        assert clock.now() < cycle.refresh_at <= clock.now() + timedelta(seconds=2)
         clock.advance(2.05)
         assert loop.health().ok, loop.health().reason
     clock.advance(2.0)  # the loop stopped: the token is dead

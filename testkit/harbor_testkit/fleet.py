@@ -44,6 +44,7 @@ from harbor_secrets import (
 from harbor_secrets.config import Config, CredentialsConfig, load_config
 from harbor_secrets.environments import Environment
 from harbor_secrets.errors import IssuerUnavailableError
+from harbor_secrets.freshness import WakeRole, WakeUp
 from harbor_secrets.registry import Registry
 from harbor_secrets.runtime import Runtime
 from harbor_secrets.sync import TokenSource
@@ -349,7 +350,7 @@ class Fleet:
         watcher = Watcher(
             runtime, client_factory=factory, now=self._pacing_now, uniform=self.rng.uniform
         )
-        watcher.engine.now = self._engine_now  # reads and the token at the cycle's start
+        watcher.engine.clock.local = self._engine_now  # reads, token at the cycle's start
         if not self.standby:
             watcher.pacing = _everyone_writes(watcher.pacing)
         replica = _Replica(name, runtime, watcher, next(self._generations), next_at=at)
@@ -460,14 +461,14 @@ class _EveryoneWrites(WatchPacing):
 
     def wake_delay(
         self,
-        due_at: datetime | None,
+        wake: WakeUp,
         now: datetime,
         failures: int,
         uniform: Uniform,
         *,
-        standby: bool = False,
+        role: WakeRole = WakeRole.WRITER,
     ) -> float:
-        return super().wake_delay(due_at, now, failures, uniform, standby=False)
+        return super().wake_delay(wake, now, failures, uniform, role=WakeRole.WRITER)
 
 
 def _everyone_writes(pacing: WatchPacing) -> WatchPacing:
