@@ -175,9 +175,29 @@ def test_the_policy_floor_counts_the_latest_standby() -> None:
     assert refresh.watch_lateness() == pytest.approx(latest)
     writer_latest = chosen.wake_delay(wake(0), NOW, 0, high, role=WRITER)
     # The writer's 5 %-of-the-sleep jitter is less than its window on a short sleep.
-    assert writer_latest <= refresh.watch_lateness(wrote_last=True) == pytest.approx(
-        DUE_MARGIN + 2.5
-    )
+    assert refresh.watch_lateness(wrote_last=True) == pytest.approx(DUE_MARGIN + 2.5)
+    assert writer_latest <= refresh.watch_lateness(wrote_last=True)
+
+
+@pytest.mark.parametrize("refresh_before", [2.0, 20.0, 150.0, 600.0])
+def test_the_pacing_draws_each_role_from_the_policys_wake_window(refresh_before: float) -> None:
+    """One home for the turns: the pacing's earliest and latest wake-up of each role are the
+    ends of RefreshPolicy.wake_window, and watch_lateness (the reader floors) is its end."""
+    chosen = policy(refresh_before=refresh_before, max_sleep=10_000.0)
+    refresh = chosen.refresh
+    base = 1000 + DUE_MARGIN  # a long sleep: 5 % of it is more than any window
+    for role in (WRITER, STANDBY):
+        earliest, latest = refresh.wake_window(role)
+        assert chosen.wake_delay(wake(1000), NOW, 0, low, role=role) == pytest.approx(
+            base + earliest
+        )
+        assert chosen.wake_delay(wake(1000), NOW, 0, high, role=role) == pytest.approx(
+            base + latest
+        )
+    assert refresh.watch_lateness(wrote_last=True) == DUE_MARGIN + refresh.wake_window(WRITER)[1]
+    assert refresh.watch_lateness() == DUE_MARGIN + refresh.wake_window(STANDBY)[1]
+    # A standby never looks before the writer's latest wake-up.
+    assert refresh.wake_window(STANDBY)[0] > refresh.wake_window(WRITER)[1]
 
 
 def test_jitter_is_capped_in_seconds_so_it_never_eats_the_window() -> None:
