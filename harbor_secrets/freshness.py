@@ -290,14 +290,14 @@ class RefreshPolicy:
         availability budget, the write interval) is wrong too."""
         if expires_in <= self.token_lifetime + CLOCK_ALLOWANCE:
             return None
+        effect = ""
         if bare_sinks:
-            names = ", ".join(f"sinks.{name}" for name in bare_sinks)
+            names = " and ".join(f"sinks.{name}" for name in bare_sinks)
+            keeps = "keeps" if len(bare_sinks) == 1 else "keep"
             effect = (
-                f"{names} keep(s) no issue time, so each such token there looks implausible "
-                "and is rewritten every run, and "
+                f"{names} {keeps} no issue time (only the expiry), so each such token there "
+                "looks implausible and is rewritten every run, and "
             )
-        else:
-            effect = ""
         return (
             f"the issuer grants tokens of {expires_in:g}s, longer than refresh.token_lifetime "
             f"({self.token_lifetime:g}s): {effect}the availability figures `config check` "

@@ -308,3 +308,19 @@ def test_an_issuer_granting_more_than_token_lifetime_is_named(
         caplog.text
     )
     assert 'set token_lifetime = "3600s"' in caplog.text
+    assert "no issue time" not in caplog.text  # the memory store keeps it: not blamed
+
+
+def test_an_issuer_granting_more_than_token_lifetime_names_the_sinks_it_upsets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The env file keeps only the expiry, so only token_lifetime bounds it: the warning
+    names that sink (it used to name "the env file" whatever the sinks were)."""
+    source = ClockedSource(FakeClock(datetime.now(UTC)))
+    source.lifetime = 3600
+    config = tmp_path / "harbor.toml"
+    config.write_text(envfile_config("http://127.0.0.1:1", environments='["sandbox"]'))
+    environ = {"HARBOR_CLIENT_SECRET": CLIENT_SECRET}
+    run_sync(load_config(config, environ=environ), environ=environ, client_factory=source.factory)
+    assert "sinks.local keeps no issue time (only the expiry)" in caplog.text
+    assert 'set token_lifetime = "3600s"' in caplog.text
