@@ -29,7 +29,7 @@ from harbor_secrets.sync import WRITTEN, TokenSource, default_client_factory, ru
 from harbor_secrets.testing.memory import MemoryProvider, MemoryStore
 from harbor_secrets.token_client import IssuedToken
 from harbor_secrets.watch import Watcher, WatchPacing
-from harbor_testkit.clock import FakeClock
+from harbor_testkit.clock import ClockedSource, FakeClock
 from harbor_testkit.records import make_record
 
 Run = Callable[..., Result]
@@ -182,36 +182,6 @@ name = "clock"
 environments = ["sandbox"]
 scopes = ["service_provider"]
 """
-
-
-class ClockedSource:
-    """Issues 300 s tokens stamped with the watcher's own (fake) clock, as the real client
-    stamps them with the host's."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.fetches = 0
-        self.lifetime = 300
-
-    def factory(
-        self, config: Config, env: Environment, creds: CredentialsConfig, secret: Secret
-    ) -> ClockedSource:
-        return self
-
-    def fetch(self, scope: str) -> IssuedToken:
-        self.fetches += 1
-        return IssuedToken(
-            access_token=Secret(f"tok-clock-{self.fetches:04d}-padding", ephemeral=True),
-            token_type="Bearer",
-            expires_in=self.lifetime,
-            granted_scope=scope,
-            refresh_token=None,
-            issued_at=self.clock.now(),
-            attempts=1,
-        )
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture

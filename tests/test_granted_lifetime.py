@@ -22,18 +22,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harbor_secrets.config import Config, CredentialsConfig, load_config
-from harbor_secrets.environments import Environment
+from harbor_secrets.config import load_config
 from harbor_secrets.freshness import RefreshPolicy, SinkHealth, TokenState
 from harbor_secrets.health import StatusServer
 from harbor_secrets.registry import Registry
 from harbor_secrets.runtime import Runtime
-from harbor_secrets.secrets import Secret
 from harbor_secrets.sync import WRITTEN
 from harbor_secrets.testing.memory import MemoryProvider, MemoryStore
-from harbor_secrets.token_client import IssuedToken
 from harbor_secrets.watch import Watcher, WatchPacing
-from harbor_testkit.clock import FakeClock
+from harbor_testkit.clock import ClockedSource, FakeClock
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 KEY = "harbor/sandbox/service_provider"
@@ -57,39 +54,12 @@ scopes = ["service_provider"]
 """
 
 
-class Issuer:
-    """Grants tokens of ``lifetime`` seconds, stamped with the loop's (fake) clock."""
-
-    def __init__(self, clock: FakeClock, lifetime: int) -> None:
-        self.clock = clock
-        self.lifetime = lifetime
-        self.fetches = 0
-
-    def factory(
-        self, config: Config, env: Environment, creds: CredentialsConfig, secret: Secret
-    ) -> Issuer:
-        return self
-
-    def fetch(self, scope: str) -> IssuedToken:
-        self.fetches += 1
-        return IssuedToken(
-            access_token=Secret(f"tok-granted-{self.fetches:04d}-padding", ephemeral=True),
-            token_type="Bearer",
-            expires_in=self.lifetime,
-            granted_scope=scope,
-            refresh_token=None,
-            issued_at=self.clock.now(),
-            attempts=1,
-        )
-
-    def close(self) -> None:
-        pass
-
-
 @contextmanager
-def watching(lifetime: int, period: str = "60s") -> Iterator[tuple[Watcher, FakeClock, Issuer]]:
+def watching(
+    lifetime: int, period: str = "60s"
+) -> Iterator[tuple[Watcher, FakeClock, ClockedSource]]:
     clock = FakeClock(NOW)
-    issuer = Issuer(clock, lifetime)
+    issuer = ClockedSource(clock, lifetime, prefix="tok-granted")
     config = load_config(text=CONFIG.format(period=period), environ={})
     registry = Registry(extra={"memory": MemoryProvider})
     with Runtime(config, registry=registry, environ={"SECRET": "s3cret-value"}) as runtime:
