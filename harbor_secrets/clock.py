@@ -58,11 +58,14 @@ class IssuerClock:
         """Take the skew one token response from ``issuer`` (its URL) measured.
 
         Warns when this host's clock is first found wrong, or wrong by a different amount,
-        and says when it agrees again: once per change, not once per response.
+        and says when it agrees again: once per change, not once per response. An answer
+        without a ``Date`` (``timing.skew`` None) tells nothing and changes nothing.
         """
-        with self._lock:
-            before, self._skew = self._skew, timing.skew
         after = timing.skew
+        if after is None:
+            return
+        with self._lock:
+            before, self._skew = self._skew, after
         host = urlsplit(issuer).hostname or issuer
         if after and (not before or abs(after - before) > CLOCK_ALLOWANCE):
             direction = "behind" if after > 0 else "ahead of"

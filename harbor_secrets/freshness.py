@@ -167,12 +167,13 @@ class SinkHealth(enum.StrEnum):
 class IssueTiming:
     """Which clock times a token just issued (:meth:`RefreshPolicy.time_issue`)."""
 
-    #: When the token counts as issued: this host's send time, or the issuer's ``Date``.
+    #: When the token counts as issued: this host's send time (corrected by a skew measured
+    #: before, when this answer has no ``Date``), or the issuer's ``Date``.
     issued_at: datetime
     #: How far the issuer's clock runs ahead of this host's, in seconds (negative: behind),
-    #: when they disagree by more than :data:`CLOCK_ALLOWANCE`; 0 when this host's clock is
-    #: believed (they agree, or the issuer sent no usable ``Date``).
-    skew: float = 0.0
+    #: when they disagree by more than :data:`CLOCK_ALLOWANCE`; 0 when they agree (this
+    #: host's clock is believed); None when the answer had no usable ``Date`` to tell.
+    skew: float | None = 0.0
 
 
 def seconds_between(earlier: datetime, later: datetime) -> float:
@@ -306,7 +307,11 @@ class RefreshPolicy:
 
     @staticmethod
     def time_issue(
-        sent_at: datetime, received_at: datetime | None, issuer_date: datetime | None
+        sent_at: datetime,
+        received_at: datetime | None,
+        issuer_date: datetime | None,
+        *,
+        known_skew: float = 0.0,
     ) -> IssueTiming:
         """Which clock times a token whose request this host sent at ``sent_at`` and whose
         answer arrived at ``received_at`` (this host's clock), with the issuer's ``Date``.
@@ -316,13 +321,15 @@ class RefreshPolicy:
         received_at]`` if the clocks agree. Outside that window by more than
         :data:`CLOCK_ALLOWANCE`, this host's clock is wrong (the issuer is the arbiter: its
         clock is the one its tokens expire by), and the token counts as issued at the
-        ``Date``, which can only err early. Within it, or without a ``Date``, this host's
-        send time is used, as always. ``skew`` is then an upper bound of how far the
-        issuer's clock runs ahead (by at most the request's duration and a second): time
-        corrected by it may run a little late, never early, so tokens fall due early.
+        ``Date``, which can only err early. Within it, this host's send time is used, as
+        always. ``skew`` is then an upper bound of how far the issuer's clock runs ahead (by
+        at most the request's duration and a second): time corrected by it may run a little
+        late, never early, so tokens fall due early. Without a ``Date`` nothing is measured:
+        the send time is corrected by ``known_skew`` (what an earlier answer measured, 0 if
+        none), so every record a process writes is timed by the same clock.
         """
         if issuer_date is None:
-            return IssueTiming(sent_at)
+            return IssueTiming(sent_at + timedelta(seconds=known_skew), None)
         arrived = sent_at if received_at is None or received_at < sent_at else received_at
         earliest = sent_at - DUE_SLACK  # Date is truncated to the second
         if issuer_date > arrived:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from harbor_secrets.clock import IssuerClock
@@ -262,7 +262,7 @@ class SyncEngine:
     ) -> SyncReport:
         """One pass; ``log_warnings=False`` lets a long-running caller log each warning once."""
         jobs = self.config.jobs() if jobs is None else jobs
-        started = self.clock.now()
+        began = time.monotonic()
         # Local references fail here, before any network call (ConfigError, exit 2).
         local_secrets = self.runtime.resolve_local_secrets(jobs)
         warnings = self.runtime.warnings()
@@ -288,10 +288,13 @@ class SyncEngine:
                 self._store_pool = None
         if not dry_run:
             self._run_hooks(results)
+        # Both ends by the clock as it is now: a run that learns this host's clock is wrong
+        # must not report the correction as its duration.
+        finished = self.clock.now()
         report = SyncReport(
             results=results,
-            started_at=started,
-            finished_at=self.clock.now(),
+            started_at=finished - timedelta(seconds=time.monotonic() - began),
+            finished_at=finished,
             dry_run=dry_run,
             forced=force,
             warnings=warnings,
@@ -368,7 +371,9 @@ class SyncEngine:
         self._warn_if_granted_too_long(job, token.expires_in)
         # The policy says which clock times the token (the issuer's, when this host's is
         # wrong); from then on this process judges stored records by the same time.
-        timing = token.timing
+        timing = self.config.refresh.time_issue(
+            token.issued_at, token.received_at, token.issuer_date, known_skew=self.clock.skew
+        )
         self.clock.learn(timing, issuer=environment.token_url)
         issued = TokenRecord.issue(
             access_token=token.access_token.reveal(),
