@@ -444,7 +444,7 @@ class RefreshPolicy:
         the turns and the reader floors cannot disagree.
         """
         spread = self.wake_spread
-        if role is WakeRole.WRITER:
+        if role == WakeRole.WRITER:
             return 0.0, spread / 2
         return spread, 2 * spread
 

@@ -143,7 +143,7 @@ class WatchPacing:
         else:
             wait = max(seconds_between(now, wake.refresh_at), 0.0) + DUE_MARGIN
             low, high = self.refresh.wake_window(role)
-            if role is WRITER:
+            if role == WRITER:
                 high = min(high, low + self.jitter_fraction * wait)
             wait += uniform(low, high)
             due_from = wake.due_from
