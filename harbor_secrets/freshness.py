@@ -27,8 +27,8 @@ host's clock by more than :data:`CLOCK_ALLOWANCE`, the record is timed by the is
 clock, so a host whose clock is wrong never stores a wrong expiry, and lifting the
 never-go-backwards rule for an implausible record cannot send a store backwards: the record
 that replaces it is truly newer. The engine then judges stored records by the issuer's time
-too (:class:`harbor_secrets.clock.IssuerClock`), so such a host does not find every correct
-record implausible and fetch on every cycle.
+too (:class:`harbor_secrets.issuer_clock.IssuerClock`), so such a host does not find every
+correct record implausible and fetch on every cycle.
 
 The availability budget (:meth:`RefreshPolicy.availability`, what ``config check`` prints
 and docs/AVAILABILITY.md explains) is worked out here too, from the same numbers: how late

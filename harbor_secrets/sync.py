@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from harbor_secrets.clock import IssuerClock
 from harbor_secrets.config import Config, CredentialsConfig, Job
 from harbor_secrets.environments import Environment
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
 from harbor_secrets.freshness import TokenState, seconds_left
 from harbor_secrets.hooks import Change, run_hook
+from harbor_secrets.issuer_clock import IssuerClock
 from harbor_secrets.provider import WriteOutcome
 from harbor_secrets.record import TokenRecord, format_time
 from harbor_secrets.registry import Registry
@@ -218,7 +218,7 @@ class SyncEngine:
         self.config = runtime.config
         self.client_factory = client_factory
         #: The time every judgement reads: ``now`` (this host's clock), corrected by the
-        #: issuer's once a token response shows they disagree (see harbor_secrets.clock).
+        #: issuer's once a token response shows they disagree (harbor_secrets.issuer_clock).
         self.clock = IssuerClock(now)
         # One client per (credentials, environment, secret), kept across jobs and, in watch
         # mode, across cycles: connections are reused and a refresh token the issuer hands

@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 
 from conftest import CLIENT_SECRET, Result, envfile_config
-from harbor_secrets.clock import IssuerClock
 from harbor_secrets.config import Config, CredentialsConfig, load_config
 from harbor_secrets.environments import Environment
 from harbor_secrets.errors import IssuerUnavailableError
 from harbor_secrets.freshness import CLOCK_ALLOWANCE, IssueTiming, RefreshPolicy
+from harbor_secrets.issuer_clock import IssuerClock
 from harbor_secrets.record import TokenRecord
 from harbor_secrets.runtime import Runtime
 from harbor_secrets.secrets import Secret
@@ -104,7 +104,7 @@ def test_the_corrected_time_is_never_earlier_than_the_issuers() -> None:
 def test_a_skew_is_warned_about_once_per_change(caplog: pytest.LogCaptureFixture) -> None:
     clock = IssuerClock(lambda: T)
     url = "https://accounts.sandbox.harborlockers.com/realms/harbor/protocol/openid-connect/token"
-    with caplog.at_level(logging.INFO, logger="harbor_secrets.clock"):
+    with caplog.at_level(logging.INFO, logger="harbor_secrets.issuer_clock"):
         clock.learn(IssueTiming(T, 600.4), issuer=url)
         clock.learn(IssueTiming(T, 601.2), issuer=url)  # the same skew, measured again
         assert clock.now() == T + timedelta(seconds=601.2)
@@ -242,7 +242,7 @@ def test_hosts_ten_minutes_off_over_http_never_send_the_store_backwards(
             assert verdict.usable, (after, key, verdict)
         latest = now
 
-    with caplog.at_level(logging.WARNING, logger="harbor_secrets.clock"):
+    with caplog.at_level(logging.WARNING, logger="harbor_secrets.issuer_clock"):
         for round_ in range(3):  # watch mode: the same process, cycle after cycle
             report = behind.engine.run()
             # The run that learned the clock does not report the correction as its length.

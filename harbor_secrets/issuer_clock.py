@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from harbor_secrets.freshness import CLOCK_ALLOWANCE, IssueTiming
 
-log = logging.getLogger("harbor_secrets.clock")
+log = logging.getLogger("harbor_secrets.issuer_clock")
 
 #: What to run to see and fix this host's time synchronisation.
 TIME_SYNC_HINT = "check time synchronisation: chronyc tracking, timedatectl timesync-status"
