@@ -30,6 +30,7 @@ from harbor_secrets.secrets import Secret, scrub
 if TYPE_CHECKING:
     from harbor_secrets._file_set import AtomicFileSet
     from harbor_secrets._files import AtomicFile
+    from harbor_secrets._reading import LocalFileError, read_credential_file, read_text_file
     from harbor_secrets.config import (
         CONFIG_ENV_VAR,
         Config,
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 _LAZY = {
     "AtomicFile": ("harbor_secrets._files", "AtomicFile"),
     "AtomicFileSet": ("harbor_secrets._file_set", "AtomicFileSet"),
+    "LocalFileError": ("harbor_secrets._reading", "LocalFileError"),
+    "read_text_file": ("harbor_secrets._reading", "read_text_file"),
+    "read_credential_file": ("harbor_secrets._reading", "read_credential_file"),
     "RefreshPolicy": ("harbor_secrets.freshness", "RefreshPolicy"),
     "DEFAULT_MIN_REMAINING": ("harbor_secrets.freshness", "DEFAULT_MIN_REMAINING"),
     "ENV_PREFIX_TEMPLATE": ("harbor_secrets.keys", "ENV_PREFIX_TEMPLATE"),
@@ -89,6 +93,7 @@ __all__ = [
     "HarborSecretsError",
     "InvalidKeyError",
     "IssuerError",
+    "LocalFileError",
     "Options",
     "Provider",
     "ProviderContext",
@@ -110,6 +115,8 @@ __all__ = [
     "is_shell_name",
     "load_config",
     "parse_time",
+    "read_credential_file",
+    "read_text_file",
     "run_sync",
     "scrub",
     "scrub_handlers",

@@ -12,6 +12,12 @@ Writers that read, compare and write (the env file, the token-file store) hold
 changes on every write, so a lock on it would protect nothing. Used by the env-file and
 token-file stores and by the metrics text file. Errors are :class:`StoreError` values that
 say what failed, where, and what to do; they never carry file content.
+
+Who may read a rewritten file is decided here too (:func:`own_group`): a new file keeps the
+group of the one it replaces only when the writer's own user owns that one. Anyone who can
+write the directory can put a file of her own, with her own group, in its place; keeping
+that group would hand her the next token. Otherwise the directory's setgid bit, or the
+writer's group, decides, as for any new file.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import fcntl
 import grp
 import logging
 import os
+import pwd
+import secrets
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -99,17 +106,18 @@ class AtomicFile:
             raise self._os_error("inspect", exc) from exc
         self._check_mode(info)
 
-    def problem(self) -> str | None:
-        """Why a write would be refused, for offline advice (``config check``); None if fine."""
+    def problem(self) -> StoreError | None:
+        """What :meth:`check` would raise, or None: why a write would be refused, known
+        offline (``config check``, ``Provider.cannot_write``)."""
         try:
             self.check()
         except StoreError as exc:
-            return exc.message
+            return exc
         return None
 
     def notes(self) -> list[str]:
         """What a write would change that someone may rely on (not a refusal): every write
-        gives the file :attr:`mode` and keeps its group when this process may."""
+        gives the file :attr:`mode`, and keeps its group only as :func:`own_group` says."""
         try:
             info = os.lstat(self.path)
         except OSError:
@@ -123,7 +131,18 @@ class AtomicFile:
                 f"{self._name} is mode {current:04o}, and every write makes it "
                 f"{self.mode:04o}: file_mode decides (set file_mode to the mode its readers need)"
             )
-        if not may_give_group(info.st_gid):
+        if info.st_uid != os.geteuid():
+            given = new_file_group(self.path.parent)
+            if given is not None and given != info.st_gid:
+                notes.append(
+                    f"{self._name} belongs to user {_user_name(info.st_uid)}, not to the user "
+                    "running harbor-secrets, so a write does not keep its group "
+                    f"{_group_name(info.st_gid)} (a file someone else put there chooses no "
+                    f"reader): it gets group {_group_name(given)} (chown the file to the user "
+                    "running harbor-secrets, or give the directory the setgid bit and the "
+                    "readers' group)"
+                )
+        elif not may_give_group(info.st_gid):
             notes.append(
                 f"{self._name} belongs to group {_group_name(info.st_gid)}, which the user "
                 "running harbor-secrets is not in: every write gives it that user's group "
@@ -182,31 +201,39 @@ class AtomicFile:
         return exclusive_lock(self.lock_path, self.lock_timeout)
 
     def replace(self, data: bytes) -> None:
-        """Make the file hold ``data`` with :attr:`mode`; on failure leave it untouched."""
+        """Make the file hold ``data`` with :attr:`mode`; on failure leave it untouched.
+
+        Every step after :meth:`check` (the group lookup, the temporary file, the rename,
+        the fsync) is made relative to one descriptor of the directory, so a directory
+        swapped meanwhile cannot split them between two places.
+        """
         self.check()
+        name = self.path.name
         try:
-            group: int | None = os.lstat(self.path).st_gid
-        except OSError:
-            group = None  # a new file: the directory's rules decide its group
-        try:
-            fd, temp_name = tempfile.mkstemp(
-                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-            )
+            directory = os.open(self.path.parent, _DIRECTORY_FLAGS)
         except OSError as exc:
-            raise self._os_error("create a temporary file for", exc) from exc
+            raise self._os_error("open the directory of", exc) from exc
         try:
+            group = own_group(directory, name)  # None: the directory's rules decide
             try:
-                write_whole(fd, data, mode=self.mode, group=group)
-            finally:
-                os.close(fd)
-            os.replace(temp_name, self.path)
-        except BaseException as exc:
-            with suppress(OSError):
-                os.unlink(temp_name)
-            if isinstance(exc, OSError):
-                raise self._os_error("write", exc) from exc
-            raise
-        fsync_directory(self.path.parent)
+                fd, temp_name = create_temporary(directory, f".{name}.", ".tmp")
+            except OSError as exc:
+                raise self._os_error("create a temporary file for", exc) from exc
+            try:
+                try:
+                    write_whole(fd, data, mode=self.mode, group=group)
+                finally:
+                    os.close(fd)
+                os.replace(temp_name, name, src_dir_fd=directory, dst_dir_fd=directory)
+            except BaseException as exc:
+                with suppress(OSError):
+                    os.unlink(temp_name, dir_fd=directory)
+                if isinstance(exc, OSError):
+                    raise self._os_error("write", exc) from exc
+                raise
+            fsync_directory(directory, self.path.parent)
+        finally:
+            os.close(directory)
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -220,10 +247,65 @@ class AtomicFile:
         return _os_error(action, self.path, exc, name=self._name)
 
 
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+#: Opens a name only to ``fstat`` it: no read access needed, and a link, a FIFO or a device
+#: is opened as itself, without following it, blocking or touching the device.
+_INSPECT_FLAGS = getattr(os, "O_PATH", os.O_RDONLY | os.O_NONBLOCK) | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def own_group(directory: int, name: str, *, kind: int = stat.S_IFREG) -> int | None:
+    """The group a file written in place of ``name`` keeps, or None (the directory's rules).
+
+    Only the group of a file of ``kind`` (a regular file, or ``stat.S_IFDIR``) that this
+    process's user owns: whoever can write the directory can put her own file there, with
+    her own group, and keeping that group would let her read the token written next. The
+    file is found with ``fstat`` on a descriptor opened through ``directory`` (a descriptor)
+    without following a link, never through a path a rename could redirect.
+    """
+    try:
+        fd = os.open(name, _INSPECT_FLAGS, dir_fd=directory)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if stat.S_IFMT(info.st_mode) != kind or info.st_uid != os.geteuid():
+        return None
+    return info.st_gid
+
+
+def new_file_group(directory: Path) -> int | None:
+    """The group a new file in ``directory`` gets: the directory's own when it has the
+    setgid bit, else this process's (None: unknown)."""
+    try:
+        info = os.stat(directory)
+    except OSError:
+        return None
+    return info.st_gid if info.st_mode & stat.S_ISGID else os.getegid()
+
+
+def create_temporary(directory: int, prefix: str, suffix: str) -> tuple[int, str]:
+    """A new empty file (mode 0600, opened for writing) in ``directory`` (a descriptor),
+    under a random name that starts with ``prefix``: the descriptor and the name."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        name = f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            return os.open(name, flags, PRIVATE_MODE, dir_fd=directory), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", prefix)
+
+
 @contextmanager
-def exclusive_lock(lock_path: Path, timeout: float) -> Iterator[None]:
+def exclusive_lock(
+    lock_path: Path, timeout: float, *, directory: int | None = None
+) -> Iterator[None]:
     """An exclusive ``flock`` on ``lock_path`` (created 0600, never through a symlink), or
-    a :class:`StoreError` after ``timeout`` seconds. Threads of this process queue first."""
+    a :class:`StoreError` after ``timeout`` seconds. Threads of this process queue first.
+    With ``directory`` (a descriptor of the lock's directory), the lock file is opened
+    through it, so it is made in that very directory whatever happened to the path."""
     deadline = time.monotonic() + timeout
     local = _thread_lock(lock_path)
     if not local.acquire(timeout=timeout):
@@ -231,7 +313,10 @@ def exclusive_lock(lock_path: Path, timeout: float) -> Iterator[None]:
     try:
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(lock_path, flags, PRIVATE_MODE)
+            if directory is None:
+                fd = os.open(lock_path, flags, PRIVATE_MODE)
+            else:
+                fd = os.open(lock_path.name, flags, PRIVATE_MODE, dir_fd=directory)
         except OSError as exc:
             raise _os_error("open the lock file", lock_path, exc) from exc
         try:
@@ -278,10 +363,11 @@ def write_whole(fd: int, data: bytes, *, mode: int, group: int | None = None) ->
 
 
 def keep_group(fd: int, gid: int) -> None:
-    """Give a new file (or directory) ``gid``, the group of the one it replaces: a service
-    reading it through its group (``file_mode = "0640"``) must not lose access because the
-    file was rewritten. Not permitted (the writer is not a member), it only warns; the
-    start-up check says so beforehand (:meth:`AtomicFile.notes`)."""
+    """Give a new file (or directory) ``gid``, the group of the one it replaces (as
+    :func:`own_group` found it): a service reading it through its group
+    (``file_mode = "0640"``) must not lose access because the file was rewritten. Not
+    permitted (the writer is not a member), it only warns; the start-up check says so
+    beforehand (:meth:`AtomicFile.notes`)."""
     if os.fstat(fd).st_gid == gid:
         return
     try:
@@ -306,14 +392,22 @@ def _group_name(gid: int) -> str:
         return str(gid)
 
 
-def read_only_problem(directory: Path, what: str) -> StoreError | None:
-    """A :class:`StoreError` if ``directory`` is on a file system mounted read-only.
+def _user_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} ({uid})"
+    except KeyError:
+        return str(uid)
+
+
+def read_only_problem(directory: Path, what: str, *, fd: int | None = None) -> StoreError | None:
+    """A :class:`StoreError` if ``directory`` (or the directory open as ``fd``) is on a
+    file system mounted read-only.
 
     Known before any write is tried (``statvfs``), so a run can say so without first
     requesting a token it could not store; None if writable or unknown.
     """
     try:
-        flags = os.statvfs(directory).f_flag
+        flags = os.statvfs(directory if fd is None else fd).f_flag
     except OSError:
         return None
     if not flags & os.ST_RDONLY:
@@ -361,13 +455,10 @@ def _os_error(action: str, path: Path, exc: OSError, *, name: str | None = None)
     return StoreError(message, hint=hint, reason=reason)
 
 
-def fsync_directory(directory: Path) -> None:
-    """Persist a rename. The new file is already in place, so failure only warns."""
+def fsync_directory(directory: int, shown: Path) -> None:
+    """Persist a rename in ``directory`` (a descriptor; ``shown`` names it). The new file is
+    already in place, so failure only warns."""
     try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        os.fsync(directory)
     except OSError as exc:
-        log.warning("could not fsync directory %s after writing: %s", directory, exc.strerror)
+        log.warning("could not fsync directory %s after writing: %s", shown, exc.strerror)

@@ -16,7 +16,9 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from pathlib import Path
+
+from harbor_secrets.errors import StoreError
+from harbor_secrets.secrets import Secret
 
 _CHUNK = 1 << 16
 
@@ -114,27 +116,36 @@ def _read(
 
 
 def decode_utf8(data: bytes) -> str:
-    """``data`` as UTF-8 text; :class:`UnusableFileError` naming the first bad byte."""
+    """``data`` as UTF-8 text, else :class:`UnusableFileError`. The error says nothing of
+    where or what the bad bytes are: the file may be a secret, and a byte of it, or its
+    length up to that byte, is a piece of the secret."""
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UnusableFileError(
-            f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
-            "not-text",
-        ) from None
+    except UnicodeDecodeError:
+        raise UnusableFileError("is not UTF-8 text", "not-text") from None
+
+
+#: The most a file holding one secret or credential is read (a client secret, a Vault token,
+#: a service-account JWT, a namespace name): each is a line of text, so a path to anything
+#: bigger is a mistake.
+MAX_SECRET_FILE_BYTES = 64 << 10
 
 
 class LocalFileError(Exception):
-    """A configuration or secret file that cannot be used, in words for the person fixing it.
+    """A configuration, secret or credential file that cannot be used, in words for the
+    person fixing it.
 
     ``problem`` completes "the file …" ("does not exist", "is a symbolic link loop");
-    ``fix`` says what to do.
+    ``fix`` says what to do; ``reason`` is a short fixed word for programs: "missing",
+    "not-a-file", "too-large", "not-text", "symlink-loop", "permission" or "io". Neither
+    ever holds any of the file's content.
     """
 
-    def __init__(self, problem: str, fix: str) -> None:
+    def __init__(self, problem: str, fix: str, reason: str) -> None:
         super().__init__(problem)
         self.problem = problem
         self.fix = fix
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -145,32 +156,67 @@ class TextFile:
     mode: int
 
 
-def read_text_file(path: Path, *, limit: int) -> TextFile:
-    """A small UTF-8 text file a person wrote (the configuration, a ``file:`` secret).
+def read_text_file(path: str | os.PathLike[str], *, limit: int = MAX_SECRET_FILE_BYTES) -> TextFile:
+    """A small UTF-8 text file someone else controls: the configuration, a ``file:``
+    secret, a provider's credential or configuration file (a token file, a kubeconfig).
 
-    Symbolic links are followed (Kubernetes mounts ConfigMaps and Secrets through them);
-    every way the file can be unusable is one :class:`LocalFileError`.
+    Bounded (at most ``limit`` bytes), regular files only, never blocking on a FIFO or a
+    device. Symbolic links are followed (Kubernetes mounts ConfigMaps, Secrets and
+    service-account tokens through them); every way the file can be unusable is one
+    :class:`LocalFileError`. Part of the public API, so providers read their files the
+    same way the core does.
     """
     try:
         data, info = _read(path, limit=limit, follow_symlinks=True)
         return TextFile(decode_utf8(data), stat.S_IMODE(info.st_mode))
     except FileNotFoundError:
-        raise LocalFileError("does not exist", "check the path") from None
+        raise LocalFileError("does not exist", "check the path", "missing") from None
     except UnusableFileError as exc:
         fixes = {
             "not-a-file": "point it at a regular file",
             "too-large": "point it at the right file",
             "not-text": "save it as UTF-8 text",
         }
-        raise LocalFileError(exc.problem, fixes[exc.reason]) from None
+        raise LocalFileError(exc.problem, fixes[exc.reason], exc.reason) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise LocalFileError(
                 "is a symbolic link loop (or a chain of more than 40 links)",
                 "point the path, or the link, at the real file",
+                "symlink-loop",
             ) from None
         if exc.errno in (errno.EACCES, errno.EPERM):
-            fix = "let the user running harbor-secrets read it (and search its directories)"
+            fix, reason = (
+                "let the user running harbor-secrets read it (and search its directories)",
+                "permission",
+            )
+        elif exc.errno == errno.ENOTDIR:  # a path through something that is no directory
+            fix, reason = "check the path", "missing"
         else:
-            fix = "check the path and the file"
-        raise LocalFileError(f"cannot be read ({exc.strerror or exc})", fix) from None
+            fix, reason = "check the path and the file", "io"
+        raise LocalFileError(f"cannot be read ({exc.strerror or exc})", fix, reason) from None
+
+
+def read_credential_file(
+    path: str | os.PathLike[str], *, what: str, fix: str, reason: str
+) -> Secret:
+    """A credential a store's client reads at run time (a Vault token file, a Kubernetes
+    service-account token), through :func:`read_text_file`: its stripped content, already
+    on the scrub list.
+
+    Anything that makes it unusable (missing, unreadable, a FIFO, not text, empty) is a
+    :class:`StoreError` of this run with ``reason``, saying "cannot read the ``what``";
+    ``fix`` says where the file comes from, and is the hint unless the file is there but
+    is no text file (then the reader's own fix comes first).
+    """
+    try:
+        value = read_text_file(path).text.strip()
+    except LocalFileError as exc:
+        raise StoreError(
+            f"cannot read the {what}: the file {exc.problem}",
+            hint=fix if exc.reason in ("missing", "permission") else f"{exc.fix}; {fix}",
+            reason=reason,
+        ) from None
+    if not value:
+        raise StoreError(f"the {what} is empty", hint=fix, reason=reason)
+    return Secret(value)

@@ -26,7 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from harbor_secrets._files import AtomicFile
-from harbor_secrets.errors import HarborSecretsError
+from harbor_secrets._reading import UnusableFileError, decode_utf8
+from harbor_secrets.errors import HarborSecretsError, StoreError
 from harbor_secrets.metrics import (
     EXPIRY,
     FAILURES,
@@ -112,13 +113,21 @@ def render(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]
 
 
 def restore_textfile(path: Path, metrics: SyncMetrics) -> None:
-    """Continue from the file an earlier run wrote; an unreadable one just starts afresh."""
+    """Continue from the file an earlier run wrote; an unusable one just starts afresh.
+
+    Read by the same writer that replaces it, so bounded, never through a link, never
+    blocking on a FIFO: whatever sits at ``path``, a run only warns.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        data = _textfile(path).read()
+        if data is None:
+            return
+        text = decode_utf8(data)
+    except StoreError as exc:
+        log.warning("%s; counters restart", exc.message)
         return
-    except (OSError, UnicodeDecodeError) as exc:
-        log.warning("cannot read the previous metrics file %s (%s); counters restart", path, exc)
+    except UnusableFileError as exc:
+        log.warning("the previous metrics file %s %s; counters restart", path, exc.problem)
         return
     try:
         metrics.restore(list(_samples(text)))
@@ -139,8 +148,11 @@ def write_textfile(path: Path, metrics: SyncMetrics) -> None:
     is atomic) under a name that does not end in ``.prom`` (so the collector never reads it
     half-written).
     """
-    target = AtomicFile(path, mode=TEXTFILE_MODE, what="the metrics file")
-    target.replace(generate_latest(registry_for(metrics)))
+    _textfile(path).replace(generate_latest(registry_for(metrics)))
+
+
+def _textfile(path: Path) -> AtomicFile:
+    return AtomicFile(path, mode=TEXTFILE_MODE, what="the metrics file")
 
 
 # -- Pushgateway -------------------------------------------------------------------------------

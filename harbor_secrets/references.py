@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from harbor_secrets._reading import LocalFileError, read_text_file
+from harbor_secrets._reading import MAX_SECRET_FILE_BYTES, LocalFileError, read_text_file
 from harbor_secrets.errors import ConfigError, SecretReferenceError
 from harbor_secrets.provider import Provider
 from harbor_secrets.secrets import Secret
 
 LOCAL_SCHEMES = ("env", "file")
-#: A client secret or a token is a line of text; a file:/ path to anything bigger is a mistake.
-MAX_SECRET_FILE_BYTES = 64 << 10
 
 
 def _looks_like_scheme(scheme: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,18 @@ CLIENT_SECRET = "canary-client-secret-7f3a9c"
 def issuer() -> Iterator[StandInIssuer]:
     with StandInIssuer(clients={CLIENT_ID: CLIENT_SECRET}, token_lifetime=300) as server:
         yield server
+
+
+@pytest.fixture
+def shared_directory() -> Iterator[Path]:
+    """A directory every user may enter and write, removed after: for a test that runs a
+    process as another user (pytest's own directories are root's, 0700)."""
+    directory = Path(tempfile.mkdtemp(prefix="harbor-shared-"))
+    directory.chmod(0o777)
+    try:
+        yield directory
+    finally:
+        subprocess.run(["rm", "-rf", str(directory)], check=True)
 
 
 @pytest.fixture(autouse=True)

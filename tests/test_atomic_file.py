@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harbor_secrets_envfile import EnvFileProvider
 
-from harbor_secrets import AtomicFile, StoreError
+from harbor_secrets import AtomicFile, AtomicFileSet, StoreError
 from harbor_secrets.exposition import write_textfile
 from harbor_secrets.metrics import SyncMetrics
 
@@ -55,10 +56,15 @@ def test_the_temporary_file_is_in_the_same_directory_and_both_are_fsynced(
         synced.append(os.readlink(f"/proc/self/fd/{fd}"))
         real_fsync(fd)
 
-    def replace(source: Any, destination: Any) -> None:
-        assert Path(source).parent == tmp_path  # same file system: the rename is atomic
+    def replace(source: Any, destination: Any, **dir_fds: int) -> None:
+        # Both names relative to one descriptor of the target's directory: the same file
+        # system, so the rename is atomic, and the same directory, whatever its path does.
+        assert set(dir_fds) == {"src_dir_fd", "dst_dir_fd"}
+        assert dir_fds["src_dir_fd"] == dir_fds["dst_dir_fd"]
+        assert os.readlink(f"/proc/self/fd/{dir_fds['src_dir_fd']}") == str(tmp_path)
+        assert destination == "file"
         assert not Path(source).name.endswith("file")
-        real_replace(source, destination)
+        real_replace(source, destination, **dir_fds)
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
@@ -141,3 +147,24 @@ def test_the_metrics_file_goes_through_the_same_writer(tmp_path: Path) -> None:
     os.link(target, tmp_path / "copy.prom")
     with pytest.raises(StoreError, match="hard links"):
         write_textfile(target, SyncMetrics())
+
+
+def test_problem_is_the_store_error_a_write_would_raise_for_one_file_and_for_a_set(
+    tmp_path: Path,
+) -> None:
+    """Both writers answer ``problem()`` alike: the :class:`StoreError` itself (its reason
+    and hint intact), so every store's ``cannot_write`` is just ``problem()``."""
+    (tmp_path / "real").write_text("")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    one = AtomicFile(tmp_path / "link").problem()
+    several = AtomicFileSet(tmp_path / "missing", (), ("a",), lock_name="a.lock").problem()
+    for problem, reason in ((one, "symlink"), (several, "missing-directory")):
+        assert isinstance(problem, StoreError)
+        assert problem.reason == reason
+        assert problem.hint
+    assert AtomicFile(tmp_path / "real").problem() is None
+    provider = EnvFileProvider(tmp_path / "link")
+    refused = provider.cannot_write("HARBOR_SANDBOX_SERVICE_PROVIDER")
+    assert refused is not None
+    assert refused.reason == "symlink"
+    assert refused.message == one.message  # type: ignore[union-attr]

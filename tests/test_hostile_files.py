@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLIENT_SECRET, envfile_config
+from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_testkit.environ import clean_environ
 
 CLOSED_PORT_ISSUER = "http://127.0.0.1:9"  # nothing listens: a token request would fail (exit 1)
@@ -73,7 +74,7 @@ def _too_large(size: int) -> Callable[[Path], None]:
 # (id, how to make the file, what the message must say, the fix it must give)
 REGULAR = "point it at a regular file"
 CONFIG_FILES = [
-    ("non-utf8", _non_utf8, "is not UTF-8 text (byte 0xe9 at offset 5)", "save it as UTF-8"),
+    ("non-utf8", _non_utf8, "is not UTF-8 text", "save it as UTF-8"),
     ("symlink-loop", _symlink_loop, "is a symbolic link loop", "point the path"),
     ("dev-zero", _dev_zero, "is a character device, not a regular file", REGULAR),
     ("fifo", _fifo, "is a named pipe (FIFO), not a regular file", REGULAR),
@@ -125,3 +126,62 @@ def test_an_unusable_secret_file_is_a_configuration_error_before_any_request(
     assert f"fix: {fix}" in result.stderr
     assert "bug" not in result.stderr
     assert not (tmp_path / "harbor.env").exists()  # nothing fetched, nothing written
+
+
+def test_a_secret_file_that_is_not_text_shows_nothing_of_its_content(tmp_path: Path) -> None:
+    """Not one byte of the secret, nor where the bad byte sits (its length so far)."""
+    secret = tmp_path / "client-secret"
+    secret.write_bytes(b"s3cr\xe9t-" + b"k" * 40 + b"\xff\xfe")
+    config = tmp_path / "harbor.toml"
+    config.write_text(
+        envfile_config(CLOSED_PORT_ISSUER, secret_ref=f"file:{secret}"), encoding="utf-8"
+    )
+    result = run("-c", str(config), "sync", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"refers to {secret}, which is not UTF-8 text (fix: save it as UTF-8" in result.stderr
+    for piece in ("0xe9", "0xff", "offset", "position", "s3cr", "kkkk"):
+        assert piece not in result.stdout + result.stderr
+
+
+def _sparse(size: int) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        with path.open("wb") as handle:
+            handle.truncate(size)  # no disk used: the read is what must stay bounded
+
+    return make
+
+
+# (id, how to make the previous metrics file, what the warning says, whether sync succeeds)
+METRICS_FILES = [
+    ("fifo", _fifo, "cannot read the metrics file {path}: it is a named pipe (FIFO)", False),
+    ("too-large", _sparse(17 << 20), "cannot read the metrics file {path}: it is larger", True),
+    ("non-utf8", _non_utf8, "the previous metrics file {path} is not UTF-8 text", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "warning", "written"),
+    [case[1:] for case in METRICS_FILES],
+    ids=[case[0] for case in METRICS_FILES],
+)
+def test_an_unusable_previous_metrics_file_only_restarts_the_counters(
+    tmp_path: Path, issuer: StandInIssuer, make: Callable[[Path], None], warning: str, written: bool
+) -> None:
+    """``sync --metrics-file`` reads the previous file through the bounded reader: a FIFO
+    there used to hang every run, and a huge file was read whole."""
+    metrics = tmp_path / "harbor.prom"
+    make(metrics)
+    config = tmp_path / "harbor.toml"
+    config.write_text(envfile_config(issuer.url), encoding="utf-8")
+    result = run("-c", str(config), "sync", "--metrics-file", str(metrics), cwd=tmp_path)
+    assert f"{warning.format(path=metrics)}" in result.stderr, result.stderr
+    assert "counters restart" in result.stderr
+    assert "bug" not in result.stderr
+    assert "Traceback" not in result.stderr
+    if written:  # replaced by this run's metrics
+        assert result.returncode == 0, result.stderr
+        assert "harbor_secrets_writes_total" in metrics.read_text()
+    else:  # the tokens are written; the metrics file cannot be, and the run says so
+        assert result.returncode == 1, result.stderr
+        assert f"the metrics file {metrics} is not a regular file" in result.stderr
+    assert (tmp_path / "harbor.env").exists()

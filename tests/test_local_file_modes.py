@@ -9,9 +9,8 @@ import os
 import stat
 import subprocess
 import sys
-import tempfile
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from harbor_testkit.records import make_record
 
 Run = Callable[..., Result]
 GROUP = 4242  # no such group here: root may give a file any group id
+NOBODY = 65534
 KEY = "HARBOR_SANDBOX_SERVICE_PROVIDER"
 
 
@@ -89,23 +89,12 @@ def test_config_check_says_file_mode_decides_the_mode(
     )
 
 
-@pytest.fixture
-def shared_directory() -> Iterator[Path]:
-    """A directory the unprivileged user can write (pytest's own is root's, 0700)."""
-    directory = Path(tempfile.mkdtemp(prefix="harbor-modes-"))
-    directory.chmod(0o777)
-    try:
-        yield directory
-    finally:
-        subprocess.run(["rm", "-rf", str(directory)], check=True)
-
-
 def test_a_group_the_writer_is_not_in_is_warned_about_and_the_write_still_happens(
     shared_directory: Path,
 ) -> None:
     path = shared_directory / "harbor.env"
     path.write_text("")
-    os.chown(path, -1, GROUP)
+    os.chown(path, NOBODY, GROUP)  # the writer's own file, in a group it is not in
     path.chmod(0o666)
     script = textwrap.dedent(
         f"""
@@ -118,7 +107,7 @@ def test_a_group_the_writer_is_not_in_is_warned_about_and_the_write_still_happen
         print(provider.write({KEY!r}, make_record()).value)
         """
     )
-    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
     done = subprocess.run(
         [*as_nobody, sys.executable, "-c", script],
         capture_output=True,
@@ -132,4 +121,4 @@ def test_a_group_the_writer_is_not_in_is_warned_about_and_the_write_still_happen
     )
     assert "written" in done.stdout
     assert "could not keep group 4242 of a rewritten file" in done.stderr
-    assert path.stat().st_gid == 65534
+    assert path.stat().st_gid == NOBODY

@@ -22,6 +22,7 @@ def test_public_api_is_pinned() -> None:
             "HarborSecretsError",
             "InvalidKeyError",
             "IssuerError",
+            "LocalFileError",
             "Options",
             "Provider",
             "ProviderContext",
@@ -45,6 +46,8 @@ def test_public_api_is_pinned() -> None:
             "is_loopback_host",
             "is_shell_name",
             "parse_time",
+            "read_credential_file",
+            "read_text_file",
             "scrub",
             "shell_name",
         ]

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -204,3 +205,56 @@ def test_a_foreign_data_link_is_refused(tokens: Path, planted: object) -> None:
             attempt()
         assert getattr(caught.value, "reason", None) == "symlink"
     assert sorted(path.name for path in folder.iterdir()) == ["..data"]  # refused before locking
+
+
+def rolled_back(tokens: Path, stale: TokenRecord, record: TokenRecord) -> Path:
+    """This version wrote ``stale``; then a rollback to a version before the linked layout:
+    its operator removed the links (that version refuses them) and it wrote its two regular
+    files, holding ``record``, beside the stale ``..data`` and its generation."""
+    TokenFilesProvider(tokens).write(KEY, stale)
+    folder = tokens / KEY
+    for name in ("access_token", "record.json"):
+        (folder / name).unlink()
+    (folder / "access_token").write_text(record.access_token.reveal())
+    (folder / "record.json").write_text(record.to_json())
+    return folder
+
+
+@pytest.mark.parametrize(("function", "call"), UPGRADE_STEPS)
+def test_after_a_rollback_the_regular_files_written_later_win(
+    tokens: Path, function: str, call: int
+) -> None:
+    """Upgraded again: the old version's files (NEW) are newer than the generation ..data
+    still points to (OLD). A write killed at any step of converting them leaves readers
+    NEW, never the stale OLD; the next write cleans up."""
+    folder = rolled_back(tokens, OLD, NEW)
+    provider = TokenFilesProvider(tokens)
+    stored = provider.read(KEY)
+    assert stored is not None
+    assert stored.access_token.reveal() == NEW.access_token.reveal()
+    assert provider.write(KEY, OLD) is WriteOutcome.KEPT_NEWER  # compared with NEW
+    assert killed_writing(tokens, LATER, function, call) == -9
+    assert_whole_pair(tokens, {NEW.access_token.reveal()})
+    assert_clean_after_next_write(tokens)
+    assert OLD.access_token.reveal() not in {
+        (generation / "access_token").read_text()
+        for generation in folder.iterdir()
+        if generation.name.startswith("..2")
+    }, "the stale generation outlived the next write"
+
+
+def test_regular_files_older_than_the_generation_lose_to_it(tokens: Path) -> None:
+    """What a write killed between linking the two names leaves: one name a link, the
+    other still the regular file the conversion adopted, written before the generation.
+    Whatever the layout, the later-written content is what the store holds."""
+    folder = rolled_back(tokens, NEW, OLD)
+    an_hour_ago = time.time() - 3600
+    for name in ("access_token", "record.json"):
+        os.utime(folder / name, (an_hour_ago, an_hour_ago))
+    provider = TokenFilesProvider(tokens)
+    stored = provider.read(KEY)
+    assert stored is not None
+    assert stored.access_token.reveal() == NEW.access_token.reveal()
+    assert provider.write(KEY, NEW) is WriteOutcome.KEPT_NEWER
+    assert provider.write(KEY, LATER) is WriteOutcome.WRITTEN
+    assert (folder / "access_token").read_text() == LATER.access_token.reveal()

@@ -7,12 +7,15 @@ what verifies that it does so for the PUT and the POST too, not only for GETs.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from kube_support import MANAGED, NAMESPACE, USER, Cluster, MakeProvider, Pod, unique
 
 from harbor_secrets import StoreError, WriteOutcome
+from harbor_testkit.fifo import call_beside_fifo
 from harbor_testkit.records import make_record
 
 
@@ -112,3 +115,42 @@ def test_a_token_file_that_vanished_is_a_credentials_error(
         provider.read(unique("vanished"))
     assert caught.value.reason == "credentials"
     assert str(pod.directory / "token") in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (os.mkfifo, "is a named pipe (FIFO), not a regular file"),
+        (lambda path: path.write_bytes(b"\xff\xfe" + b"eyJ" * 20), "is not UTF-8 text"),
+        (lambda path: path.mkdir(), "is a directory, not a regular file"),
+        (lambda path: path.write_text("\n"), None),
+    ],
+    ids=["fifo", "not-utf8", "directory", "empty"],
+)
+def test_a_token_file_that_turned_bad_fails_the_request_clearly(
+    cluster: Cluster,
+    make_kube: MakeProvider,
+    pod: Pod,
+    make: Callable[[Path], None],
+    problem: str | None,
+) -> None:
+    """A credential file goes bad while the job runs (watch mode keeps one provider for
+    hours): a run-time credentials failure naming the file, never a hang inside the
+    client's own read, never "a bug"."""
+    name = unique("badtoken")
+    cluster.server.put_secret(NAMESPACE, name, labels=MANAGED)
+    provider = make_kube(environ=pod.environ, **pod.options())
+    assert provider.write(name, make_record(-100)) is WriteOutcome.WRITTEN  # connected
+    token = pod.directory / "token"
+    token.unlink()
+    make(token)
+    mark = len(cluster.server.requests)
+    with pytest.raises(StoreError) as caught:
+        call_beside_fifo(lambda: provider.write(name, make_record()), token)
+    error = caught.value
+    assert error.reason == "credentials"
+    said = f"the file {problem}" if problem else "is empty"
+    assert f"token file {token} of the pod's service account" in error.message
+    assert error.message.endswith(said)
+    assert "0xff" not in str(error)
+    assert requests_of(cluster, mark, name) == []  # failed before any request

@@ -4,8 +4,10 @@ which Secret names a template may render (exit 2 before any request, naming the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from harbor_secrets_kubernetes import KubernetesProvider
 from kube_support import NAMESPACE, SINK, Cluster, Pod, base_environ
 
 from harbor_secrets import ConfigError, InvalidKeyError
+from harbor_testkit.fifo import call_beside_fifo
 from harbor_testkit.kube_apiserver import KubeconfigContext
 from harbor_testkit.servers import free_port
 
@@ -257,6 +260,48 @@ def test_a_broken_kubeconfig_is_a_configuration_error(
     assert problem in str(config_error(base_environ(tmp_path), kubeconfig=str(path)))
 
 
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _not_utf8(path: Path) -> None:
+    path.write_bytes(b"apiVersion: v1\n# caf\xe9\n")
+
+
+def _directory(path: Path) -> None:
+    path.mkdir()
+
+
+# (id, how to make the file, what the error says, the fix it gives)
+UNUSABLE_FILES = [
+    ("fifo", _fifo, "the file is a named pipe (FIFO), not a regular file", "regular file"),
+    ("not-utf8", _not_utf8, "the file is not UTF-8 text", "save it as UTF-8 text"),
+    ("directory", _directory, "the file is a directory, not a regular file", "regular file"),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "problem", "fix"),
+    [case[1:] for case in UNUSABLE_FILES],
+    ids=[case[0] for case in UNUSABLE_FILES],
+)
+def test_a_kubeconfig_that_is_no_text_file_is_a_configuration_error(
+    tmp_path: Path, make: Callable[[Path], None], problem: str, fix: str
+) -> None:
+    """Read through the core's bounded reader: a FIFO used to be called missing (and an
+    open one would hang), bytes that are not UTF-8 an internal error."""
+    path = tmp_path / "config"
+    make(path)
+    with pytest.raises(ConfigError) as caught:
+        call_beside_fifo(lambda: build(base_environ(tmp_path), kubeconfig=str(path)), path)
+    error = caught.value
+    assert error.exit_code == 2
+    assert error.key == f"sinks.{SINK}.kubeconfig"
+    assert f"{path}: {problem}" in str(error)
+    assert fix in str(error)
+    assert "0xe9" not in str(error)
+
+
 def edited_kubeconfig(cluster: Cluster, tmp_path: Path, change: dict[str, Any]) -> Path:
     """The session kubeconfig with ``change`` merged into its cluster / user entries."""
     document = json.loads(cluster.kubeconfig.read_text())
@@ -315,6 +360,30 @@ def test_in_a_pod_the_service_account_is_used_with_its_namespace(
     assert settings.identity.in_cluster
     assert settings.namespace == NAMESPACE  # from the mount's namespace file
     assert settings.server == cluster.server.url
+
+
+@pytest.mark.parametrize(
+    ("make", "problem", "fix"),
+    [case[1:] for case in UNUSABLE_FILES],
+    ids=[case[0] for case in UNUSABLE_FILES],
+)
+def test_a_namespace_file_that_is_no_text_file_is_a_configuration_error(
+    pod: Pod, make: Callable[[Path], None], problem: str, fix: str
+) -> None:
+    """Found when the sink is built (``config check``), before any request: a FIFO used to
+    hang it."""
+    namespace = pod.directory / "namespace"
+    namespace.unlink()
+    make(namespace)
+    with pytest.raises(ConfigError) as caught:
+        call_beside_fifo(
+            lambda: build(pod.environ, service_account_dir=str(pod.directory)), namespace
+        )
+    error = caught.value
+    assert error.exit_code == 2
+    assert error.key == f"sinks.{SINK}.service_account_dir"
+    assert f"{namespace}: {problem}" in str(error)
+    assert fix in str(error)
 
 
 def test_a_pod_without_a_mounted_token_falls_back_to_the_kubeconfig(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +25,7 @@ from harbor_secrets_vault import VaultProvider
 from vault_support import BaoServer, MakeProvider, make_record, unique
 
 from harbor_secrets import StoreError, WriteOutcome
+from harbor_testkit.fifo import call_beside_fifo
 from harbor_testkit.servers import free_port
 
 K8S_ROLE = "harbor-secrets"
@@ -460,6 +462,45 @@ def test_kubernetes_without_a_service_account_token(
     assert caught.value.reason == "no-credentials"
     assert "service-account token" in str(caught.value)
     assert "token_path" in str(caught.value)
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _not_utf8(path: Path) -> None:
+    path.write_bytes(b"\xff\xfe" + b"eyJ" * 20)
+
+
+@pytest.mark.parametrize(
+    ("make", "problem", "fix"),
+    [
+        (_fifo, "is a named pipe (FIFO), not a regular file", "point it at a regular file"),
+        (_not_utf8, "is not UTF-8 text", "save it as UTF-8 text"),
+        (lambda path: path.mkdir(), "is a directory, not a regular file", "a regular file"),
+    ],
+    ids=["fifo", "not-utf8", "directory"],
+)
+def test_a_service_account_token_that_is_no_text_file_fails_the_run_clearly(
+    make_vault: MakeProvider, tmp_path: Path, make: Callable[[Path], None], problem: str, fix: str
+) -> None:
+    """The token file is read at run time, through the core's bounded reader: a FIFO used
+    to hang sync forever, bytes that are not UTF-8 an "unexpected UnicodeDecodeError"."""
+    token_path = tmp_path / "token"
+    make(token_path)
+    provider = make_vault(
+        environ={},
+        auth={"method": "kubernetes", "role": K8S_ROLE, "token_path": str(token_path)},
+    )
+    with pytest.raises(StoreError) as caught:
+        call_beside_fifo(lambda: provider.read("harbor/x/y"), token_path)
+    error = caught.value
+    assert error.reason == "no-credentials"  # a run-time failure: exit 1, other sinks go on
+    assert error.message == (
+        f"cannot read the Kubernetes service-account token {token_path}: the file {problem}"
+    )
+    assert fix in (error.hint or "")
+    assert "0xff" not in str(error)
 
 
 def test_only_the_context_environment_counts(

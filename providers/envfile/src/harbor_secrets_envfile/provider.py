@@ -143,16 +143,12 @@ class EnvFileProvider(Provider):
         }
 
     def cannot_write(self, key: str) -> StoreError | None:
-        try:
-            self.file.check()
-        except StoreError as exc:
-            return exc
-        return None
+        return self.file.problem()
 
     def warnings(self, policy: RefreshPolicy) -> list[str]:
         problem = self.file.problem()
-        if problem:
-            return [f"{problem}; writes will be refused until it is fixed"]
+        if problem is not None:
+            return [f"{problem.message}; writes will be refused until it is fixed"]
         return self.file.notes()
 
     def __repr__(self) -> str:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from contextlib import suppress
-from pathlib import Path
 from typing import cast
 
 import httpx2
@@ -27,9 +25,9 @@ from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret as KubeSecret
 
-from harbor_secrets import Secret
+from harbor_secrets import Secret, read_credential_file
 from harbor_secrets_kubernetes._config import KubernetesSettings
-from harbor_secrets_kubernetes._errors import NotFoundError, Operation, guard
+from harbor_secrets_kubernetes._errors import CREDENTIALS, NotFoundError, Operation, guard
 
 #: Loggers of lightkube's HTTP stack; their DEBUG output carries request headers.
 QUIET_LOGGERS = ("lightkube", "httpx2", "httpcore2", "hpack", "h2", "anyio")
@@ -81,6 +79,7 @@ class SecretsApi:
             client.close()
 
     def _api(self) -> Client:
+        read_credentials(self.settings)  # before every request, not only the first
         with self._lock:
             if self._client is None:
                 self._client = self._connect()
@@ -89,7 +88,6 @@ class SecretsApi:
     def _connect(self) -> Client:
         settings = self.settings
         config = settings.client_config()
-        _register_credentials(settings)
         timeout = httpx2.Timeout(settings.timeout, connect=min(_CONNECT_TIMEOUT, settings.timeout))
         return Client(
             config,
@@ -109,15 +107,34 @@ def copy_secret(secret: KubeSecret) -> KubeSecret:
     return cast(KubeSecret, KubeSecret.from_dict(secret.to_dict()))
 
 
-def _register_credentials(settings: KubernetesSettings) -> None:
-    """Put the bearer token on the scrub list, so no log line or message can carry it."""
+def read_credentials(settings: KubernetesSettings) -> None:
+    """Put the bearer token on the scrub list, so no log line or message can carry it.
+
+    A token file (the pod's service-account token, a kubeconfig ``tokenFile``) is read
+    before every request, through the core's bounded reader: the kubelet rotates it, so
+    the token lightkube re-reads after a 401 is on the list too, and a file that turned
+    into a FIFO, a directory or something that is not text fails this request clearly
+    instead of hanging (or crashing) inside lightkube's own read.
+    """
     user = settings.client_config().user
     if user is None:
         return
     if user.token:
         Secret(user.token)
     if user.token_file:
-        with suppress(OSError):  # lightkube reports a missing token file on the request
-            Secret(Path(user.token_file).read_text(encoding="utf-8").strip())
+        _read_token_file(user.token_file, settings)
     if user.password:
         Secret(user.password)
+
+
+def _read_token_file(path: str, settings: KubernetesSettings) -> None:
+    identity = settings.identity
+    where = (
+        "check the pod's service-account token mount (automountServiceAccountToken, or "
+        "the projected volume)"
+        if identity.in_cluster
+        else f"fix the user's tokenFile in {identity.path}"
+    )
+    read_credential_file(
+        path, what=f"token file {path} of {identity.describe()}", fix=where, reason=CREDENTIALS
+    )

@@ -28,11 +28,20 @@ from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 from lightkube.config.models import Cluster, User
 from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
-from harbor_secrets import ConfigError, Options, ProviderContext, is_loopback_host
+from harbor_secrets import (
+    ConfigError,
+    LocalFileError,
+    Options,
+    ProviderContext,
+    is_loopback_host,
+    read_text_file,
+)
 from harbor_secrets_kubernetes._names import why_not_namespace
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 DEFAULT_KUBECONFIG = "~/.kube/config"
+#: A kubeconfig with many clusters and inline certificates stays well below this.
+MAX_KUBECONFIG_BYTES = 1 << 20
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONFLICT_RETRIES = 5
 #: How late a pod can see a Secret update in its volume, by default (see warnings.py).
@@ -197,11 +206,15 @@ def _in_cluster_config(
             f"{ca} does not exist: the service-account mount has no CA certificate",
             "mount the projected service-account volume with its ca.crt, or set kubeconfig",
         )
-    namespace: str | None = None
+    namespace_file = Path(directory, "namespace")
     try:
-        namespace = Path(directory, "namespace").read_text(encoding="utf-8").strip() or None
-    except OSError:
-        namespace = None
+        namespace = read_text_file(namespace_file).text.strip() or None
+    except LocalFileError as exc:
+        if exc.reason != "missing":
+            raise options.error(
+                "service_account_dir", f"{namespace_file}: the file {exc.problem}", exc.fix
+            ) from None
+        namespace = None  # then the namespace option must name one
     config = KubeConfig.from_one(
         cluster=Cluster(server=f"https://{host}:{port}", certificate_auth=ca),
         # The token file, not the token: lightkube re-reads it after a 401, which is how a
@@ -217,7 +230,7 @@ def _in_cluster_config(
 def _kubeconfig_path(options: Options, given: str | None, environ: Mapping[str, str]) -> str:
     if given is not None:
         path = expand_home(given, environ)
-        if not os.path.isfile(path):
+        if not os.path.lexists(path):
             raise options.error(
                 "kubeconfig", f"{path} does not exist", "point kubeconfig at a kubeconfig file"
             )
@@ -233,7 +246,7 @@ def _kubeconfig_path(options: Options, given: str | None, environ: Mapping[str, 
                 f'set kubeconfig = "{files[0]}" (the file with the context to use)',
             )
         path = expand_home(files[0], environ)
-        if not os.path.isfile(path):
+        if not os.path.lexists(path):
             raise options.error(
                 "kubeconfig",
                 f"KUBECONFIG names {path}, which does not exist",
@@ -242,7 +255,7 @@ def _kubeconfig_path(options: Options, given: str | None, environ: Mapping[str, 
         return path
     path = expand_home(DEFAULT_KUBECONFIG, environ)
     in_pod = "set" if environ.get("KUBERNETES_SERVICE_HOST") else "not set"
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise options.error(
             "kubeconfig",
             "no Kubernetes credentials: not in a pod with a mounted service-account token "
@@ -261,10 +274,11 @@ def _kubeconfig(
         return options.error("kubeconfig", f"{path}: {message}", fix)
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
-    except OSError as exc:
-        raise bad(f"cannot be read ({exc.strerror})", "check the path and permissions") from None
+        text = read_text_file(path, limit=MAX_KUBECONFIG_BYTES).text
+    except LocalFileError as exc:
+        raise bad(f"the file {exc.problem}", exc.fix) from None
+    try:
+        document = yaml.safe_load(text)
     except yaml.YAMLError:
         raise bad("is not valid YAML", "check it with 'kubectl config view'") from None
     if not isinstance(document, dict) or not isinstance(document.get("contexts"), list):

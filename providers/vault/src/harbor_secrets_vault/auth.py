@@ -20,7 +20,13 @@ from typing import Any
 
 import hvac
 
-from harbor_secrets import HarborSecretsError, Secret, StoreError, scrub
+from harbor_secrets import (
+    HarborSecretsError,
+    Secret,
+    StoreError,
+    read_credential_file,
+    scrub,
+)
 from harbor_secrets_vault.config import VaultSettings
 from harbor_secrets_vault.errors import NO_CREDENTIALS, PERMISSION_DENIED, Operation, guard
 
@@ -206,15 +212,8 @@ def _service_account_token(settings: VaultSettings) -> Secret:
 
 
 def _read_file(path: Path, what: str, fix: str) -> Secret:
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise StoreError(
-            f"cannot read the {what} ({exc.strerror})", hint=fix, reason=NO_CREDENTIALS
-        ) from None
-    if not value:
-        raise StoreError(f"the {what} is empty", hint=fix, reason=NO_CREDENTIALS)
-    return Secret(value)
+    """A credential file, read at run time: a bad one is a credentials failure of this run."""
+    return read_credential_file(path, what=what, fix=fix, reason=NO_CREDENTIALS)
 
 
 def _secret(settings: VaultSettings, name: str, again: bool = False) -> Secret:
