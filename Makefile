@@ -21,11 +21,14 @@ help:
 	@echo "make lambda-zip  build dist/harbor-secrets-lambda.zip for AWS Lambda"
 	@echo "make clean  remove the virtual environment and caches"
 
+# PYTHONWARNINGS drops the one banner setuptools prints for every editable install of a
+# package that is not in a src/ directory ("Please be careful with folders in your working
+# directory ..."), which --quiet does not silence: it is advice for setuptools users, not news.
 $(STAMP): pyproject.toml requirements-dev.txt testkit/pyproject.toml $(addsuffix pyproject.toml,$(PROVIDERS))
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e . $(addprefix -e ,$(PROVIDERS)) -e testkit
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e . $(addprefix -e ,$(PROVIDERS)) -e testkit
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from harbor_secrets._http_retry import MAX_BODY_BYTES, Answer
 from harbor_secrets.environments import SCOPES
 from harbor_secrets.errors import (
+    UNAVAILABLE_HINT,
     InvalidClientError,
     InvalidGrantError,
     InvalidScopeError,
@@ -42,9 +43,6 @@ CREDENTIALS_HINT = (
 URL_HINT = "check the accounts URL"
 SCOPE_HINT = f"Harbor's scopes are {' and '.join(SCOPES)}; check the client may request it"
 GRANT_HINT = "the refresh token expired or was revoked; a client_credentials fetch replaces it"
-# Said by `sync` and by `token`/`verify` typed at a terminal alike: what happens next is the
-# caller's business (a schedule retries by itself), so the hint names only the cause.
-UNAVAILABLE_HINT = "the issuer is down or overloaded; try again in a minute"
 REDIRECT_HINT = "use the final URL as the accounts URL"
 
 # RFC 6749 §5.2 error codes that name a cause, whatever the status (Keycloak sends 400 or 401).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -20,7 +21,8 @@ import click
 
 from harbor_secrets._version import __version__
 from harbor_secrets.cli_params import Duration, ListenAddress, MetricsFile, PushgatewayUrl, Scope
-from harbor_secrets.errors import EXIT_FAILURE, EXIT_USAGE, HarborSecretsError
+from harbor_secrets.environments import DEFAULT_SCOPE
+from harbor_secrets.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, HarborSecretsError
 from harbor_secrets.freshness import DEFAULT_MIN_REMAINING
 from harbor_secrets.invocation import Globals
 
@@ -35,13 +37,32 @@ _GLOBALS = "harbor_secrets.globals"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@dataclass
+class _Asked:
+    """What this command line asked for that the error handler needs after a failure: the
+    output format (``-o``), wherever it was typed. Held by the root context's ``obj``,
+    which every context of the invocation shares."""
+
+    output: str | None = None
+
+
+def _note_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Remember ``-o`` as soon as it is parsed (it is eager), so that even an error in the
+    options that follow it is printed as JSON when JSON was asked for."""
+    asked = ctx.find_root().obj
+    if value is not None and isinstance(asked, _Asked):
+        asked.output = value
+    return value
+
+
 def _global_params(
     *, output: bool, config: bool = True, root: bool = False
 ) -> list[click.Parameter]:
     """The global options: declared once, attached to the group and to every command.
 
-    A command that reads no configuration still parses ``-c`` (hidden from its help), so
-    that it can refuse it with a message instead of click's "no such option".
+    Every command parses all of them. A command that reads no configuration still parses
+    ``-c``, and one with no JSON form ``-o`` (each hidden from its help), so that it can
+    refuse them with one message instead of click's "no such option".
     """
     params: list[click.Parameter] = [
         click.Option(
@@ -59,11 +80,15 @@ def _global_params(
             envvar=LOG_FORMAT_ENV_VAR if root else None,
             help=f"Logs on stderr as text (default) or JSON lines. Default: ${LOG_FORMAT_ENV_VAR}.",
         ),
+        click.Option(
+            ["-o", "--output"],
+            type=OUTPUT,
+            hidden=not output,
+            is_eager=True,
+            callback=_note_output,
+            help="Result as text (default) or JSON; with JSON, an error is a JSON object too.",
+        ),
     ]
-    if output:
-        params.append(
-            click.Option(["-o", "--output"], type=OUTPUT, help="Result as text (default) or JSON.")
-        )
     return params
 
 
@@ -104,7 +129,11 @@ class HarborCommand(click.Command):
         own = {name: ctx.params.pop(name, None) for name in _GLOBAL_NAMES}
         merged = _merge(ctx, own)
         if not self.takes_output and merged.output != "text":
-            raise click.UsageError(f"{ctx.command_path} has no --output {merged.output}", ctx)
+            raise click.UsageError(
+                f"{ctx.command_path} has no --output {merged.output}: its output is for "
+                "people; drop -o/--output",
+                ctx,
+            )
         if not self.takes_config and merged.config is not None:
             raise click.UsageError(
                 f"{ctx.command_path} reads no configuration, so -c/--config would be ignored: "
@@ -236,11 +265,13 @@ def sync(g: Globals, /, **options: Any) -> int:
 @command(cli)
 @click.pass_obj
 def status(g: Globals) -> int:
-    """Show each sink's stored token: fresh, due, expired, missing or unreadable.
+    """Show each sink's stored token: fresh, due, expired, implausible, missing or unreadable.
 
     Uses the same freshness rule as `sync`: a token `status` calls due is one the next
-    `sync` rewrites. Exits 1 if any store cannot be read or holds no unexpired token, so
-    it doubles as a health check. Fetches nothing.
+    `sync` rewrites. Implausible is a token written under a clock that was wrong (issued
+    in the future, or expiring further ahead than tokens live): readers refuse it and
+    `sync` replaces it. Exits 1 if any token is missing, unreadable, implausible or
+    expired, so it doubles as a health check. Fetches nothing.
 
     \b
     Examples:
@@ -250,9 +281,6 @@ def status(g: Globals) -> int:
     from harbor_secrets.commands.status import status_command
 
     return status_command(g)
-
-
-DEFAULT_SCOPE = "service_provider"
 
 
 def target_options(func: F) -> F:
@@ -321,7 +349,9 @@ def token(g: Globals, /, scopes: tuple[str, ...], **target: Any) -> int:
     Needs the client secret: it is for trying credentials by hand. Services and scripts
     should use `get`, which prints the token the scheduled `sync` keeps fresh in your
     store and needs no client secret (and sends Harbor nothing). Only the token is
-    printed, followed by a newline (-o json: the token with its expiry).
+    printed, followed by a newline (-o json: the token with its expiry). Like `verify`
+    and `get`, it works on the tokens a [[targets]] table keeps, so the client secret
+    goes only to an issuer `config check` lists.
 
     \b
     Examples:
@@ -424,7 +454,7 @@ def exec_(
     exec_command(g, targets, command, sink=sink, min_remaining=min_remaining)
 
 
-@command(cli, output=False)
+@command(cli)
 @target_options
 @click.option("--sink", metavar="NAME", help="Test the token stored in this sink instead.")
 @click.pass_obj
@@ -433,12 +463,14 @@ def verify(g: Globals, /, sink: str | None, scopes: tuple[str, ...], **target: A
 
     Without --sink a fresh token is fetched and tested (proves credentials and URLs). With
     --sink the stored token is tested (proves what your services read). A 401 means check
-    your credentials and environment; a 404 means check the URL.
+    your credentials and environment; a 404 means check the URL. Exits 1 when Harbor
+    refuses the token; -o json gives Harbor's answer (ok, status, message) for CI checks.
 
     \b
     Examples:
       harbor-secrets verify -c harbor.toml -e sandbox
       harbor-secrets verify -c harbor.toml -e sandbox -s tower_access --sink vault
+      harbor-secrets verify -c harbor.toml -e sandbox -o json | jq -e .ok
     """
     from harbor_secrets.commands.token import verify_command
 
@@ -532,17 +564,18 @@ def config_check(g: Globals, skip_references: bool) -> int:
 def demo(directory: str) -> int:
     """Run the whole job against a local stand-in issuer (no Harbor account needed).
 
-    Starts a Keycloak-shaped issuer on 127.0.0.1, writes a config and an env file into
-    DIRECTORY, syncs both scopes of both environments, syncs again to show that nothing is
-    due, reads a token back with `get`, and shows how to point the same config at real
-    Harbor. Its issuer stops when it ends; `harbor-secrets stand-in-issuer -c
+    Starts a Keycloak-shaped issuer on 127.0.0.1 (on the port DIRECTORY's configuration
+    already names, while it is free), writes a config and an env file into DIRECTORY
+    (never through a symbolic link), syncs both scopes of both environments, syncs again
+    to show that nothing is due, reads a token back with `get`, and shows how to point the
+    same config at real Harbor. Its issuer stops when it ends; `harbor-secrets stand-in-issuer -c
     DIRECTORY/harbor-secrets.toml` serves that configuration again, so `verify`, `token`
     and `sync` work on it.
 
     \b
     Examples:
       harbor-secrets demo
-      harbor-secrets demo --directory /tmp/harbor-demo
+      harbor-secrets demo --directory ~/harbor-demo
     """
     from harbor_secrets.commands.demo import demo_command
 
@@ -550,7 +583,10 @@ def demo(directory: str) -> int:
 
 
 @command(cli, "stand-in-issuer", output=False)
-@click.option("--host", help="Address to bind, without -c. Default: 127.0.0.1.")
+@click.option(
+    "--host",
+    help="Loopback address to bind, without -c: 127.0.0.1 (default), ::1 or localhost.",
+)
 @click.option(
     "--port", type=click.IntRange(0, 65535), help="Port, without -c (0: any free). Default: 8401."
 )
@@ -590,29 +626,58 @@ def stand_in_issuer(g: Globals, /, **options: Any) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Entry point: the single place where errors become messages and exit codes."""
+    """Entry point: the single place where errors become messages and exit codes.
+
+    The message goes to stderr; when ``-o json`` was asked for, stdout gets the same error
+    as a JSON object (:func:`_json_error`), so ``… -o json | jq`` never reads nothing.
+    """
+    asked = _Asked()
     try:
         code = cli.main(
             args=list(argv) if argv is not None else None,
             prog_name="harbor-secrets",
             standalone_mode=False,
+            obj=asked,
         )
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
         exc.show()
         code = EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+        _json_error(asked, code, exc.format_message())
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         code = 130
+        _json_error(asked, code, "aborted")
     except HarborSecretsError as exc:
         from harbor_secrets.secrets import scrub
 
         click.echo(f"harbor-secrets: error: {scrub(str(exc))}", err=True)
         code = exc.exit_code
+        fix = exc.fix if isinstance(exc, ConfigError) else exc.hint
+        _json_error(asked, code, exc.message, fix)
     except Exception as exc:
         code = _report_bug(exc)
+        _json_error(asked, code, _bug_message(exc))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _json_error(asked: _Asked, code: int, error: str, fix: str | None = None) -> None:
+    """``{"ok": false, "exit_code": …, "error": …, "fix": …}`` on stdout, scrubbed of every
+    known secret, when ``-o json`` was asked for; nothing otherwise."""
+    if asked.output != "json":
+        return
+    import json
+
+    from harbor_secrets.secrets import scrub
+
+    body = {
+        "ok": False,
+        "exit_code": code,
+        "error": scrub(error),
+        "fix": scrub(fix) if fix else None,
+    }
+    click.echo(json.dumps(body, indent=2))
 
 
 def run() -> NoReturn:
@@ -643,17 +708,17 @@ def run() -> NoReturn:
         os._exit(code)
 
 
+def _bug_message(exc: Exception) -> str:
+    return f"internal error: {type(exc).__name__} (this is a bug; run with -vv for a traceback)"
+
+
 def _report_bug(exc: Exception) -> int:
     import logging
     import traceback
 
     from harbor_secrets.secrets import scrub
 
-    click.echo(
-        f"harbor-secrets: internal error: {type(exc).__name__} (this is a bug; "
-        "run with -vv for a traceback)",
-        err=True,
-    )
+    click.echo(f"harbor-secrets: {_bug_message(exc)}", err=True)
     if logging.getLogger().isEnabledFor(logging.DEBUG):
         click.echo(scrub("".join(traceback.format_exception(exc))), err=True)
     return EXIT_FAILURE

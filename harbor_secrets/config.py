@@ -18,16 +18,17 @@ from harbor_secrets._reading import LocalFileError, read_text_file
 from harbor_secrets.environments import (
     DEFAULT_URLS,
     SCOPES,
+    SCOPES_FIX,
+    SCOPES_WHAT,
     Environment,
-    check_scope,
     environment_for_tower,
     resolve_environment,
 )
 from harbor_secrets.errors import ConfigError
 from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.options import Options
+from harbor_secrets.references import is_reference
 from harbor_secrets.retry_policy import RetryPolicy
-from harbor_secrets.suggest import did_you_mean
 
 CONFIG_ENV_VAR = "HARBOR_SECRETS_CONFIG"
 MAX_TOKEN_LIFETIME = 86_400  # the token client refuses longer lifetimes too
@@ -257,9 +258,7 @@ def check_reference_syntax(reference: str, options: Options, name: str) -> None:
     The value itself is never echoed in the error: if it is a pasted secret, it stays out of
     terminals and CI logs.
     """
-    scheme, sep, rest = reference.partition(":")
-    valid_scheme = bool(sep) and scheme.replace("-", "").isalnum() and scheme.islower()
-    if not valid_scheme or not rest or "\n" in reference:
+    if not is_reference(reference):
         variable = "HARBOR_" + "".join(c if c.isalnum() else "_" for c in name).upper()
         raise options.error(
             name,
@@ -325,14 +324,13 @@ def _parse_target(
         raise table.error(
             "credentials", "is required when several credentials exist", 'set credentials = "…"'
         )
-    if credentials_name not in credentials:
-        known = ", ".join(credentials) or "none defined"
-        raise table.error(
-            "credentials",
-            f"names unknown credentials {credentials_name!r}"
-            + did_you_mean(credentials_name, credentials),
-            f"define [credentials.{credentials_name}] or use one of: {known}",
-        )
+    table.pick(
+        "credentials",
+        credentials_name,
+        credentials,
+        what="the credentials this file defines",
+        fix=f"define [credentials.{credentials_name}] or use one of: {', '.join(credentials)}",
+    )
     names = table.str_list("environments")
     tower_ids = table.str_list("tower_ids")
     for tower_id in tower_ids:
@@ -349,31 +347,29 @@ def _parse_target(
             'set environments = ["sandbox"] or tower_ids = ["0100000000000a3f"]',
         )
     for name in names:
-        if name not in environments:
-            raise table.error(
-                "environments",
-                f"unknown environment {name!r}" + did_you_mean(name, environments),
-                f"use one of {', '.join(environments)} or define [environments.{name}]",
-            )
+        table.pick(
+            "environments",
+            name,
+            environments,
+            what="the environments",
+            fix=f"use one of {', '.join(environments)} or define [environments.{name}]",
+        )
     scopes = table.str_list("scopes", list(SCOPES))
     if not scopes:
         raise table.error("scopes", "is empty", f"use one or more of {', '.join(SCOPES)}")
-    for scope in scopes:
-        try:
-            check_scope(scope)
-        except ConfigError as exc:  # Harbor would answer invalid_scope at run time
-            raise table.error("scopes", exc.message, exc.fix or "") from None
+    for scope in scopes:  # Harbor would answer invalid_scope at run time
+        table.pick("scopes", scope, SCOPES, what=SCOPES_WHAT, fix=SCOPES_FIX)
     sink_names = table.str_list("sinks", list(sinks))
     if not sink_names:
         raise table.error("sinks", "names no sink", "define a [sinks.NAME] table and list it here")
     for name in sink_names:
-        if name not in sinks:
-            known = ", ".join(sinks) or "none defined"
-            raise table.error(
-                "sinks",
-                f"names unknown sink {name!r}" + did_you_mean(name, sinks),
-                f"define [sinks.{name}] or use: {known}",
-            )
+        table.pick(
+            "sinks",
+            name,
+            sinks,
+            what="the sinks this file defines",
+            fix=f"define [sinks.{name}] or use one of: {', '.join(sinks) or 'none is defined'}",
+        )
     table.finish()
     return TargetConfig(
         index=index,

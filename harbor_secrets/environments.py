@@ -10,13 +10,17 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from harbor_secrets.errors import ConfigError
-from harbor_secrets.suggest import did_you_mean
+from harbor_secrets.suggest import pick
 
 TOKEN_PATH = "/realms/harbor/protocol/openid-connect/token"
 TEST_TOKEN_PATH = "/api/v1/login/test-token"
 
 SCOPES = ("service_provider", "tower_access")
-_SCOPE_USES = "service_provider (your backend's API token) or tower_access (the mobile SDK's)"
+#: The scope a command works on when none is named (``-s``).
+DEFAULT_SCOPE = "service_provider"
+#: How an error names the set of scopes, and the fix it gives (:func:`suggest.pick`).
+SCOPES_WHAT = "Harbor's scopes"
+SCOPES_FIX = "use service_provider (your backend's API token) or tower_access (the mobile SDK's)"
 
 #: Harbor's environments and their documented (accounts, api) base URLs. ``development``
 #: is the one Harbor's SDKs and example apps know beside the two its token page names.
@@ -205,18 +209,13 @@ def resolve_environment(
     )
 
 
-def check_scope(scope: str) -> str:
+def check_scope(scope: str, *, key: str | None = None) -> str:
     """``scope`` if it is one of Harbor's, else a ConfigError (exit 2) naming them.
 
     Checked with the configuration and the command line, so a misspelled scope never reaches
     Harbor (which would answer ``invalid_scope`` at run time).
     """
-    if scope in SCOPES:
-        return scope
-    raise ConfigError(
-        f"{scope!r} is not one of Harbor's scopes" + did_you_mean(scope, SCOPES),
-        fix=f"use {_SCOPE_USES}",
-    )
+    return pick(scope, SCOPES, key=key, what=SCOPES_WHAT, fix=SCOPES_FIX)
 
 
 def normalize_tower_id(tower_id: str) -> str:

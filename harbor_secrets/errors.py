@@ -8,6 +8,8 @@ Messages never carry secret values: constructors take only names, paths and stat
 
 from __future__ import annotations
 
+from typing import Self
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -45,9 +47,15 @@ class ConfigError(HarborSecretsError):
         where = ": ".join(part for part in (source, key) if part)
         text = f"{where}: {message}" if where else message
         super().__init__(text, hint=f"fix: {fix}" if fix else None)
+        self.detail = message  # without the file and key
         self.source = source
         self.key = key
         self.fix = fix
+
+    def at(self, *, source: str | None, key: str | None) -> Self:
+        """The same error, said of ``key`` in ``source`` (for an error raised by code that
+        does not know where the value it refused came from, such as the registry)."""
+        return type(self)(self.detail, source=source, key=key, fix=self.fix)
 
 
 class SecretReferenceError(HarborSecretsError):
@@ -107,10 +115,12 @@ class StoreError(HarborSecretsError):
         self.reason = reason
 
 
-class ProviderUnavailableError(HarborSecretsError):
-    """A provider is configured but its distribution (or a dependency) is not installed."""
+class ProviderUnavailableError(ConfigError):
+    """A provider is configured but its distribution (or a dependency) is not installed.
 
-    exit_code = EXIT_USAGE
+    A configuration error like any other (exit 2, the file and the key that names the
+    provider), told apart only for metrics and ``harbor-secrets providers``.
+    """
 
 
 def describe_error(exc: BaseException) -> str:
@@ -120,10 +130,19 @@ def describe_error(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__} (a bug; run with -vv for details)"
 
 
+#: What to try when the issuer answered that it cannot serve now (429, 503) or did not
+#: answer at all for no more specific reason (:func:`unreachable_hint`). Said by ``sync``
+#: and by ``token``/``verify`` typed at a terminal alike: what happens next is the caller's
+#: business (a schedule retries by itself), so the hint names only the cause.
+UNAVAILABLE_HINT = "the issuer is down or overloaded; try again in a minute"
+
+REFUSED = "connection refused"
+UNRESOLVED = "the host name did not resolve"
+
 # What a transport exception's text says, in words: every HTTP stack (requests for the token
 # client and Vault, httpx for Kubernetes) words the same socket errors its own way.
 _CONNECTION_FAILURES = (
-    (("Connection refused", "refused"), "connection refused"),
+    (("Connection refused", "refused"), REFUSED),
     (("Connection reset", "reset by peer"), "connection reset by the server"),
     (
         ("RemoteDisconnected", "without response", "Server disconnected"),
@@ -138,7 +157,7 @@ _CONNECTION_FAILURES = (
             "Temporary failure in name resolution",
             "getaddrinfo",
         ),
-        "the host name did not resolve",
+        UNRESOLVED,
     ),
     (("No route to host",), "no route to host"),
     (("Network is unreachable",), "the network is unreachable"),
@@ -153,3 +172,23 @@ def describe_connection_failure(exc: BaseException) -> str:
         if any(needle in text for needle in needles):
             return reason
     return type(exc).__name__
+
+
+def unreachable_hint(reason: str | None, *, local: bool) -> str:
+    """What to do about an issuer that gave no answer, by why (``reason``, a
+    :func:`describe_connection_failure` wording) and where (``local``: a loopback host).
+
+    A refused connection on this host means nothing listens on that port (a stand-in
+    issuer that is not running, or a port that changed), not an overloaded issuer; a name
+    that does not resolve is a URL or DNS matter. Anything else may pass: try again.
+    """
+    if reason == REFUSED and local:
+        return (
+            "nothing listens on that port of this host: start the issuer it names (for a "
+            "demo configuration: harbor-secrets stand-in-issuer -c FILE), or correct the port"
+        )
+    if reason == REFUSED:
+        return "the issuer's host refused the connection: it is down, or the URL's port is wrong"
+    if reason == UNRESOLVED:
+        return "check the host name in the URL, and this host's DNS"
+    return UNAVAILABLE_HINT

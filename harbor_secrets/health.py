@@ -19,8 +19,13 @@ from datetime import datetime
 from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from harbor_secrets._serving import LoopbackHandler, http_url, serve_in_background, shut_down
-from harbor_secrets.errors import ConfigError
+from harbor_secrets._serving import (
+    LoopbackHandler,
+    bind,
+    http_url,
+    serve_in_background,
+    shut_down,
+)
 from harbor_secrets.freshness import RefreshPolicy, SinkHealth
 from harbor_secrets.metrics import SinkKey
 from harbor_secrets.secrets import scrub
@@ -143,14 +148,13 @@ class StatusServer:
 
     def start(self) -> StatusServer:
         """Bind (port 0 picks a free one); a port in use is a usage error (exit 2)."""
-        try:
-            server = _Server((self.host, self.port), self)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
-                key="--listen",
-                fix="choose a free port, or an address of this host",
-            ) from None
+        server = bind(
+            lambda: _Server((self.host, self.port), self),
+            host=self.host,
+            port=self.port,
+            key="--listen",
+            fix="choose a free port, or an address of this host",
+        )
         self.port = int(server.server_address[1])
         self._server = server
         self._thread = serve_in_background(server, name="harbor-secrets-http", poll=0.2)

@@ -20,12 +20,14 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harbor_secrets.errors import HarborSecretsError
 from harbor_secrets.options import Options
@@ -84,6 +86,32 @@ class OnWrite:
     @property
     def program(self) -> str:
         return self.argv[0]
+
+    def describe(self) -> dict[str, Any]:
+        """The command as ``config check`` shows it (JSON types; the timeout in seconds)."""
+        return {"argv": list(self.argv), "timeout_seconds": self.timeout}
+
+    def cannot_start(self, environ: Mapping[str, str]) -> str | None:
+        """Why the program would not start here, found offline, or None.
+
+        The command is not a shell line, so its program is found as ``execvpe`` finds it:
+        a name with a ``/`` is that file, any other name is looked up on ``PATH`` of the
+        environment it runs with. Advice, not a refusal: the job may run where it exists.
+        """
+        program = self.program
+        if os.sep in program:
+            if not os.path.isfile(program):
+                return f"{program} does not exist (or is not a file)"
+            if not os.access(program, os.X_OK):
+                return f"{program} is not executable (chmod +x it)"
+            return None
+        if shutil.which(program, path=environ.get("PATH", os.defpath)) is None:
+            return (
+                f"{program!r} is not found on PATH, so the command cannot start after a "
+                "write; give its absolute path (a scheduler's PATH is often shorter than a "
+                "shell's)"
+            )
+        return None
 
 
 @dataclass(frozen=True)

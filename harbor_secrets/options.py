@@ -1,7 +1,10 @@
 """Typed access to one configuration table, with errors that name the key and the fix.
 
 Providers read their sink's options through :class:`Options` so every provider reports
-mistakes the same way and unknown keys are never silently ignored.
+mistakes the same way and unknown keys are never silently ignored. A misspelt key is
+reported before anything it causes: a table whose ``tower_id`` was meant as ``tower_ids``
+"names no environment" only because of the typo, so every error this table raises first
+looks for such a key (:meth:`Options.error`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Any
 
 from harbor_secrets.durations import parse_duration
 from harbor_secrets.errors import ConfigError
-from harbor_secrets.suggest import MISSING_KEY_CUTOFF, close_match
+from harbor_secrets.suggest import MISSING_KEY_CUTOFF, close_match, pick
 
 
 class Options:
@@ -40,7 +43,52 @@ class Options:
         return f"{self.prefix}.{name}" if self.prefix else name
 
     def error(self, name: str, message: str, fix: str) -> ConfigError:
-        return ConfigError(message, source=self.source, key=self.key(name), fix=fix)
+        """The error to raise about option ``name``, unless a misspelt key comes first.
+
+        A key nobody asked for that looks like an option this table was asked for and
+        lacks (or one someone else reads from it, ``known``) is the likelier mistake: the
+        typo made that option absent, and the absence made this error. It is named instead,
+        as :meth:`finish` would name it, so the user fixes the cause first. Keys not asked
+        for yet may still be real options, hence the stricter cutoff.
+        """
+        return self._misspelling() or ConfigError(
+            message, source=self.source, key=self.key(name), fix=fix
+        )
+
+    def refuse(self, error: ConfigError) -> ConfigError:
+        """``error`` (raised about this table by someone else), unless a misspelt key comes
+        first, as in :meth:`error`."""
+        return self._misspelling() or error
+
+    def _misspelling(self) -> ConfigError | None:
+        wanted = (self._seen - set(self._table)) | self._known
+        for name in self.unknown():
+            guess = close_match(name, wanted, cutoff=MISSING_KEY_CUTOFF)
+            if guess is not None:
+                return self._not_an_option(name, guess)
+        return None
+
+    def _not_an_option(self, name: str, guess: str | None) -> ConfigError:
+        if guess is not None:
+            return ConfigError(
+                f"is not a known option; did you mean {guess}?",
+                source=self.source,
+                key=self.key(name),
+                fix=f"correct the spelling to {guess}, or remove it",
+            )
+        return ConfigError(
+            "is not a known option",
+            source=self.source,
+            key=self.key(name),
+            fix="check the spelling against the documentation, or remove it",
+        )
+
+    def pick(self, name: str, value: str, known: Iterable[str], *, what: str, fix: str) -> str:
+        """``value`` of option ``name`` if it is one of ``known`` (:func:`suggest.pick`)."""
+        try:
+            return pick(value, known, key=self.key(name), what=what, source=self.source, fix=fix)
+        except ConfigError as exc:
+            raise self.refuse(exc) from None
 
     def __contains__(self, name: str) -> bool:
         return name in self._table
@@ -67,10 +115,11 @@ class Options:
         unasked = [key for key in self._table if key not in self._seen]
         typo = close_match(name, unasked, cutoff=MISSING_KEY_CUTOFF)
         if typo is not None:
-            return self.error(
-                name,
+            return ConfigError(
                 f"is required; this table has {typo}, which is not an option: did you mean {name}?",
-                f"rename {typo} to {name}",
+                source=self.source,
+                key=self.key(name),
+                fix=f"rename {typo} to {name}",
             )
         return self.error(name, "is required", f'set {name} = "…"')
 
@@ -82,14 +131,13 @@ class Options:
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self.string(name, default)
         assert value is not None
-        if value not in choices:
-            guess = close_match(value, choices)
-            raise self.error(
-                name,
-                f"{value!r} is not allowed" + (f"; did you mean {guess}?" if guess else ""),
-                f"use one of {', '.join(map(repr, choices))}",
-            )
-        return value
+        return self.pick(
+            name,
+            value,
+            choices,
+            what=f"the values {name} takes",
+            fix=f"use one of {', '.join(map(repr, choices))}",
+        )
 
     def boolean(self, name: str, default: bool = False) -> bool:
         value = self.raw(name, default)
@@ -135,15 +183,6 @@ class Options:
     def finish(self) -> None:
         """Raise on the first key nobody asked for (likely a typo), guessing what it meant."""
         for name in self.unknown():
-            guess = close_match(name, (self._seen - set(self._table)) | self._known)
-            if guess is not None:
-                raise self.error(
-                    name,
-                    f"is not a known option; did you mean {guess}?",
-                    f"correct the spelling to {guess}, or remove it",
-                )
-            raise self.error(
-                name,
-                "is not a known option",
-                "check the spelling against the documentation, or remove it",
+            raise self._not_an_option(
+                name, close_match(name, (self._seen - set(self._table)) | self._known)
             )

@@ -8,9 +8,13 @@ template (:mod:`harbor_secrets.keys`; the provider only normalises it), then cal
 :meth:`Provider.write` to store a fresh one.
 
 ``write`` owns the monotonic guarantee because only the store can make read-compare-write
-atomic (a file lock, Vault's check-and-set, ...): it must never replace a record whose
-``expires_at`` is the same or later than the new one, and it reports which happened.
-Every provider's tests subclass :class:`harbor_secrets.testing.ProviderContract`.
+atomic (a file lock, Vault's check-and-set, ...): under that lock or check-and-set it reads
+what is stored and replaces it only if ``record.is_newer_than(stored)`` says so, and it
+reports which happened. A provider never compares expiries itself: ``is_newer_than`` is
+true for a later expiry, and also when the writer's freshness policy does not trust the
+stored record (one written under a clock far ahead, which would otherwise block every
+write until that false expiry passed). Every provider's tests subclass
+:class:`harbor_secrets.testing.ProviderContract`, which checks both.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class WriteOutcome(enum.Enum):
     """What :meth:`Provider.write` did."""
 
     WRITTEN = "written"
-    KEPT_NEWER = "kept-newer"  # the store already held a record expiring at or after ours
+    KEPT_NEWER = "kept-newer"  # the store held one ours is not newer than (is_newer_than)
 
 
 class InvalidKeyError(ValueError):
@@ -89,7 +93,9 @@ class Provider(ABC):
     #: and renders it; ``from_options`` never sees that option.
     key_option: ClassVar[str] = "key"
     default_key_template: ClassVar[str] = "harbor/{environment}/{scope}"
-    #: Secret-reference schemes this provider resolves, e.g. ``("vault",)``.
+    #: Secret-reference schemes this provider resolves, e.g. ``("vault",)``: lower-case
+    #: words joined by hyphens (:data:`harbor_secrets.references.REFERENCE_PATTERN`), or
+    #: the configuration check refuses every reference to them.
     reference_schemes: ClassVar[tuple[str, ...]] = ()
     #: True when ``read`` returns every field ``write`` was given (not just token + expiry).
     stores_full_record: ClassVar[bool] = True
@@ -131,7 +137,15 @@ class Provider(ABC):
 
     @abstractmethod
     def write(self, key: str, record: TokenRecord) -> WriteOutcome:
-        """Store ``record`` unless the store holds one expiring at or after it (atomically)."""
+        """Store ``record`` if ``record.is_newer_than(stored)``, atomically; else keep it.
+
+        Read what the store holds under the same lock or check-and-set as the write, and
+        ask :meth:`TokenRecord.is_newer_than` (never compare expiries here): it keeps a
+        stored record expiring at or after ``record``, except one the writer does not
+        trust. Return :attr:`WriteOutcome.KEPT_NEWER` when the stored one stays. Store every
+        field :meth:`TokenRecord.to_dict` gives (``written_by`` included) when the store
+        keeps whole records.
+        """
 
     def cannot_write(self, key: str) -> StoreError | None:
         """Why a write of ``key`` is certain to fail, known without trying it, or None.

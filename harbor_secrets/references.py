@@ -7,19 +7,52 @@ resolved by that provider at run time; their failures are run-time failures (exi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from harbor_secrets._reading import MAX_SECRET_FILE_BYTES, LocalFileError, read_text_file
 from harbor_secrets.errors import ConfigError, SecretReferenceError
 from harbor_secrets.provider import Provider
 from harbor_secrets.secrets import Secret
+from harbor_secrets.suggest import close_match
 
 LOCAL_SCHEMES = ("env", "file")
 
+#: What a reference looks like: a scheme, a colon, the rest on one line. A scheme is a word
+#: of lower-case letters, or words joined by hyphens (``env``, ``file``, ``vault``,
+#: ``aws-sm``): a pasted secret (``k7q2m9x4v8:Zp3Wn6Rt1Ys5``) seldom looks like that. The
+#: Helm chart checks the same pattern at install time (deploy/helm/harbor-secrets/templates/
+#: _helpers.tpl; tests/test_deploy_helm.py keeps the two one).
+REFERENCE_PATTERN = r"[a-z]+(-[a-z]+)*:[^\n]+"
+_REFERENCE = re.compile(REFERENCE_PATTERN + r"\Z")
 
-def _looks_like_scheme(scheme: str) -> bool:
-    return bool(scheme) and scheme.replace("-", "").isalnum() and scheme.islower()
+
+def is_reference(text: str) -> bool:
+    """Whether ``text`` has the shape of a secret reference (not whether anyone resolves it)."""
+    return _REFERENCE.match(text) is not None
+
+
+def unknown_scheme(
+    scheme: str, known: Iterable[str], *, key: str, source: str | None
+) -> ConfigError:
+    """A reference whose ``scheme`` no installed provider resolves (exit 2).
+
+    The scheme is never repeated: a pasted secret can have a reference's shape, and its
+    part before the colon is secret too. The known schemes are listed instead, with the
+    one it most likely meant (a guess names only a known scheme, never the value).
+    """
+    known = list(known)
+    guess = close_match(scheme, known)
+    return ConfigError(
+        "is not a reference any installed provider resolves (the value is not shown): its "
+        f"scheme is none of {', '.join(f'{name}:' for name in known)}"
+        + (f"; did you mean {guess}:?" if guess else ""),
+        source=source,
+        key=key,
+        fix="use one of those schemes (`harbor-secrets providers` says which provider "
+        "resolves which); if a real secret was pasted here, rotate it",
+    )
 
 
 def scheme_of(reference: str) -> str:
@@ -40,11 +73,13 @@ class ReferenceResolver:
         base_dir: Path,
         provider_for_scheme: Callable[[str], Provider | None] | None = None,
         source: str | None = None,
+        known_schemes: Callable[[], Iterable[str]] = lambda: LOCAL_SCHEMES,
     ) -> None:
         self._environ = environ
         self._base_dir = base_dir
         self._provider_for_scheme = provider_for_scheme
         self._source = source
+        self._known_schemes = known_schemes
         #: Advice found while resolving (a secret file others may read), once per file.
         self.warnings: list[str] = []
 
@@ -56,15 +91,7 @@ class ReferenceResolver:
             return self._from_file(rest, key)
         provider = self._provider_for_scheme(scheme) if self._provider_for_scheme else None
         if provider is None:
-            # Name the scheme only if it looks like one: a pasted secret has no scheme.
-            named = f"{scheme}: references" if _looks_like_scheme(scheme) else "this value"
-            raise ConfigError(
-                f"no installed provider resolves {named}",
-                source=self._source,
-                key=key,
-                fix="use env: or file:, or install the provider for that scheme "
-                "(harbor-secrets providers lists them)",
-            )
+            raise unknown_scheme(scheme, self._known_schemes(), key=key, source=self._source)
         try:
             return provider.resolve_reference(reference)
         except SecretReferenceError:

@@ -7,12 +7,14 @@ command that installs it, instead of an ImportError traceback.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 
 from harbor_secrets.errors import ConfigError, ProviderUnavailableError
 from harbor_secrets.provider import ENTRY_POINT_GROUP, Provider
+from harbor_secrets.references import LOCAL_SCHEMES
+from harbor_secrets.suggest import unknown
 
 # These two tables must be listed, not derived: an entry point exists only once its
 # distribution is installed, so nothing installed can say that `provider = "vault"` needs
@@ -53,10 +55,27 @@ class ProviderInfo:
 
 
 def install_hint(name: str) -> str:
+    """How to install the provider ``name``: for a first-party one, the README's safe install.
+
+    Our distributions are not on PyPI, so installing one by name from an index would take
+    whatever someone else published under that name (dependency confusion). ``make dist``
+    writes ``dist/requirements.txt``, which installs exactly the files built (by hash, from
+    ``dist/`` only); the extra then brings the provider's third-party dependencies.
+    """
     if name in KNOWN_PROVIDERS:
         distribution, extra = KNOWN_PROVIDERS[name]
-        return f"pip install '{extra}' (or pip install {distribution})"
+        return (
+            f"install {distribution} from the files `make dist` built, never by name from a "
+            "package index (it is not on PyPI): pip install --no-deps -r dist/requirements.txt "
+            f"(keep its {distribution} line), then pip install '{extra}' for its dependencies"
+        )
     return "install the distribution that provides it"
+
+
+def known_names(installed: Iterable[str]) -> list[str]:
+    """Every provider name a configuration may use: the installed ones and the first-party
+    ones that are not (those get an install hint rather than "unknown")."""
+    return sorted(set(installed) | set(KNOWN_PROVIDERS))
 
 
 class Registry:
@@ -85,18 +104,23 @@ class Registry:
         if point is None:
             if name in KNOWN_PROVIDERS:
                 raise ProviderUnavailableError(
-                    f"provider {name!r} is not installed", hint=f"fix: {install_hint(name)}"
+                    f"provider {name!r} is not installed", fix=install_hint(name)
                 )
-            raise ConfigError(
-                f"unknown provider {name!r}",
-                fix=f"use one of: {', '.join(self.names()) or 'none installed'}",
+            known = known_names(self.names())
+            raise unknown(
+                name,
+                known,
+                key=None,
+                what="the providers harbor-secrets knows",
+                fix=f"use one of: {', '.join(known)} (`harbor-secrets providers` shows which "
+                "are installed)",
             )
         try:
             cls = point.load()
         except ImportError as exc:
             raise ProviderUnavailableError(
                 f"provider {name!r} is installed but cannot be imported ({exc.name or exc})",
-                hint=f"fix: {install_hint(name)}",
+                fix=install_hint(name),
             ) from None
         if not (isinstance(cls, type) and issubclass(cls, Provider)):
             raise ProviderUnavailableError(
@@ -121,6 +145,20 @@ class Registry:
             if scheme in cls.reference_schemes:
                 return name
         return KNOWN_SCHEMES.get(scheme)
+
+    def known_schemes(self) -> list[str]:
+        """Every reference scheme something here resolves: ``env`` and ``file``, the
+        first-party providers' (installed or not: those get an install hint), and those of
+        every other installed provider."""
+        schemes = dict.fromkeys([*LOCAL_SCHEMES, *KNOWN_SCHEMES])
+        for name in self.names():
+            if name in KNOWN_PROVIDERS:
+                continue
+            try:
+                schemes.update(dict.fromkeys(self.load(name).reference_schemes))
+            except (ProviderUnavailableError, ConfigError):
+                continue
+        return list(schemes)
 
     def describe(self) -> list[ProviderInfo]:
         """Every installed provider and every first-party one that is missing."""

@@ -22,7 +22,7 @@ from harbor_secrets.hooks import OnWrite
 from harbor_secrets.keys import KeyTemplate, store_key
 from harbor_secrets.options import Options
 from harbor_secrets.provider import Provider, ProviderContext
-from harbor_secrets.references import ReferenceResolver, is_local, scheme_of
+from harbor_secrets.references import ReferenceResolver, is_local, scheme_of, unknown_scheme
 from harbor_secrets.registry import Registry
 from harbor_secrets.secrets import Secret
 
@@ -67,6 +67,33 @@ class Sink:
             option=self.key_option,
             source=self.source,
         )
+
+
+def provider_context(
+    name: str,
+    *,
+    resolver: ReferenceResolver,
+    environ: Mapping[str, str],
+    source: str | None,
+    skip_credentials: bool = False,
+) -> ProviderContext:
+    """What the provider of sink ``name`` is built with. ``skip_credentials`` (``config
+    check --skip-references``, where the job's credentials do not exist) resolves no
+    reference (each gives a placeholder) and tells the provider to check names and
+    policy only."""
+
+    def resolve(reference: str) -> Secret:
+        if skip_credentials:
+            return Secret(UNRESOLVED)
+        return resolver.resolve(reference, key=f"sinks.{name}")
+
+    return ProviderContext(
+        sink_name=name,
+        source=source,
+        environ=environ,
+        resolve_reference=resolve,
+        skip_credentials=skip_credentials,
+    )
 
 
 def build_sink(
@@ -130,6 +157,7 @@ class Runtime:
             base_dir=config.base_dir,
             provider_for_scheme=self._provider_for_scheme,
             source=config.source,
+            known_schemes=self.registry.known_schemes,
         )
         self.sinks: dict[str, Sink] = {}
         try:
@@ -147,25 +175,19 @@ class Runtime:
     # -- construction -------------------------------------------------------------------
 
     def _context(self, sink_name: str) -> ProviderContext:
-        def resolve(reference: str) -> Secret:
-            if not self._resolve_references:
-                return Secret(UNRESOLVED)
-            return self.resolver.resolve(reference, key=f"sinks.{sink_name}")
-
-        return ProviderContext(
-            sink_name=sink_name,
-            source=self.config.source,
+        return provider_context(
+            sink_name,
+            resolver=self.resolver,
             environ=self.environ,
-            resolve_reference=resolve,
+            source=self.config.source,
             skip_credentials=not self._resolve_references,
         )
 
     def _load(self, provider_name: str, key: str) -> type[Provider]:
         try:
             return self.registry.load(provider_name)
-        except ConfigError as exc:
-            source = self.config.source
-            raise ConfigError(exc.message, source=source, key=key, fix=exc.fix) from None
+        except ConfigError as exc:  # a missing provider too: it is the file's mistake
+            raise exc.at(source=self.config.source, key=key) from None
 
     def _build_sink(self, name: str, provider_name: str, table: Mapping[str, object]) -> Sink:
         cls = self._load(provider_name, f"sinks.{name}.provider")
@@ -195,13 +217,14 @@ class Runtime:
             scheme = scheme_of(credentials.client_secret)
             if is_local(credentials.client_secret):
                 continue
-            if not self.registry.scheme_owner(scheme):
-                raise ConfigError(
-                    f"no provider resolves {scheme}: references",
-                    source=self.config.source,
-                    key=f"credentials.{credentials.name}.client_secret",
-                    fix="use env: or file:, or install the provider that owns the scheme",
-                )
+            key = f"credentials.{credentials.name}.client_secret"
+            owner = self.registry.scheme_owner(scheme)
+            if not owner:
+                known = self.registry.known_schemes()
+                raise unknown_scheme(scheme, known, key=key, source=self.config.source)
+            # Installed? Known offline, so say it here (also with --skip-references), at the
+            # key that asked for it, rather than at the first use of the secret.
+            self._load(owner, key)
             if self._resolve_references:
                 # Build it now (offline by contract) so its options fail with exit 2 here,
                 # not as a run-time failure of the first job that needs the secret.
@@ -270,12 +293,16 @@ class Runtime:
         return frozenset(names)
 
     def warnings(self) -> list[str]:
-        """Policies that cannot keep tokens fresh, each sink's own advice, and what resolving
-        the secrets found (call it after :meth:`resolve_local_secrets`)."""
+        """Policies that cannot keep tokens fresh, each sink's own advice (and an
+        ``on_write`` program that cannot start here), and what resolving the secrets found
+        (call it after :meth:`resolve_local_secrets`)."""
         policy = self.config.refresh
         notes = policy.warnings(watching=self.watching)
         for sink in self.sinks.values():
             notes.extend(f"sinks.{sink.name}: {note}" for note in sink.provider.warnings(policy))
+            problem = sink.on_write.cannot_start(self.environ) if sink.on_write else None
+            if problem is not None:
+                notes.append(f"sinks.{sink.name}.{ON_WRITE}: {problem}")
         notes.extend(self.resolver.warnings)  # secrets resolved so far (file: modes)
         return notes
 

@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import ClassVar, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
 from harbor_secrets._http_retry import Exchange, RetryingSender, Timeouts
 from harbor_secrets._token_response import (
     MAX_EXPIRES_IN,
-    UNAVAILABLE_HINT,
     RequestContext,
     clean,
     error_for_answer,
@@ -36,12 +35,13 @@ from harbor_secrets._token_response import (
 )
 from harbor_secrets._version import __version__
 from harbor_secrets.config import AUTH_METHODS
-from harbor_secrets.environments import Environment
+from harbor_secrets.environments import Environment, is_loopback_host
 from harbor_secrets.errors import (
     ConfigError,
     InvalidGrantError,
     IssuerError,
     IssuerUnavailableError,
+    unreachable_hint,
 )
 from harbor_secrets.freshness import IssueTiming, RefreshPolicy
 from harbor_secrets.retry_policy import RetryPolicy
@@ -239,7 +239,7 @@ class TokenClient:
         answer = exchange.answer
         error: IssuerError | None = None
         if answer is None:
-            error = _transport_error(f"{ctx.describe()} to {url} failed", exchange)
+            error = _transport_error(f"{ctx.describe()} to {url} failed", exchange, url)
         elif not 200 <= answer.status < 300:
             note = exchange.stopped
             if note is None and exchange.attempts > 1:
@@ -345,7 +345,7 @@ class TokenClient:
         exchange = self._sender.exchange(send, method="POST", url=url, deadline=deadline)
         answer = exchange.answer
         if answer is None:
-            raise _transport_error(f"testing the token at {url} failed", exchange)
+            raise _transport_error(f"testing the token at {url} failed", exchange, url)
         status = answer.status
         if 200 <= status < 300:
             return TestTokenResult(True, status, f"HTTP {status}: {url} accepted the token")
@@ -389,9 +389,11 @@ class TokenClient:
         self.close()
 
 
-def _transport_error(what: str, exchange: Exchange) -> IssuerError:
+def _transport_error(what: str, exchange: Exchange, url: str) -> IssuerError:
     """No answer at all: unavailable if it was worth retrying, otherwise a plain failure."""
     message = f"{what}: {exchange.failure or 'no attempt was left to make'}"
     if exchange.stopped is None:  # not retryable, e.g. a TLS failure
         return IssuerError(message, hint="check the URL and, for https, the CA bundle")
-    return IssuerUnavailableError(f"{message}; {exchange.stopped}", hint=UNAVAILABLE_HINT)
+    local = is_loopback_host(urlsplit(url).hostname or "")
+    hint = unreachable_hint(exchange.failure, local=local)
+    return IssuerUnavailableError(f"{message}; {exchange.stopped}", hint=hint)

@@ -34,8 +34,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import FrameType
 
+from harbor_secrets._serving import handle_signals
 from harbor_secrets.config import Config
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
 from harbor_secrets.freshness import (
@@ -454,9 +454,6 @@ def run_until_signalled(
     handlers, so a second SIGTERM during shutdown cannot turn exit 0 into death by signal.
     """
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        watcher.request_stop(signal.Signals(signum).name)
-
     outcome: list[int | BaseException] = []
 
     def target() -> None:
@@ -465,7 +462,7 @@ def run_until_signalled(
         except BaseException as exc:  # handed to the main thread, which raises it
             outcome.append(exc)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
+    restore = handle_signals(watcher.request_stop, signals)
     thread = threading.Thread(target=target, name="harbor-secrets-watch")
     try:
         thread.start()
@@ -482,8 +479,7 @@ def run_until_signalled(
     finally:
         watcher.stop.set()
         thread.join()
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_IGN if exiting else handler)
+        restore(ignore=exiting)
     result = outcome[0] if outcome else EXIT_FAILURE
     if isinstance(result, BaseException):
         raise result

@@ -65,13 +65,20 @@ def test_verbosity_and_log_format_after_the_subcommand(config: Path, run_cli: Ru
     assert "DEBUG" in split.stderr
 
 
-def test_json_output_where_a_command_has_none_is_a_usage_error(run_cli: Run) -> None:
-    after = run_cli("demo", "-o", "json")
-    assert after.code == 2
-    assert "No such option '-o'" in after.stderr
-    before = run_cli("-o", "json", "demo")
-    assert before.code == 2
-    assert "harbor-secrets demo has no --output json" in before.stderr
+@pytest.mark.parametrize(
+    ("command", "rest"),
+    [(("demo",), ()), (("stand-in-issuer",), ()), (("exec",), ("-e", "sandbox", "--", "true"))],
+)
+def test_json_output_where_a_command_has_none_is_one_usage_error_wherever_it_is_typed(
+    run_cli: Run, command: tuple[str, ...], rest: tuple[str, ...]
+) -> None:
+    """-o is global: every command parses it, before or after its name, and one without a
+    JSON form refuses it with one message (not click's "No such option" in one place)."""
+    for args in (("-o", "json", *command, *rest), (*command, "-o", "json", *rest)):
+        result = run_cli(*args)
+        assert result.code == 2, (args, result.output)
+        assert f"harbor-secrets {command[0]} has no --output json" in result.stderr, args
+        assert json.loads(result.stdout)["exit_code"] == 2  # asked for JSON: the error is JSON
 
 
 def test_a_bad_option_value_is_a_usage_error_naming_the_fix(config: Path, run_cli: Run) -> None:

@@ -191,7 +191,20 @@ def test_a_secret_value_in_the_config_fails_at_install_and_is_never_shown(
 
 
 @pytest.mark.parametrize(
-    "value", ["env:HARBOR_X", "file:/x", "aws-sm:name#field", "hunter2", ":x", "Env:X", "1:x"]
+    "value",
+    [
+        "env:HARBOR_X",
+        "file:/x",
+        "aws-sm:name#field",
+        "hunter2",
+        ":x",
+        "Env:X",
+        "1:x",
+        "k7q2m9x4v8:Zp3Wn6Rt1Ys5",  # a pasted secret with a reference's old shape
+        "k8s:x",
+        "a-:x",
+        "café:x",
+    ],
 )
 def test_the_chart_and_the_tool_agree_on_what_a_reference_is(helm: Path, value: str) -> None:
     """The chart's install-time check is a copy of the tool's rule; this keeps them one."""
@@ -206,6 +219,14 @@ def test_the_chart_and_the_tool_agree_on_what_a_reference_is(helm: Path, value: 
         tool_accepts = False
     chart = render_config(helm, config_with("client_secret", value))
     assert (chart.returncode == 0) == tool_accepts, chart.stderr
+
+
+def test_the_chart_checks_references_with_the_tools_own_pattern() -> None:
+    """Not just the same verdicts on the values above: the same pattern, anchored."""
+    from harbor_secrets.references import REFERENCE_PATTERN
+
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
+    assert f'(regexMatch "^{REFERENCE_PATTERN}$" $value)' in helpers
 
 
 def test_broken_toml_and_missing_tables_fail_at_install(helm: Path) -> None:

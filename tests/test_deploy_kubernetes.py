@@ -388,6 +388,32 @@ def test_the_documented_own_overlay_renders_watchers(tmp_path: Path) -> None:
     assert watchers(docs)["spec"]["replicas"] >= 2
 
 
+def test_the_documented_image_pin_in_an_own_overlay_reaches_every_pod(tmp_path: Path) -> None:
+    """deploy/README.md's own overlay that pins the image, rendered as written (but for the
+    path to this checkout): its pin reaches the watchers; and the pin it warns about, named
+    harbor-secrets, does silently nothing."""
+    documented = yaml.safe_load(snippet("own-overlay-image").code)
+    (resource,) = documented["resources"]
+    overlay = resource.removeprefix("../harbor-secrets/deploy/kubernetes/")
+    (pin,) = documented["images"]
+    wanted = f"{pin['newName']}:{pin['newTag']}@{pin['digest']}"
+
+    def image_with(images: list[dict[str, str]]) -> str:
+        directory = tmp_path / f"mine-{len(list(tmp_path.iterdir()))}"
+        directory.mkdir()
+        up = os.path.relpath(KUSTOMIZE, directory)
+        body = dict(documented, resources=[f"{up}/{overlay}"], images=images)
+        (directory / "kustomization.yaml").write_text(yaml.safe_dump(body), encoding="utf-8")
+        docs = [doc for doc in yaml.safe_load_all(kustomize(directory)) if doc]
+        assert watchers(docs)["spec"]["replicas"] >= 2
+        image: str = container(workload(docs))["image"]
+        return image
+
+    assert image_with([pin]) == wanted
+    ignored = image_with([dict(pin, name="harbor-secrets")])
+    assert ignored != wanted, "a pin named harbor-secrets took effect: the README is wrong"
+
+
 @pytest.mark.parametrize("overlay", RENDERS)
 def test_network_policy_admits_only_the_metrics_port(
     rendered: dict[str, list[Doc]], overlay: str

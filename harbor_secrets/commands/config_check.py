@@ -42,7 +42,11 @@ def effective_config(runtime: Runtime) -> dict[str, Any]:
             for name, c in config.credentials.items()
         },
         "sinks": {
-            name: {**sink.provider.describe(), "key_template": sink.key_template.text}
+            name: {
+                **sink.provider.describe(),
+                "key_template": sink.key_template.text,
+                "on_write": sink.on_write.describe() if sink.on_write else None,
+            }
             for name, sink in runtime.sinks.items()
         },
         "tokens": [
@@ -120,7 +124,38 @@ def availability(runtime: Runtime) -> dict[str, Any]:
 def _left(seconds: float) -> str:
     if seconds > 0:
         return f"at least {format_duration(seconds)} left"
+    if seconds == 0:
+        return "a token at the moment it expires"
     return f"an expired token (up to {format_duration(-seconds)} past its expiry)"
+
+
+def _outage(figures: dict[str, Any]) -> str:
+    """What an outage that starts at the worst moment leaves readers, in words that stay
+    true when the budget is gone (a policy ``config check`` also warns about)."""
+    survived = figures["outage_survived_seconds"]
+    at_best = format_duration(figures["outage_survived_at_best_seconds"])
+    refuse = figures["outage_before_readers_refuse_seconds"]
+    min_remaining = format_duration(figures["min_remaining_seconds"])
+    if survived > 0:
+        text = (
+            f"an outage of Harbor, the store or every refresher is survived for at least "
+            f"{format_duration(survived)} (at most {at_best}) before a token expires"
+        )
+    else:
+        text = (
+            "an outage of Harbor, the store or every refresher is not survived if it begins "
+            "at the worst moment (readers then already hold a token that is expiring); one "
+            f"that begins just after a write is survived for {at_best}"
+        )
+    if refuse > 0:
+        return (
+            f"{text}, {format_duration(refuse)} before get/exec refuse one with less than "
+            f"{min_remaining} left"
+        )
+    return (
+        f"{text}; get/exec, which refuse a token with less than {min_remaining} left, can "
+        "refuse one even while everything answers"
+    )
 
 
 def availability_lines(data: dict[str, Any]) -> list[str]:
@@ -138,12 +173,7 @@ def availability_lines(data: dict[str, Any]) -> list[str]:
             f"store answer promptly ({_left(figures['reader_floor_slow_issuer_seconds'])} if "
             f"each token request takes its whole "
             f"{format_duration(figures['request_budget_seconds'])} [http] budget); "
-            f"an outage of Harbor, the store or every refresher is survived for at least "
-            f"{format_duration(figures['outage_survived_seconds'])} (at most "
-            f"{format_duration(figures['outage_survived_at_best_seconds'])}) before a token "
-            f"expires, {format_duration(figures['outage_before_readers_refuse_seconds'])} "
-            f"before get/exec refuse one with less than "
-            f"{format_duration(figures['min_remaining_seconds'])} left"
+            + _outage(figures)
         )
     for name, modes in data["delayed_readers"].items():
         delay = modes["scheduled"]["propagation_seconds"]
@@ -189,8 +219,11 @@ def config_check_command(g: Globals, *, skip_references: bool) -> int:
         )
     lines.append("sinks:")
     for name, sink in data["sinks"].items():
-        details = settings_text(sink)
-        lines.append(f"  {name}: {details}")
+        settings = {key: value for key, value in sink.items() if key != "on_write"}
+        if sink["on_write"] is not None:  # as the file writes it: on_write, on_write_timeout
+            settings["on_write"] = sink["on_write"]["argv"]
+            settings["on_write_timeout_seconds"] = sink["on_write"]["timeout_seconds"]
+        lines.append(f"  {name}: {settings_text(settings)}")
     lines.append("tokens kept fresh:")
     for token in data["tokens"]:
         label = f"{token['credentials']}/{token['environment']}/{token['scope']}"

@@ -19,8 +19,8 @@ from typing import Any, NoReturn
 
 import click
 
-from harbor_secrets.commands._common import Target, load
-from harbor_secrets.config import Config, Job
+from harbor_secrets.commands._common import Target, load, pick_sink
+from harbor_secrets.config import Job
 from harbor_secrets.durations import format_duration
 from harbor_secrets.errors import EXIT_OK, ConfigError, HarborSecretsError, describe_error
 from harbor_secrets.freshness import ReaderState, ReaderVerdict, RefreshPolicy
@@ -51,36 +51,6 @@ class Found:
     hidden: frozenset[str] = frozenset()
 
 
-def _configured_job(config: Config, target: Target) -> Job:
-    """The job the configuration keeps for ``target``, or a ConfigError blaming the option
-    that asked for something no target keeps (the environment, the scope, the credentials)."""
-    wanted = target.job(config)
-    jobs = config.jobs()
-    for job in jobs:
-        if (job.credentials, job.environment, job.scope) == (
-            wanted.credentials,
-            wanted.environment,
-            wanted.scope,
-        ):
-            return job
-    kept = ", ".join(job.label for job in jobs)
-    ours = [job for job in jobs if job.credentials == wanted.credentials]
-    if not ours:
-        key, what = "--credentials", f"credentials {wanted.credentials!r}"
-    elif all(job.environment != wanted.environment for job in ours):
-        key = "--tower-id" if target.tower_id else "--environment"
-        what = f"environment {wanted.environment}"
-        if target.tower_id:
-            what += f" (tower {target.tower_id} is in {wanted.environment})"
-    else:
-        key, what = "--scope", f"scope {wanted.scope} in {wanted.environment}"
-    raise ConfigError(
-        f"no target keeps a token for {what}",
-        key=key,
-        fix=f"ask for one of: {kept} (or add it to a [[targets]] table)",
-    )
-
-
 def find_token(g: Globals, target: Target, *, sink: str | None, min_remaining: float) -> Found:
     """Read the token from ``sink`` (default: the first of its sinks that holds it)."""
     (found,) = find_tokens(g, [target], sink=sink, min_remaining=min_remaining)
@@ -92,8 +62,10 @@ def find_tokens(
 ) -> list[Found]:
     """:func:`find_token` for several tokens, from one configuration and one set of stores."""
     config = load(g.config)
-    jobs = [_configured_job(config, target) for target in targets]
+    jobs = [target.job(config) for target in targets]
     orders: list[list[str]] = []
+    if sink is not None:
+        pick_sink(config, sink)
     for job in jobs:
         if sink is not None and sink not in job.sinks:
             raise ConfigError(

@@ -12,16 +12,15 @@ configuration does not name.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from urllib.parse import urlsplit
 
 import click
 
+from harbor_secrets._serving import bind, handle_signals
 from harbor_secrets.commands._common import load
 from harbor_secrets.config import CONFIG_ENV_VAR, Config
 from harbor_secrets.environments import is_loopback_host
@@ -124,10 +123,18 @@ def from_options(options: StandInOptions) -> Served:
             fix="pass -c FILE (e.g. demo-output/harbor-secrets.toml), or --client-id ID and "
             "--client-secret-file FILE",
         )
+    host = options.host or DEFAULT_HOST
+    if not is_loopback_host(host):
+        raise ConfigError(
+            f"{host} is not a loopback address: the stand-in serves plain http:// with a "
+            "client secret anyone who reaches it could try, so it listens on this host only",
+            key="--host",
+            fix="drop --host (127.0.0.1), or give ::1 or localhost",
+        )
     resolver = ReferenceResolver(environ={}, base_dir=Path.cwd())
     secret = resolver.resolve(f"file:{options.client_secret_file}", key="--client-secret-file")
     return Served(
-        options.host or DEFAULT_HOST,
+        host,
         DEFAULT_PORT if options.port is None else options.port,
         {options.client_id: secret.reveal()},
         "--port",
@@ -149,23 +156,18 @@ def stand_in_command(g: Globals, options: StandInOptions) -> int:
     issuer = StandInIssuer(
         served.clients, token_lifetime=options.lifetime, host=served.host, port=served.port
     )
-    try:
-        issuer.start()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot listen on {served.host}:{served.port} ({exc.strerror or exc})",
-            source=served.source,
-            key=served.key,
-            fix="another program holds the port, perhaps a stand-in already serving this "
-            "configuration (stop it with Ctrl-C); `harbor-secrets demo` picks a free port and "
-            "writes it into its configuration",
-        ) from None
+    bind(
+        issuer.start,
+        host=served.host,
+        port=served.port,
+        key=served.key,
+        source=served.source,
+        fix="another program holds the port, perhaps a stand-in already serving this "
+        "configuration (stop it with Ctrl-C); `harbor-secrets demo` picks a free port and "
+        "writes it into its configuration",
+    )
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    restore = handle_signals(lambda name: stop.set())
     try:
         click.echo(f"stand-in issuer listening on {issuer.url} (Ctrl-C to stop)")
         click.echo(f"  token endpoint:      {issuer.token_url}")
@@ -176,6 +178,5 @@ def stand_in_command(g: Globals, options: StandInOptions) -> int:
             pass
     finally:
         issuer.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore()
     return EXIT_OK

@@ -24,6 +24,9 @@ from harbor_secrets.output import table, to_json
 from harbor_secrets.record import format_time
 from harbor_secrets.runtime import Runtime
 
+#: The states ``status`` exits 0 with (every other one exits 1; ``status --help`` says so).
+HEALTHY = (TokenState.FRESH, TokenState.DUE)
+
 
 def collect_status(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
     """One row per (token, sink): what the store holds and what the freshness policy says."""
@@ -73,7 +76,7 @@ def status_command(g: Globals, *, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     with Runtime(load(g.config)) as runtime:
         rows = collect_status(runtime, now)
-    healthy = all(row["state"] in (TokenState.FRESH, TokenState.DUE) for row in rows)
+    healthy = all(row["state"] in HEALTHY for row in rows)
     if g.output == "json":
         summary = {
             "ok": healthy,

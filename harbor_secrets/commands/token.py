@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harbor_secrets.commands._common import Target, load
+from harbor_secrets.commands._common import Target, load, pick_sink
 from harbor_secrets.config import Job
-from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, ConfigError, StoreError
+from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, StoreError
 from harbor_secrets.invocation import Globals
 from harbor_secrets.output import to_json
 from harbor_secrets.record import format_time
@@ -64,17 +64,13 @@ def verify_command(g: Globals, target: Target, *, sink: str | None) -> int:
 
     config = load(g.config)
     job = target.job(config)
+    key: str | None = None
     with Runtime(config) as runtime:
         if sink is None:
             token = _fetch(runtime, job).access_token
             origin = "a freshly fetched token"
         else:
-            if sink not in runtime.sinks:
-                raise ConfigError(
-                    f"unknown sink {sink!r}",
-                    key="--sink",
-                    fix=f"use one of: {', '.join(runtime.sinks)}",
-                )
+            pick_sink(config, sink)
             key = runtime.sinks[sink].key_for(job)
             record = runtime.sinks[sink].provider.read(key)
             if record is None:
@@ -93,12 +89,31 @@ def verify_command(g: Globals, target: Target, *, sink: str | None) -> int:
             result = client.test_token(token)
         finally:
             client.close()
-    if result.ok:
+    code = EXIT_OK if result.ok else EXIT_FAILURE
+    if g.output == "json":
+        click.echo(
+            to_json(
+                {
+                    "ok": result.ok,
+                    "exit_code": code,
+                    "credentials": job.credentials,
+                    "environment": job.environment,
+                    "scope": job.scope,
+                    "token": "stored" if sink else "fetched",
+                    "sink": sink,
+                    "key": key,
+                    "test_token_url": environment.test_token_url,
+                    "status": result.status,
+                    "message": result.message,
+                }
+            )
+        )
+    elif result.ok:
         click.echo(f"ok: Harbor accepted {origin} ({environment.test_token_url})")
-        return EXIT_OK
-    click.echo(
-        f"failed: Harbor answered {result.status} for {origin} "
-        f"({environment.test_token_url}): {result.message}",
-        err=True,
-    )
-    return EXIT_FAILURE
+    else:
+        click.echo(
+            f"failed: Harbor answered {result.status} for {origin} "
+            f"({environment.test_token_url}): {result.message}",
+            err=True,
+        )
+    return code

@@ -7,13 +7,15 @@ keyring's ``BackendBasicTests``. Only test code imports this module.
 Every promise of :class:`~harbor_secrets.Provider` is a test here:
 
 - construction from a sink's options, offline, by the core (:func:`harbor_secrets.runtime
-  .build_sink`), with unknown options refused naming the key;
+  .build_sink`), with unknown options refused naming the key, also where no credentials
+  exist (``config check --skip-references``: :attr:`ProviderContext.skip_credentials`);
 - keys rendered by the core from the sink's template, only normalised by the provider;
-- read round trip, missing keys, and a second instance seeing what the first stored;
-- the monotonic rule, read from the store before each write: never replace a record
-  expiring at or after the new one, also when another writer got there first, unless the
-  freshness policy the new record carries calls the stored one implausible (written under
-  a clock far ahead);
+- read round trip (the writer's name, ``written_by``, included), missing keys, and a
+  second instance seeing what the first stored;
+- the monotonic rule, read from the store before each write and decided by
+  :meth:`TokenRecord.is_newer_than`: never replace a record expiring at or after the new
+  one, also when another writer got there first, unless the freshness policy the new
+  record carries calls the stored one implausible (written under a clock far ahead);
 - concurrent writers leave the newest record;
 - an unreachable store fails with a :class:`~harbor_secrets.HarborSecretsError` in bounded
   time, and no token appears in a description, a repr or an error.
@@ -54,6 +56,7 @@ from harbor_secrets import (
     WriteOutcome,
 )
 from harbor_secrets.config import Job
+from harbor_secrets.references import is_reference
 from harbor_secrets.registry import Registry
 from harbor_secrets.runtime import Sink
 from harbor_secrets.testing.sinks import sink_from_options
@@ -91,8 +94,14 @@ class RecordFactory(Protocol):
     ) -> TokenRecord: ...
 
 
+#: The refresher name the contract's records carry (``written_by``); stores that keep whole
+#: records must give it back, as ``status`` and the watch log show it.
+WRITER = "contract-writer-7"
+
+
 def make_record_factory(environment: str, base_time: datetime) -> RecordFactory:
-    """Records for ``environment`` issued at ``base_time`` unless told otherwise."""
+    """Records for ``environment`` issued at ``base_time`` unless told otherwise, written by
+    :data:`WRITER`."""
 
     def make(
         *,
@@ -109,6 +118,7 @@ def make_record_factory(environment: str, base_time: datetime) -> RecordFactory:
             environment=environment,
             client_id="contract-client",
             issuer="http://127.0.0.1:1/realms/harbor",
+            written_by=WRITER,
         )
 
     return make
@@ -228,12 +238,47 @@ class ProviderContract:
         else:
             assert self.provider_class.name not in names
 
+    def test_its_reference_schemes_have_a_references_shape(self) -> None:
+        """The configuration takes only ``word:rest`` or ``word-word:rest`` as a reference;
+        a scheme of another shape could never be used."""
+        for scheme in self.provider_class.reference_schemes:
+            assert is_reference(f"{scheme}:x"), f"{scheme!r} is not lower-case words and hyphens"
+
     def test_is_built_from_the_sink_options(
         self, sink: Sink, sink_options: Mapping[str, Any]
     ) -> None:
         cls = self.provider_class
         assert type(sink.provider) is cls
         assert sink.key_template.text == sink_options.get(cls.key_option, cls.default_key_template)
+
+    def test_it_is_checked_offline_where_no_credentials_exist(
+        self, sink_options: Mapping[str, Any], tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
+        """``config check --skip-references`` runs in CI or on a laptop, where the job's
+        credentials (tokens, keys, service-account files, ``env:`` variables) do not exist:
+        the provider is built with :attr:`ProviderContext.skip_credentials`, in an
+        environment holding nothing but an empty home directory, and must still check
+        names and policy, without failing for what is absent."""
+        nothing = {"HOME": str(tmp_path_factory.mktemp("empty-home"))}
+
+        def build(table: Mapping[str, Any]) -> Sink:
+            return sink_from_options(
+                self.provider_class,
+                table,
+                environ=nothing,
+                name=SINK_NAME,
+                skip_credentials=True,
+            )
+
+        sink = build(sink_options)
+        try:
+            assert sink.provider.describe().get("provider") == self.provider_class.name
+            sink.provider.warnings(RefreshPolicy())
+        finally:
+            sink.provider.close()
+        with pytest.raises(ConfigError) as caught:
+            build({**sink_options, "no_such_option": 1}).provider.close()
+        assert f"sinks.{SINK_NAME}.no_such_option" in str(caught.value)
 
     def test_an_unknown_option_is_a_configuration_error(
         self, make_sink: Callable[..., Sink]
@@ -277,6 +322,19 @@ class ProviderContract:
         assert default.provider.read(self.key_of(default, environment, "tower_access")) is None
 
     # -- reading and writing ------------------------------------------------------------------
+
+    def test_the_writers_name_round_trips(
+        self, provider: Provider, key: str, record_factory: RecordFactory
+    ) -> None:
+        """``status`` and the watch log say which refresher wrote a token: a store that
+        keeps whole records keeps ``written_by`` too (one that keeps only the token and its
+        expiry, the env file, keeps neither)."""
+        record = record_factory()
+        assert record.written_by == WRITER
+        provider.write(key, record)
+        stored = provider.read(key)
+        assert stored is not None
+        assert stored.written_by == (WRITER if provider.stores_full_record else "")
 
     def test_missing_key_reads_none(self, provider: Provider, key: str) -> None:
         assert provider.read(key) is None

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harbor_secrets.provider import Provider, ProviderContext
+from harbor_secrets.provider import Provider
 from harbor_secrets.references import ReferenceResolver
-from harbor_secrets.runtime import Sink, build_sink
+from harbor_secrets.runtime import Sink, build_sink, provider_context
 
 
 def sink_from_options(
@@ -26,14 +26,13 @@ def sink_from_options(
     name: str = "test",
     source: str | None = None,
     base_dir: Path | None = None,
+    skip_credentials: bool = False,
 ) -> Sink:
-    """The sink ``[sinks.<name>]`` with ``table`` (without ``provider``) would give."""
+    """The sink ``[sinks.<name>]`` with ``table`` (without ``provider``) would give;
+    ``skip_credentials`` builds it as ``config check --skip-references`` does."""
     env = dict(os.environ if environ is None else environ)
     resolver = ReferenceResolver(environ=env, base_dir=base_dir or Path.cwd(), source=source)
-    context = ProviderContext(
-        sink_name=name,
-        source=source,
-        environ=env,
-        resolve_reference=lambda reference: resolver.resolve(reference, key=f"sinks.{name}"),
+    context = provider_context(
+        name, resolver=resolver, environ=env, source=source, skip_credentials=skip_credentials
     )
     return build_sink(name, cls, table, context)

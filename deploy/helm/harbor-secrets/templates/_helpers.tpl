@@ -164,10 +164,11 @@ volumeMounts:
 
 {{/* The configuration --------------------------------------------------------------------
 
-     `config` is harbor-secrets.toml as text, parsed here (fromToml, Helm >= 3.17) so that a
+     `config` is harbor-secrets.toml as text, parsed here (fromToml, helm/helm#12026; tested with Helm 4.1.4) so that a
      broken file, or a secret pasted where a reference belongs, fails `helm install` instead of
-     reaching the cluster. The reference rule is the tool's own (check_reference_syntax in
-     harbor_secrets/config.py: a lower-case scheme, a colon, the rest); the fields are every
+     reaching the cluster. The reference rule is the tool's own (REFERENCE_PATTERN in
+     harbor_secrets/references.py: a scheme of lower-case words joined by hyphens, a colon,
+     the rest on one line); the fields are every
      credential the tool and its providers read (the core's client_secret, the vault
      provider's auth token, role_id, secret_id, jwt). The full check is the tool's own
      `config check`, which the chart's tests run on every rendered configuration. The error
@@ -206,7 +207,7 @@ volumeMounts:
 {{- define "harbor-secrets.reference" -}}
 {{- $key := index . 0 }}
 {{- $value := index . 1 }}
-{{- if not (and (kindIs "string" $value) (regexMatch "^[a-z0-9-]*[a-z][a-z0-9-]*:[^\n]+$" $value)) }}
+{{- if not (and (kindIs "string" $value) (regexMatch "^[a-z]+(-[a-z]+)*:[^\n]+$" $value)) }}
 {{- fail (printf "config: %s must be a secret reference such as \"file:/var/run/secrets/harbor/<key>\" (a key of the credentials Secret), never the value itself (not shown); if a real secret was pasted, rotate it" $key) }}
 {{- end }}
 {{- end }}
