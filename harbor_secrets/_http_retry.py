@@ -44,6 +44,12 @@ class Answer:
     truncated: bool  # the connection ended before the announced body did
     sent_at: datetime  # wall-clock UTC time the request was sent
     too_large: bool = False  # the body passed MAX_BODY_BYTES and reading stopped there
+    received_at: datetime | None = None  # wall-clock UTC time the body was read
+
+    @property
+    def date(self) -> datetime | None:
+        """The answer's ``Date`` (RFC 9110 §6.6.1): when the server made it, by its clock."""
+        return parse_http_date(self.headers.get("Date"))
 
 
 @dataclass(frozen=True)
@@ -56,19 +62,33 @@ class Exchange:
     stopped: str | None = None  # set when the last outcome was retryable but we gave up
 
 
+def parse_http_date(value: str | None) -> datetime | None:
+    """An HTTP-date (RFC 9110 §5.6.7) as a UTC datetime, or None if absent or unparsable."""
+    if value is None:
+        return None
+    try:
+        moment = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # RFC 9110 dates are GMT; be lenient with ones that omit it
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP-date (RFC 9110)."""
+    """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP-date (RFC 9110).
+
+    ``now`` is best the answer's own ``Date``: both dates are then the server's, and a
+    client whose clock is wrong still waits what was asked.
+    """
     if value is None:
         return None
     text = value.strip()
     if text.isascii() and text.isdigit():  # "²".isdigit() is true, float("²") is not
         return min(float(text), MAX_RETRY_AFTER)
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    moment = parse_http_date(text)
+    if moment is None:
         return None
-    if moment.tzinfo is None:  # RFC 9110 dates are GMT; be lenient with ones that omit it
-        moment = moment.replace(tzinfo=UTC)
     return max(0.0, (moment - now).total_seconds())
 
 
@@ -96,10 +116,12 @@ class RetryingSender:
         uniform: Callable[[float, float], float],
         logger: logging.Logger,
         on_attempt: Callable[[], None],
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.policy = policy
         self._sleep = sleep
         self._clock = clock
+        self._wall_clock = wall_clock
         self._uniform = uniform
         self._log = logger
         self._on_attempt = on_attempt
@@ -168,7 +190,8 @@ class RetryingSender:
         """
         retry_after = None
         if answer is not None:
-            retry_after = parse_retry_after(answer.headers.get("Retry-After"), datetime.now(UTC))
+            now = answer.date or self._wall_clock()
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"), now)
         delay = self._uniform(0.0, self.policy.backoff_window(retry_number))
         if retry_after is not None and retry_after > remaining:
             return retry_after, (
@@ -200,7 +223,7 @@ class RetryingSender:
     ) -> tuple[Answer | None, _Failure | None]:
         # Exceptions are turned into plain descriptions here and never chained onward: a
         # requests exception holds the prepared request, whose body carries the secret.
-        sent_at = datetime.now(UTC)
+        sent_at = self._wall_clock()
         try:
             response = send(timeouts)
         except requests.exceptions.SSLError:
@@ -215,6 +238,7 @@ class RetryingSender:
             return None, _Failure(f"request failed ({type(exc).__name__})", False)
         with response:
             body, cut, failure = _read_body(response, deadline, self._clock)
+        received_at = self._wall_clock()
         if failure is not None:
             return None, failure
         if 200 <= response.status_code < 300 and not body and _length_unknown(response):
@@ -231,6 +255,7 @@ class RetryingSender:
                 truncated=cut == _SHORT,
                 sent_at=sent_at,
                 too_large=cut == _TOO_LARGE,
+                received_at=received_at,
             ),
             None,
         )

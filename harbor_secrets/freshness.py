@@ -21,6 +21,15 @@ late; a clock stepped back makes every stored expiry look far away). Such a reco
 *implausible*: ``status`` says so, ``sync`` treats it as due, readers do not use it, the
 never-go-backwards rule does not protect it, and ``/healthz`` does not count it as live.
 
+Which clock times a new record is this module's rule too (:meth:`RefreshPolicy.time_issue`):
+the issuer is the arbiter. When the token response's ``Date`` header disagrees with this
+host's clock by more than :data:`CLOCK_ALLOWANCE`, the record is timed by the issuer's
+clock, so a host whose clock is wrong never stores a wrong expiry, and lifting the
+never-go-backwards rule for an implausible record cannot send a store backwards: the record
+that replaces it is truly newer. The engine then judges stored records by the issuer's time
+too (:class:`harbor_secrets.issuer_clock.IssuerClock`), so such a host does not find every
+correct record implausible and fetch on every cycle.
+
 The availability budget (:meth:`RefreshPolicy.availability`, what ``config check`` prints
 and docs/AVAILABILITY.md explains) is worked out here too, from the same numbers: how late
 after a deadline a refresher may come, hence the least lifetime a reader finds, and how long
@@ -31,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -115,10 +124,56 @@ class ReaderVerdict:
 @dataclass(frozen=True)
 class Observation:
     """A sink's token expiry as one run saw it; ``refreshed`` when that run fetched it (and
-    wrote it, or found the store already holding one no older)."""
+    wrote it, or found the store already holding one no older). ``lifetime`` is what the
+    token was granted, when its store keeps the issue time (None: ``token_lifetime``)."""
 
     expires_at: datetime
     refreshed: bool
+    lifetime: float | None = None
+
+
+class WakeRole(enum.StrEnum):
+    """A watch-mode replica's turn: the one that wrote every token it saw wakes first."""
+
+    WRITER = "writer"
+    STANDBY = "standby"
+
+
+@dataclass(frozen=True)
+class WakeUp:
+    """When watch mode should run its next cycle, as the policy reads the last one's tokens."""
+
+    #: The earliest refresh point: a token's deadline, or, for one that was due on arrival,
+    #: halfway through what was left of it. None: nothing to wait for (an implausible
+    #: expiry, or nothing seen), so the loop looks again within ``schedule_period``.
+    refresh_at: datetime | None = None
+    #: From when a cycle finds one of those tokens due (:data:`DUE_SLACK` before its
+    #: deadline): a wake-up cut short of ``refresh_at`` but later than this asks out of turn.
+    due_from: datetime | None = None
+    #: A token just written was due on arrival (the issuer grants less than refresh_before).
+    short: bool = False
+
+
+class SinkHealth(enum.StrEnum):
+    """What ``/healthz`` makes of one sink's token (:meth:`RefreshPolicy.sink_health`)."""
+
+    IMPLAUSIBLE = "implausible"  # written under a wrong clock: readers cannot trust it
+    EXPIRED = "expired"  # readers find no live token
+    OVERDUE = "overdue"  # past its refresh point by more than the grace
+    OK = "ok"
+
+
+@dataclass(frozen=True)
+class IssueTiming:
+    """Which clock times a token just issued (:meth:`RefreshPolicy.time_issue`)."""
+
+    #: When the token counts as issued: this host's send time (corrected by a skew measured
+    #: before, when this answer has no ``Date``), or the issuer's ``Date``.
+    issued_at: datetime
+    #: How far the issuer's clock runs ahead of this host's, in seconds (negative: behind),
+    #: when they disagree by more than :data:`CLOCK_ALLOWANCE`; 0 when they agree (this
+    #: host's clock is believed); None when the answer had no usable ``Date`` to tell.
+    skew: float | None = 0.0
 
 
 def seconds_between(earlier: datetime, later: datetime) -> float:
@@ -204,40 +259,88 @@ class RefreshPolicy:
         """The moment a token expiring at ``expires_at`` becomes due (sync rewrites it)."""
         return self.deadline(expires_at) - DUE_SLACK
 
-    def is_due(self, expires_at: datetime, now: datetime) -> bool:
-        return self.due_at(expires_at) <= now
-
     # -- plausibility -------------------------------------------------------------------
 
     def lifetime_of(self, record: TokenRecord) -> float:
         """The lifetime ``record`` was granted: its own, or ``token_lifetime`` for a store
         that keeps no issue time."""
-        return float(record.expires_in) if record.has_issue_time else self.token_lifetime
+        return self.granted(record.granted_lifetime)
+
+    def granted(self, lifetime: float | None) -> float:
+        """A granted lifetime as stored (None: the store keeps no issue time), or
+        ``token_lifetime`` in its place."""
+        return self.token_lifetime if lifetime is None else lifetime
 
     def plausible_expiry(
         self, expires_at: datetime, now: datetime, *, lifetime: float | None = None
     ) -> bool:
         """Could a right clock have written a token expiring at ``expires_at``, granted
         ``lifetime`` (default ``token_lifetime``), by ``now``?"""
-        longest = self.token_lifetime if lifetime is None else lifetime
-        return seconds_left(expires_at, now) <= longest + CLOCK_ALLOWANCE
+        return seconds_left(expires_at, now) <= self.granted(lifetime) + CLOCK_ALLOWANCE
 
     def plausible(self, record: TokenRecord, now: datetime) -> bool:
         """False for a record issued in the future, or whose expiry lies further ahead than
         the lifetime it was granted (beyond :data:`CLOCK_ALLOWANCE`)."""
         return self.plausible_expiry(record.expires_at, now, lifetime=self.lifetime_of(record))
 
-    def granted_too_long(self, expires_in: float) -> str | None:
+    def granted_too_long(self, expires_in: float, *, bare_sinks: Sequence[str] = ()) -> str | None:
         """Advice when the issuer grants tokens longer than ``token_lifetime`` (plus the
-        allowance): a store that keeps no issue time would call every one implausible."""
+        allowance). ``bare_sinks`` names the sinks whose store keeps no issue time: they can
+        only bound an expiry by ``token_lifetime``, so they would call every such token
+        implausible; every other figure drawn from ``token_lifetime`` (``config check``'s
+        availability budget, the write interval) is wrong too."""
         if expires_in <= self.token_lifetime + CLOCK_ALLOWANCE:
             return None
+        effect = ""
+        if bare_sinks:
+            names = " and ".join(f"sinks.{name}" for name in bare_sinks)
+            keeps = "keeps" if len(bare_sinks) == 1 else "keep"
+            effect = (
+                f"{names} {keeps} no issue time (only the expiry), so each such token there "
+                "looks implausible and is rewritten every run, and "
+            )
         return (
             f"the issuer grants tokens of {expires_in:g}s, longer than refresh.token_lifetime "
-            f"({self.token_lifetime:g}s): a store that keeps no issue time (the env file) "
-            f"calls them implausible and rewrites them every run; set token_lifetime = "
-            f'"{expires_in:g}s"'
+            f"({self.token_lifetime:g}s): {effect}the availability figures `config check` "
+            f'prints assume token_lifetime; set token_lifetime = "{expires_in:g}s"'
         )
+
+    @staticmethod
+    def time_issue(
+        sent_at: datetime,
+        received_at: datetime | None,
+        issuer_date: datetime | None,
+        *,
+        known_skew: float = 0.0,
+    ) -> IssueTiming:
+        """Which clock times a token whose request this host sent at ``sent_at`` and whose
+        answer arrived at ``received_at`` (this host's clock), with the issuer's ``Date``.
+
+        RFC 9110 has an origin server with a clock send ``Date``, truncated to the second,
+        for when it made the answer: in this host's time that lies in ``[sent_at − 1 s,
+        received_at]`` if the clocks agree. Outside that window by more than
+        :data:`CLOCK_ALLOWANCE`, this host's clock is wrong (the issuer is the arbiter: its
+        clock is the one its tokens expire by), and the token counts as issued at the
+        ``Date``, which can only err early. Within it, this host's send time is used, as
+        always. ``skew`` is then an upper bound of how far the issuer's clock runs ahead (by
+        at most the request's duration and a second): time corrected by it may run a little
+        late, never early, so tokens fall due early. Without a ``Date`` nothing is measured:
+        the send time is corrected by ``known_skew`` (what an earlier answer measured, 0 if
+        none), so every record a process writes is timed by the same clock.
+        """
+        if issuer_date is None:
+            return IssueTiming(sent_at + timedelta(seconds=known_skew), None)
+        arrived = sent_at if received_at is None or received_at < sent_at else received_at
+        earliest = sent_at - DUE_SLACK  # Date is truncated to the second
+        if issuer_date > arrived:
+            disagreement = seconds_between(arrived, issuer_date)
+        elif issuer_date < earliest:
+            disagreement = seconds_between(issuer_date, earliest)
+        else:
+            disagreement = 0.0
+        if disagreement <= CLOCK_ALLOWANCE:
+            return IssueTiming(sent_at)
+        return IssueTiming(issuer_date, seconds_between(earliest, issuer_date))
 
     def judged(self, record: TokenRecord, now: Callable[[], datetime]) -> TokenRecord:
         """``record``, carrying this policy's judgement for the store that writes it: a
@@ -290,6 +393,27 @@ class RefreshPolicy:
         rewritten it by now (``seen_at``: see :meth:`refresh_point`)."""
         return self.refresh_point(expires_at, seen_at) + timedelta(seconds=grace) < now
 
+    def sink_health(
+        self,
+        expires_at: datetime,
+        now: datetime,
+        *,
+        lifetime: float | None,
+        seen_at: datetime | None,
+        grace: float,
+    ) -> SinkHealth:
+        """``/healthz``'s verdict on one sink's token: implausible (by the ``lifetime`` it
+        was granted, None where its store keeps no issue time), expired, overdue (see
+        :meth:`overdue`), or ok. The same rules as :meth:`assess`, from what a watch loop
+        keeps of a token: its expiry and granted lifetime, not the record."""
+        if not self.plausible_expiry(expires_at, now, lifetime=lifetime):
+            return SinkHealth.IMPLAUSIBLE
+        if seconds_left(expires_at, now) <= 0:
+            return SinkHealth.EXPIRED
+        if self.overdue(expires_at, now, grace, seen_at=seen_at):
+            return SinkHealth.OVERDUE
+        return SinkHealth.OK
+
     @property
     def write_interval(self) -> float:
         """Roughly how often one record is rewritten under this policy, in seconds."""
@@ -312,14 +436,27 @@ class RefreshPolicy:
         """
         return min(MAX_WAKE_SPREAD, self.refresh_before / 10)
 
+    def wake_window(self, role: WakeRole) -> tuple[float, float]:
+        """When a watch-mode replica in ``role`` wakes, in seconds after a refresh point:
+        the writer within W/2, every standby between W and 2W (see :attr:`wake_spread`).
+
+        Watch mode's pacing draws from it and :meth:`watch_lateness` is its upper bound, so
+        the turns and the reader floors cannot disagree.
+        """
+        spread = self.wake_spread
+        if role == WakeRole.WRITER:
+            return 0.0, spread / 2
+        return spread, 2 * spread
+
     def watch_lateness(self, *, wrote_last: bool = False) -> float:
         """The latest a watch-mode cycle starts after a token's deadline, in seconds.
 
-        ``wrote_last``: the replica that wrote the stored token is up (it wakes within W/2);
-        otherwise another replica (or a lone one that restarted) comes, within 2W.
+        ``wrote_last``: the replica that wrote the stored token is up (it wakes as the
+        writer); otherwise another replica (or a lone one that restarted) comes, as a
+        standby. Either way the end of its :meth:`wake_window`, plus :data:`DUE_MARGIN`.
         """
-        steps = 0.5 if wrote_last else 2.0
-        return DUE_MARGIN + steps * self.wake_spread
+        role = WakeRole.WRITER if wrote_last else WakeRole.STANDBY
+        return DUE_MARGIN + self.wake_window(role)[1]
 
     def reader_floor(
         self, *, watching: bool = False, propagation: float = 0.0, wrote_last: bool = False
@@ -399,26 +536,28 @@ class RefreshPolicy:
             )
         return notes
 
-    def next_due(
-        self, observations: Iterable[Observation], now: datetime
-    ) -> tuple[datetime | None, bool]:
+    def next_wake(self, observations: Iterable[Observation], now: datetime) -> WakeUp:
         """When watch mode should next run: the earliest deadline of the tokens seen.
 
-        Also says whether a token just written was due on arrival (the issuer grants less
-        than ``refresh_before``): such a token is refreshed at half its remaining lifetime
-        instead, so a short-lived issuer is not asked again in a loop.
+        A token just written that was due on arrival (the issuer grants less than
+        ``refresh_before``) is refreshed at half its remaining lifetime instead, so a
+        short-lived issuer is not asked again in a loop; :attr:`WakeUp.short` says so.
+        Implausible expiries are no time to wait for (the store is looked at again soon).
         """
-        earliest: datetime | None = None
+        refresh_at: datetime | None = None
+        due_from: datetime | None = None
         short = False
         for seen in observations:
-            if not self.plausible_expiry(seen.expires_at, now):
-                continue  # not a time to wait for: the store is looked at again soon
-            due = self.deadline(seen.expires_at)
-            if due <= now and seen.refreshed:
+            if not self.plausible_expiry(seen.expires_at, now, lifetime=seen.lifetime):
+                continue
+            point = self.deadline(seen.expires_at)
+            if point <= now and seen.refreshed:
                 short = True
-                due = self.refresh_point(seen.expires_at, now)
-            earliest = due if earliest is None else min(earliest, due)
-        return earliest, short
+                point = self.refresh_point(seen.expires_at, now)
+            due = self.due_at(seen.expires_at)
+            refresh_at = point if refresh_at is None else min(refresh_at, point)
+            due_from = due if due_from is None else min(due_from, due)
+        return WakeUp(refresh_at, due_from, short)
 
     def for_reader(
         self, record: TokenRecord | None, now: datetime, *, min_remaining: float

@@ -26,7 +26,7 @@ from harbor_secrets._serving import (
     serve_in_background,
     shut_down,
 )
-from harbor_secrets.freshness import RefreshPolicy
+from harbor_secrets.freshness import RefreshPolicy, SinkHealth
 from harbor_secrets.metrics import SinkKey
 from harbor_secrets.secrets import scrub
 
@@ -75,47 +75,49 @@ def judge(
     last_cycle_error: str | None,
     failed_sinks: Iterable[SinkKey] = (),
     seen: Mapping[SinkKey, datetime] | None = None,
+    lifetimes: Mapping[SinkKey, float | None] | None = None,
 ) -> Verdict:
     """Healthy means readers find a live token and the loop keeps it so.
 
-    Unhealthy before the first cycle, after a cycle that failed entirely, when a sink's
-    token is expired or implausible (readers cannot use it), or when it is past the point
-    where the loop rewrites it by more than ``grace`` (the freshness policy's
-    :meth:`~RefreshPolicy.refresh_point`, from when the loop last wrote or found it fresh,
-    ``seen``: a token granted less than ``refresh_before`` is rewritten halfway through its
-    life, not ``refresh_before`` before its end). ``grace`` covers the wake-up slack of a
-    healthy loop (jitter, one token request with its retries); a token unknown to this
-    process (never read successfully) counts as past due. After a failed cycle the answer
-    names the sinks that failed (``failed_sinks``; none given means the run failed before any
-    sink was looked at, so every one).
+    Unhealthy before the first cycle, after a cycle that failed entirely, or when a sink's
+    token is implausible, expired or overdue: the freshness policy's
+    :meth:`~RefreshPolicy.sink_health` judges each from its expiry, the lifetime it was
+    granted (``lifetimes``; none known means ``token_lifetime``) and when the loop last wrote
+    or found it fresh (``seen``). ``grace`` covers the wake-up slack of a healthy loop
+    (jitter, one token request with its retries); a token unknown to this process (never
+    read successfully) counts as past due. After a failed cycle the answer names the sinks
+    that failed (``failed_sinks``; none given means the run failed before any sink was
+    looked at, so every one). This only sorts the policy's verdicts into one answer.
     """
     seen = seen or {}
+    lifetimes = lifetimes or {}
     if cycles == 0:
         return Verdict(False, "starting: no cycle has finished yet")
     if last_cycle_error is not None:
         reason = scrub(f"the last cycle failed entirely: {last_cycle_error}")
         failed = tuple(failed_sinks) or tuple(expected)
         return Verdict(False, shorten(reason), tuple(label(key) for key in failed))
-    implausible = [
-        key for key in expected if key in expiry and not policy.plausible_expiry(expiry[key], now)
-    ]
-    if implausible:
+    verdicts: dict[SinkHealth, list[SinkKey]] = {state: [] for state in SinkHealth}
+    unknown = 0
+    for key in expected:
+        if key not in expiry:  # never read: as good as past due
+            verdicts[SinkHealth.OVERDUE].append(key)
+            unknown += 1
+            continue
+        state = policy.sink_health(
+            expiry[key], now, lifetime=lifetimes.get(key), seen_at=seen.get(key), grace=grace
+        )
+        verdicts[state].append(key)
+    if implausible := verdicts[SinkHealth.IMPLAUSIBLE]:
         reason = (
             f"{len(implausible)} token(s) expire further ahead than a token lives: written "
             "under a clock that was wrong, so readers cannot trust them"
         )
         return Verdict(False, reason, tuple(label(key) for key in implausible))
-    dead = [key for key in expected if key in expiry and expiry[key] <= now]
-    if dead:
+    if dead := verdicts[SinkHealth.EXPIRED]:
         reason = f"{len(dead)} token(s) expired: readers find no live token"
         return Verdict(False, reason, tuple(label(key) for key in dead))
-    late = [
-        key
-        for key in expected
-        if key not in expiry or policy.overdue(expiry[key], now, grace, seen_at=seen.get(key))
-    ]
-    if late:
-        unknown = sum(1 for key in late if key not in expiry)
+    if late := verdicts[SinkHealth.OVERDUE]:
         reason = f"{len(late)} token(s) past due (refresh_before {policy.refresh_before:g}s"
         reason += f" + {grace:g}s grace)" + (f", {unknown} never read" if unknown else "")
         return Verdict(False, reason, tuple(label(key) for key in late))

@@ -15,6 +15,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from harbor_secrets.config import Job
 from harbor_secrets.errors import (
@@ -97,16 +98,25 @@ def failure_reason(job: JobResult, sink: SinkResult) -> str:
     return sink.reason or "error"
 
 
-def observed_expiry(job: JobResult, sink: SinkResult) -> datetime | None:
-    """When the sink's token expires, as far as this run knows.
+class ObservedExpiry(NamedTuple):
+    """A sink's token expiry as a run knows it, and the lifetime that token was granted
+    (None where the store keeps no issue time): the freshness policy needs both to judge it.
+    """
+
+    expires_at: datetime
+    lifetime: float | None
+
+
+def observed_expiry(job: JobResult, sink: SinkResult) -> ObservedExpiry | None:
+    """When the sink's token expires, as far as this run knows, and its granted lifetime.
 
     A sink that kept a newer token holds one expiring no earlier than the token just
     fetched, so that is the (conservative) answer for it.
     """
-    fetched = job.token_expires_at
-    if sink.action == KEPT_NEWER and fetched is not None:
-        return fetched if sink.expires_at is None else max(sink.expires_at, fetched)
-    return sink.expires_at
+    fetched, read = job.token_expires_at, sink.expires_at
+    if sink.action == KEPT_NEWER and fetched is not None and (read is None or fetched >= read):
+        return ObservedExpiry(fetched, job.token_lifetime)
+    return None if read is None else ObservedExpiry(read, sink.lifetime)
 
 
 @dataclass
@@ -147,6 +157,9 @@ class MetricsSnapshot:
     """A consistent copy of every series, for one scrape or one file."""
 
     expiry: Mapping[SinkKey, float]
+    #: The lifetime each expiry's token was granted (None: its store keeps no issue time);
+    #: not exported, but ``/healthz`` judges an expiry by it.
+    lifetime: Mapping[SinkKey, float | None]
     last_success: Mapping[SinkKey, float]
     writes: Mapping[SinkKey, float]
     skips: Mapping[SinkKey, float]
@@ -169,6 +182,7 @@ class SyncMetrics:
         )
         self._environments = {key[1] for key in self.expected}
         self._expiry: dict[SinkKey, float] = {}
+        self._lifetime: dict[SinkKey, float | None] = {}
         self._last_success: dict[SinkKey, float] = {}
         self._writes: dict[SinkKey, float] = dict.fromkeys(self.expected, 0.0)
         self._skips: dict[SinkKey, float] = dict.fromkeys(self.expected, 0.0)
@@ -185,9 +199,10 @@ class SyncMetrics:
                     histogram.observe(job.fetch_seconds)
                 for sink in job.sinks:
                     key = sink_key(job.job, sink.sink)
-                    expires_at = observed_expiry(job, sink)
-                    if expires_at is not None:
-                        self._expiry[key] = expires_at.timestamp()
+                    observed = observed_expiry(job, sink)
+                    if observed is not None:
+                        self._expiry[key] = observed.expires_at.timestamp()
+                        self._lifetime[key] = observed.lifetime
                     if sink.action == WRITTEN:
                         self._writes[key] = self._writes.get(key, 0.0) + 1
                     elif sink.action in (FRESH, KEPT_NEWER):
@@ -253,6 +268,7 @@ class SyncMetrics:
         with self._lock:
             return MetricsSnapshot(
                 expiry=dict(self._expiry),
+                lifetime=dict(self._lifetime),
                 last_success=dict(self._last_success),
                 writes=dict(self._writes),
                 skips=dict(self._skips),

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from harbor_secrets.secrets import Secret
+from harbor_secrets.writer import is_writer_name
 
 SCHEMA_VERSION = 1
 MANAGED_BY = "harbor-secrets"
@@ -113,6 +114,12 @@ class TokenRecord:
         file): its ``issued_at`` is then its ``expires_at``."""
         return self.issued_at < self.expires_at
 
+    @property
+    def granted_lifetime(self) -> float | None:
+        """The lifetime the token was granted, or None where its store keeps no issue time
+        (then only the freshness policy's ``token_lifetime`` bounds its expiry)."""
+        return float(self.expires_in) if self.has_issue_time else None
+
     def is_newer_than(self, other: TokenRecord | None) -> bool:
         """True when this record may replace ``other`` (the monotonic-write rule).
 
@@ -182,7 +189,7 @@ class TokenRecord:
             issuer=str(data.get("issuer", "")),
             managed_by=str(data.get("managed_by", "")),
             schema=schema,
-            written_by=str(data.get("written_by") or ""),
+            written_by=_written_by(data.get("written_by")),
             extra={k: v for k, v in data.items() if k not in known},
         )
 
@@ -193,3 +200,10 @@ class TokenRecord:
         except json.JSONDecodeError:
             raise ValueError("stored record is not valid JSON") from None
         return cls.from_dict(data)
+
+
+def _written_by(value: object) -> str:
+    """A stored ``written_by`` that passes the writer's own rule, else "" (unknown): anyone
+    who can write the store could put a newline or an escape sequence there, and it is
+    printed by ``status`` and the cycle log."""
+    return value if isinstance(value, str) and is_writer_name(value) else ""

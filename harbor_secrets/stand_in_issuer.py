@@ -664,6 +664,11 @@ class _Handler(LoopbackHandler):
         with contextlib.suppress(ConnectionError, TimeoutError):
             super().handle()
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header by the issuer's own clock, as a real server's follows its."""
+        when = self.server.issuer._clock() if timestamp is None else timestamp
+        return super().date_time_string(when)
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self.server.issuer._handle(self)
 

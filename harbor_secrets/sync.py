@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from harbor_secrets.config import Config, CredentialsConfig, Job
@@ -23,6 +23,7 @@ from harbor_secrets.environments import Environment
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
 from harbor_secrets.freshness import TokenState, seconds_left
 from harbor_secrets.hooks import Change, run_hook
+from harbor_secrets.issuer_clock import IssuerClock
 from harbor_secrets.provider import WriteOutcome
 from harbor_secrets.record import TokenRecord, format_time
 from harbor_secrets.registry import Registry
@@ -83,6 +84,10 @@ class SinkResult:
     #: Which refresher wrote the token the sink holds (this one when written; as stored
     #: when found fresh); None when unknown (a store without it, or a refused write).
     written_by: str | None = None
+    #: The lifetime the token the sink holds was granted (as read or written); None when
+    #: unknown or when the store keeps no issue time (the freshness policy then bounds its
+    #: expiry by ``token_lifetime``).
+    lifetime: float | None = None
 
     @property
     def failed(self) -> bool:
@@ -124,6 +129,8 @@ class JobResult:
     fetch_seconds: float | None = None
     #: Expiry of the token fetched this run (a lower bound for a sink that kept a newer one).
     token_expires_at: datetime | None = None
+    #: The lifetime that token was granted.
+    token_lifetime: float | None = None
 
     @property
     def failed(self) -> bool:
@@ -210,7 +217,9 @@ class SyncEngine:
         self.runtime = runtime
         self.config = runtime.config
         self.client_factory = client_factory
-        self.now = now
+        #: The time every judgement reads: ``now`` (this host's clock), corrected by the
+        #: issuer's once a token response shows they disagree (harbor_secrets.issuer_clock).
+        self.clock = IssuerClock(now)
         # One client per (credentials, environment, secret), kept across jobs and, in watch
         # mode, across cycles: connections are reused and a refresh token the issuer hands
         # out is used in memory. A rotated secret gets a new client.
@@ -253,7 +262,7 @@ class SyncEngine:
     ) -> SyncReport:
         """One pass; ``log_warnings=False`` lets a long-running caller log each warning once."""
         jobs = self.config.jobs() if jobs is None else jobs
-        started = self.now()
+        began = time.monotonic()
         # Local references fail here, before any network call (ConfigError, exit 2).
         local_secrets = self.runtime.resolve_local_secrets(jobs)
         warnings = self.runtime.warnings()
@@ -279,10 +288,13 @@ class SyncEngine:
                 self._store_pool = None
         if not dry_run:
             self._run_hooks(results)
+        # Both ends by the clock as it is now: a run that learns this host's clock is wrong
+        # must not report the correction as its duration.
+        finished = self.clock.now()
         report = SyncReport(
             results=results,
-            started_at=started,
-            finished_at=self.now(),
+            started_at=finished - timedelta(seconds=time.monotonic() - began),
+            finished_at=finished,
             dry_run=dry_run,
             forced=force,
             warnings=warnings,
@@ -328,7 +340,7 @@ class SyncEngine:
         force: bool,
         dry_run: bool,
     ) -> None:
-        now = self.now()
+        now = self.clock.now()
         sinks = [self.runtime.sinks[name] for name in job.sinks]
         result.sinks = [
             SinkResult(sink=sink.name, provider=sink.provider.name, key="", action="")
@@ -356,13 +368,16 @@ class SyncEngine:
             result.fetch_seconds = time.monotonic() - began
         result.fetched = True
         result.attempts = token.attempts
-        too_long = self.config.refresh.granted_too_long(token.expires_in)
-        if too_long is not None and job.label not in self._lifetime_warned:
-            self._lifetime_warned.add(job.label)  # once per process: watch mode runs on
-            log.warning("%s: %s", job.label, too_long, extra={"event": "job.lifetime"})
+        self._warn_if_granted_too_long(job, token.expires_in)
+        # The policy says which clock times the token (the issuer's, when this host's is
+        # wrong); from then on this process judges stored records by the same time.
+        timing = self.config.refresh.time_issue(
+            token.issued_at, token.received_at, token.issuer_date, known_skew=self.clock.skew
+        )
+        self.clock.learn(timing, issuer=environment.token_url)
         issued = TokenRecord.issue(
             access_token=token.access_token.reveal(),
-            issued_at=token.issued_at,
+            issued_at=timing.issued_at,
             expires_in=token.expires_in,
             scope=job.scope,
             environment=job.environment,
@@ -373,9 +388,21 @@ class SyncEngine:
         )
         # Stores compare with what they hold at write time; the policy, with this run's
         # clock, tells them which stored records are not to be believed.
-        record = self.config.refresh.judged(issued, self.now)
+        record = self.config.refresh.judged(issued, self.clock.now)
         result.token_expires_at = record.expires_at
+        result.token_lifetime = record.granted_lifetime
         self._each(lambda item: self._write(job, item[0], item[1], item[2], record), due)
+
+    def _warn_if_granted_too_long(self, job: Job, expires_in: float) -> None:
+        """Once per token and process (watch mode runs on), when the issuer grants tokens
+        longer than ``token_lifetime``: naming the job's sinks that keep no issue time."""
+        bare = [
+            name for name in job.sinks if not self.runtime.sinks[name].provider.stores_full_record
+        ]
+        too_long = self.config.refresh.granted_too_long(expires_in, bare_sinks=bare)
+        if too_long is not None and job.label not in self._lifetime_warned:
+            self._lifetime_warned.add(job.label)
+            log.warning("%s: %s", job.label, too_long, extra={"event": "job.lifetime"})
 
     def _writable(
         self, job: Job, due: list[tuple[Sink, str, SinkResult]]
@@ -427,6 +454,7 @@ class SyncEngine:
             return sink, None, sink_result
         if stored is not None:
             sink_result.expires_at = stored.expires_at
+            sink_result.lifetime = stored.granted_lifetime
             sink_result.written_by = stored.written_by or None
         state = self.config.refresh.assess(stored, now).state
         if state is TokenState.IMPLAUSIBLE:
@@ -462,6 +490,7 @@ class SyncEngine:
         if outcome is WriteOutcome.WRITTEN:
             sink_result.action = WRITTEN
             sink_result.expires_at = record.expires_at
+            sink_result.lifetime = record.granted_lifetime
             sink_result.written_by = record.written_by
         else:
             sink_result.action = KEPT_NEWER

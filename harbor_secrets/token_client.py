@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import ClassVar, Self
 from urllib.parse import quote, urlsplit
@@ -43,6 +43,7 @@ from harbor_secrets.errors import (
     IssuerUnavailableError,
     unreachable_hint,
 )
+from harbor_secrets.freshness import IssueTiming, RefreshPolicy
 from harbor_secrets.retry_policy import RetryPolicy
 from harbor_secrets.secrets import Secret, register
 
@@ -79,7 +80,9 @@ class ClientCredentials:
 
 @dataclass(frozen=True)
 class IssuedToken:
-    """A validated token response; ``issued_at`` is when the successful request was sent."""
+    """A validated token response; ``issued_at`` is when the successful request was sent and
+    ``received_at`` when its answer arrived (this host's clock), ``issuer_date`` the answer's
+    ``Date`` (the issuer's clock; None when it sent none)."""
 
     access_token: Secret
     token_type: str
@@ -88,11 +91,20 @@ class IssuedToken:
     refresh_token: Secret | None
     issued_at: datetime
     attempts: int
+    received_at: datetime | None = None
+    issuer_date: datetime | None = None
+
+    @property
+    def timing(self) -> IssueTiming:
+        """Which clock times this token: the freshness policy's rule (the issuer's when this
+        host's clock disagrees with it)."""
+        return RefreshPolicy.time_issue(self.issued_at, self.received_at, self.issuer_date)
 
     @property
     def expires_at(self) -> datetime:
-        # Counted from the send time, not the receive time, so it can only err early.
-        return self.issued_at + timedelta(seconds=self.expires_in)
+        # Counted from the send time (or the issuer's Date), not the receive time, so it can
+        # only err early.
+        return self.timing.issued_at + timedelta(seconds=self.expires_in)
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,8 @@ class TokenClient:
     """Fetches tokens for one set of credentials in one environment.
 
     ``sleep``, ``clock`` (monotonic seconds) and ``uniform`` (the jitter's random source) are
-    injectable so tests can observe retry delays without waiting for them.
+    injectable so tests can observe retry delays without waiting for them; ``wall_clock``
+    (this host's UTC time, which stamps each request) so they can give it a wrong clock.
     """
 
     def __init__(
@@ -131,6 +144,7 @@ class TokenClient:
         clock: Callable[[], float] = time.monotonic,
         user_agent: str | None = None,
         uniform: Callable[[float, float], float] | None = None,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if not 0 < default_expires_in <= MAX_EXPIRES_IN:
             raise ConfigError(
@@ -155,6 +169,7 @@ class TokenClient:
             uniform=uniform or random.SystemRandom().uniform,
             logger=log,
             on_attempt=self._count_attempt,
+            wall_clock=wall_clock,
         )
 
     def __repr__(self) -> str:
@@ -265,6 +280,8 @@ class TokenClient:
             refresh_token=payload.refresh_token,
             issued_at=answer.sent_at,
             attempts=exchange.attempts,
+            received_at=answer.received_at,
+            issuer_date=answer.date,
         )
 
     def _authenticate(self, form: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:

@@ -17,8 +17,11 @@ ask Harbor. So the pacing depends on who wrote: the replica that wrote every tok
 between W and 2W, where W is the freshness policy's ``wake_spread`` (a tenth of
 ``refresh_before``, at most 5 s). A standby then finds the new token and sleeps again, so
 with every replica up Harbor sees one request per refresh; if the writer is gone, the first
-standby to wake refreshes and becomes the writer. The freshness policy's watch-mode reader
-floor counts the 2W (``watch_lateness``).
+standby to wake refreshes and becomes the writer. Both windows are the freshness policy's
+(``wake_window``), and its watch-mode reader floor counts their end (``watch_lateness``).
+
+Every time this loop judges (when to wake, ``/healthz``) is read from the engine's clock,
+which follows the issuer's once a token response shows this host's clock is wrong.
 """
 
 from __future__ import annotations
@@ -37,9 +40,10 @@ from harbor_secrets.config import Config
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
 from harbor_secrets.freshness import (
     DUE_MARGIN,
-    DUE_SLACK,
     Observation,
     RefreshPolicy,
+    WakeRole,
+    WakeUp,
     seconds_between,
 )
 from harbor_secrets.health import Verdict, judge
@@ -61,30 +65,28 @@ log = logging.getLogger(__name__)
 
 Uniform = Callable[[float, float], float]
 #: A replica's role in the next wake-up (see the module docstring).
-WRITER = "writer"
-STANDBY = "standby"
+WRITER = WakeRole.WRITER
+STANDBY = WakeRole.STANDBY
 
 
 @dataclass(frozen=True)
 class WatchPacing:
     """How long to sleep between cycles; :meth:`for_config` derives it from ``[refresh]``.
 
-    When a token falls due is the freshness policy's answer (``refresh``), and so is the
-    wake-up spread W between replicas; this adds only the pacing around it: bounds on the
-    sleep, jitter, the standby's delay, backoff after failures, and the grace ``/healthz``
-    allows a healthy loop.
+    When a token falls due is the freshness policy's answer (``refresh``), and so is each
+    role's wake-up window after it (``wake_window``: the writer within W/2, a standby
+    between W and 2W); this adds only the pacing around them: bounds on the sleep, the
+    writer's jitter being at most 5 % of its sleep, backoff after failures, and the grace
+    ``/healthz`` allows a healthy loop.
     """
 
     refresh: RefreshPolicy
     max_sleep: float  # ``schedule_period``: a store changed by someone else is seen this soon
     min_sleep: float  # never spin, whatever the store says
-    max_jitter: float  # the writer's: W/2 (and at most 5 % of the sleep)
     backoff_base: float
     backoff_cap: float
     grace: float  # how far past due /healthz tolerates a token (the wake-up slack)
     jitter_fraction: float = 0.05
-    #: A standby wakes this long after the deadline, plus up to as much again (W).
-    standby_delay: float = 0.0
 
     @classmethod
     def for_config(cls, config: Config) -> WatchPacing:
@@ -92,7 +94,6 @@ class WatchPacing:
         window = refresh.refresh_before
         interval = max(refresh.token_lifetime - window, 1.0)  # between two writes of a token
         min_sleep = min(1.0, max(0.05, window / 10))
-        spread = refresh.wake_spread  # W: far below refresh_before, never past expiry
         # A recovering issuer is retried within a fifth of the refresh window, and never
         # later than a fifth of the normal interval between writes.
         backoff_cap = max(min_sleep, min(30.0, window / 5, interval / 5))
@@ -103,11 +104,9 @@ class WatchPacing:
             refresh=refresh,
             max_sleep=max(refresh.schedule_period, min_sleep),
             min_sleep=min_sleep,
-            max_jitter=spread / 2,
             backoff_base=min_sleep,
             backoff_cap=backoff_cap,
             grace=grace,
-            standby_delay=spread,
         )
 
     def backoff(self, failures: int, uniform: Uniform) -> float:
@@ -120,35 +119,35 @@ class WatchPacing:
 
     def wake_delay(
         self,
-        due_at: datetime | None,
+        wake: WakeUp,
         now: datetime,
         failures: int,
         uniform: Uniform,
         *,
-        standby: bool = False,
+        role: WakeRole = WRITER,
     ) -> float:
-        """Seconds to sleep: until ``due_at`` plus the role's offset, backoff if failing,
-        within bounds.
+        """Seconds to sleep: until ``wake.refresh_at`` plus a draw from the role's wake-up
+        window, backoff if failing, within bounds.
 
-        The writer's offset is a jitter of at most 5 % of the sleep and W/2; a standby's is
-        W plus up to W, so it looks only after the writer's cycle has stored the new token.
+        The writer's draw is also at most 5 % of the sleep (a short sleep wakes nearly on
+        time); a standby's lies between W and 2W, so it looks only after the writer's cycle
+        has stored the new token.
 
         ``max_sleep`` bounds every sleep but one: a wake-up it would cut short into the
-        token's due window (the engine rewrites a token from DUE_SLACK before its deadline)
-        would make this replica ask before its turn, so then the sleep runs to its turn,
-        at most 1 s + 2W past ``max_sleep``.
+        token's due window (from ``wake.due_from``, where the engine finds it due) would
+        make this replica ask before its turn, so then the sleep runs to its turn.
         """
         cap = self.max_sleep
-        if due_at is None:
+        if wake.refresh_at is None:
             wait = self.max_sleep
         else:
-            until_due = seconds_between(now, due_at)
-            wait = max(until_due, 0.0) + DUE_MARGIN
-            if standby:
-                wait += self.standby_delay + uniform(0.0, self.standby_delay)
-            else:
-                wait += uniform(0.0, min(self.jitter_fraction * wait, self.max_jitter))
-            if self.max_sleep >= until_due - DUE_SLACK.total_seconds():
+            wait = max(seconds_between(now, wake.refresh_at), 0.0) + DUE_MARGIN
+            low, high = self.refresh.wake_window(role)
+            if role == WRITER:
+                high = min(high, low + self.jitter_fraction * wait)
+            wait += uniform(low, high)
+            due_from = wake.due_from
+            if due_from is not None and self.max_sleep >= seconds_between(now, due_from):
                 cap = max(cap, wait)  # the cap would land in the due window: wait the turn
         if failures:
             wait = min(wait, self.backoff(failures, uniform))
@@ -166,9 +165,10 @@ def observations(report: SyncReport) -> list[Observation]:
         for sink in job.sinks:
             if sink.action not in (WRITTEN, FRESH, KEPT_NEWER):
                 continue
-            expires_at = observed_expiry(job, sink)
-            if expires_at is not None:
-                seen.append(Observation(expires_at, refreshed=sink.action != FRESH))
+            observed = observed_expiry(job, sink)
+            if observed is not None:
+                refreshed = sink.action != FRESH
+                seen.append(Observation(observed.expires_at, refreshed, observed.lifetime))
     return seen
 
 
@@ -216,7 +216,7 @@ def failed_entirely(report: SyncReport) -> bool:
 def failed_sinks(report: SyncReport) -> tuple[SinkKey, ...]:
     """The (credentials, environment, scope, sink) of every sink that failed in ``report``."""
     return tuple(
-        (job.job.credentials, job.job.environment, job.job.scope, sink.sink)
+        sink_key(job.job, sink.sink)
         for job in report.results
         for sink in job.sinks
         if sink.action == FAILED
@@ -244,11 +244,13 @@ class Cycle:
     report: SyncReport | None  # None when the run failed before any sink was looked at
     error: str | None  # set when the cycle failed entirely
     consecutive_failures: int
-    next_due: datetime | None
+    #: The refresh point this replica wakes for (the freshness policy's ``next_wake``);
+    #: None when it only looks again within ``schedule_period``.
+    refresh_at: datetime | None
     delay: float
     #: How this replica paces the next wake-up: WRITER (it wrote every token it saw) wakes
     #: first, STANDBY later.
-    role: str = WRITER
+    role: WakeRole = WRITER
 
 
 class Watcher:
@@ -339,18 +341,18 @@ class Watcher:
                 exc_info=log.isEnabledFor(logging.DEBUG)
                 and not isinstance(exc, HarborSecretsError),
             )
-        now = self.now()
-        due_at: datetime | None = None
-        standby = True  # nothing seen (a failed run): wake as a standby would
+        now = self._now()
+        wake = WakeUp()
+        role = STANDBY  # nothing seen (a failed run): wake as a standby would
         if report is not None:
             self._log_new_warnings(report.warnings)
             self.metrics.record(report)
             if failed_entirely(report):
                 error = _first_error(report)
-            due_at, short = self.pacing.refresh.next_due(observations(report), now)
-            standby = not wrote_every_token(report, self._written)
+            wake = self.pacing.refresh.next_wake(observations(report), now)
+            role = WRITER if wrote_every_token(report, self._written) else STANDBY
             self._remember_writes(report)
-            if short and not self._warned_short:
+            if wake.short and not self._warned_short:
                 self._warned_short = True
                 log.warning(
                     "the issuer grants tokens with less than refresh_before (%gs) to live; "
@@ -359,14 +361,13 @@ class Watcher:
                 )
         failing = report is None or report.exit_code != EXIT_OK
         self._failures = self._failures + 1 if failing else 0
-        delay = self.pacing.wake_delay(due_at, now, self._failures, self.uniform, standby=standby)
+        delay = self.pacing.wake_delay(wake, now, self._failures, self.uniform, role=role)
         with self._lock:
             self._cycles += 1
             self._last_error = error
             self._last_failed = failed_sinks(report) if report is not None else ()
             number = self._cycles
-        role = STANDBY if standby else WRITER
-        cycle = Cycle(number, began, report, error, self._failures, due_at, delay, role)
+        cycle = Cycle(number, began, report, error, self._failures, wake.refresh_at, delay, role)
         self._log_cycle(cycle, time.monotonic() - began)
         return cycle
 
@@ -375,7 +376,7 @@ class Watcher:
             cycles, error, failed = self._cycles, self._last_error, self._last_failed
         snapshot = self.metrics.snapshot()
         return judge(
-            now=self.now(),
+            now=self._now(),
             expected=self.metrics.expected,
             expiry={key: _moment(when) for key, when in snapshot.expiry.items()},
             policy=self.pacing.refresh,
@@ -384,7 +385,13 @@ class Watcher:
             last_cycle_error=error,
             failed_sinks=failed,
             seen={key: _moment(when) for key, when in snapshot.last_success.items()},
+            lifetimes=snapshot.lifetime,
         )
+
+    def _now(self) -> datetime:
+        """The time this loop judges by: its clock, corrected by the issuer's as the engine
+        has measured it (the engine's own judgements read the same correction)."""
+        return self.engine.clock.corrected(self.now())
 
     def _remember_writes(self, report: SyncReport) -> None:
         for job in report.results:
@@ -425,7 +432,7 @@ class Watcher:
                 "written_by": by,
                 "token_requests": report.token_requests if report is not None else 0,
                 "consecutive_failures": cycle.consecutive_failures,
-                "next_due": format_time(cycle.next_due) if cycle.next_due else None,
+                "refresh_at": format_time(cycle.refresh_at) if cycle.refresh_at else None,
                 "sleep_seconds": round(cycle.delay, 3),
                 "duration_seconds": round(duration, 3),
             },

@@ -19,13 +19,20 @@ WRITER_ENV_VAR = "HARBOR_SECRETS_WRITER"
 MAX_LENGTH = 253
 
 
+def is_writer_name(name: str) -> bool:
+    """The one rule for a ``written_by``, written or read: 1 to :data:`MAX_LENGTH`
+    printable characters without spaces. Anything else (a newline, an escape sequence) could
+    forge a log line or garble a terminal where ``status`` and the cycle log print it."""
+    return 0 < len(name) <= MAX_LENGTH and name.isprintable() and " " not in name
+
+
 def writer_name(environ: Mapping[str, str]) -> str:
     """This refresher's name; a bad ``HARBOR_SECRETS_WRITER`` is a usage error (exit 2)."""
     given = environ.get(WRITER_ENV_VAR)
     if given is None:
         return socket.gethostname() or "unknown-host"
     name = given.strip()
-    if not name or len(name) > MAX_LENGTH or not name.isprintable() or " " in name:
+    if not is_writer_name(name):
         raise ConfigError(
             f"must be 1 to {MAX_LENGTH} printable characters without spaces",
             key=WRITER_ENV_VAR,

@@ -29,7 +29,7 @@ from harbor_secrets.sync import WRITTEN, TokenSource, default_client_factory, ru
 from harbor_secrets.testing.memory import MemoryProvider, MemoryStore
 from harbor_secrets.token_client import IssuedToken
 from harbor_secrets.watch import Watcher, WatchPacing
-from harbor_testkit.clock import FakeClock
+from harbor_testkit.clock import ClockedSource, FakeClock
 from harbor_testkit.records import make_record
 
 Run = Callable[..., Result]
@@ -67,8 +67,9 @@ def test_watch_mode_does_not_sleep_towards_an_implausible_expiry() -> None:
 
     far = Observation(NOW + AHEAD + timedelta(seconds=300), refreshed=False)
     near = Observation(NOW + timedelta(seconds=200), refreshed=False)
-    assert POLICY.next_due([far], NOW) == (None, False)  # look again within schedule_period
-    assert POLICY.next_due([far, near], NOW) == (NOW + timedelta(seconds=50), False)
+    # look again within schedule_period
+    assert POLICY.next_wake([far], NOW).refresh_at is None
+    assert POLICY.next_wake([far, near], NOW).refresh_at == NOW + timedelta(seconds=50)
 
 
 # -- a run under a clock 10 minutes fast, then the right clock, through the real CLI -----------
@@ -77,13 +78,21 @@ def test_watch_mode_does_not_sleep_towards_an_implausible_expiry() -> None:
 def fast_clock_factory(
     config: Config, environment: Environment, credentials: CredentialsConfig, secret: Secret
 ) -> TokenSource:
-    """The real token client, with the issue time a clock 10 minutes fast would record."""
+    """The real token client, with the times a clock 10 minutes fast would record, and no
+    issuer ``Date`` to tell it so (an issuer that sends none, or a writer from before the
+    issuer's clock was the arbiter): the record it stores expires 10 minutes too late."""
     real = default_client_factory(config, environment, credentials, secret)
 
     class Fast:
         def fetch(self, scope: str) -> IssuedToken:
             token = real.fetch(scope)
-            return dataclasses.replace(token, issued_at=token.issued_at + AHEAD)
+            assert token.received_at is not None
+            return dataclasses.replace(
+                token,
+                issued_at=token.issued_at + AHEAD,
+                received_at=token.received_at + AHEAD,
+                issuer_date=None,
+            )
 
         def close(self) -> None:
             real.close()
@@ -175,36 +184,6 @@ scopes = ["service_provider"]
 """
 
 
-class ClockedSource:
-    """Issues 300 s tokens stamped with the watcher's own (fake) clock, as the real client
-    stamps them with the host's."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.fetches = 0
-        self.lifetime = 300
-
-    def factory(
-        self, config: Config, env: Environment, creds: CredentialsConfig, secret: Secret
-    ) -> ClockedSource:
-        return self
-
-    def fetch(self, scope: str) -> IssuedToken:
-        self.fetches += 1
-        return IssuedToken(
-            access_token=Secret(f"tok-clock-{self.fetches:04d}-padding", ephemeral=True),
-            token_type="Bearer",
-            expires_in=self.lifetime,
-            granted_scope=scope,
-            refresh_token=None,
-            issued_at=self.clock.now(),
-            attempts=1,
-        )
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def watcher() -> Iterator[tuple[Watcher, FakeClock, ClockedSource]]:
     clock = FakeClock(NOW)
@@ -244,8 +223,8 @@ def test_watch_mode_refreshes_after_its_clock_is_stepped_back(
     assert loop.health().ok
     stored = MemoryStore.get("clock").records()["harbor/sandbox/service_provider"]
     assert stored.issued_at == clock.now().replace(microsecond=0)
-    assert second.next_due is not None
-    assert second.next_due <= clock.now() + timedelta(seconds=150)
+    assert second.refresh_at is not None
+    assert second.refresh_at <= clock.now() + timedelta(seconds=150)
     loop.engine.close()
 
 
@@ -280,8 +259,8 @@ def test_healthz_stays_ok_while_short_lived_tokens_are_refreshed_at_half_their_l
         assert cycle.report is not None
         assert cycle.report.count(WRITTEN) == 1
         assert loop.health().ok, loop.health().reason
-        assert cycle.next_due is not None
-        assert clock.now() < cycle.next_due <= clock.now() + timedelta(seconds=2)
+        assert cycle.refresh_at is not None
+        assert clock.now() < cycle.refresh_at <= clock.now() + timedelta(seconds=2)
         clock.advance(2.05)
         assert loop.health().ok, loop.health().reason
     clock.advance(2.0)  # the loop stopped: the token is dead
@@ -298,4 +277,20 @@ def test_an_issuer_granting_more_than_token_lifetime_is_named(
     assert "the issuer grants tokens of 3600s, longer than refresh.token_lifetime (300s)" in (
         caplog.text
     )
+    assert 'set token_lifetime = "3600s"' in caplog.text
+    assert "no issue time" not in caplog.text  # the memory store keeps it: not blamed
+
+
+def test_an_issuer_granting_more_than_token_lifetime_names_the_sinks_it_upsets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The env file keeps only the expiry, so only token_lifetime bounds it: the warning
+    names that sink (it used to name "the env file" whatever the sinks were)."""
+    source = ClockedSource(FakeClock(datetime.now(UTC)))
+    source.lifetime = 3600
+    config = tmp_path / "harbor.toml"
+    config.write_text(envfile_config("http://127.0.0.1:1", environments='["sandbox"]'))
+    environ = {"HARBOR_CLIENT_SECRET": CLIENT_SECRET}
+    run_sync(load_config(config, environ=environ), environ=environ, client_factory=source.factory)
+    assert "sinks.local keeps no issue time (only the expiry)" in caplog.text
     assert 'set token_lifetime = "3600s"' in caplog.text

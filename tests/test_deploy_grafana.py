@@ -187,7 +187,7 @@ def test_the_reader_floor_variable_defaults_to_the_tools_floor() -> None:
     }
     policy = parse_config(minimal, source=None, environ=clean_environ()).refresh
     floor = variables()["reader_floor"]["current"]["value"]
-    assert int(floor) == policy.refresh_before - policy.schedule_period
+    assert int(floor) == policy.reader_floor()
 
 
 def test_the_lifetime_panel_shows_the_newest_expiry_any_replica_knows(

@@ -20,6 +20,7 @@ from harbor_secrets.freshness import (
     ReaderState,
     RefreshPolicy,
     TokenState,
+    WakeUp,
 )
 from harbor_secrets.registry import Registry
 from harbor_secrets.runtime import Runtime
@@ -72,8 +73,9 @@ def test_the_deadline_is_refresh_before_and_due_comes_a_slack_earlier() -> None:
     expires_at = EPOCH + timedelta(seconds=300)
     assert POLICY.deadline(expires_at) == EPOCH + timedelta(seconds=150)
     assert POLICY.due_at(expires_at) == EPOCH + timedelta(seconds=149)
-    assert POLICY.is_due(expires_at, EPOCH + timedelta(seconds=149))
-    assert not POLICY.is_due(expires_at, EPOCH + timedelta(seconds=148.9))
+    record = make_record(issued_at=EPOCH)
+    assert POLICY.assess(record, EPOCH + timedelta(seconds=149)).state is TokenState.DUE
+    assert POLICY.assess(record, EPOCH + timedelta(seconds=148.9)).state is TokenState.FRESH
 
 
 def test_overdue_counts_from_the_deadline_plus_grace() -> None:
@@ -87,10 +89,13 @@ def test_watch_wakes_at_the_earliest_deadline_and_halves_a_short_lived_token() -
         Observation(EPOCH + timedelta(seconds=300), refreshed=True),
         Observation(EPOCH + timedelta(seconds=200), refreshed=False),
     ]
-    assert POLICY.next_due(seen, EPOCH) == (EPOCH + timedelta(seconds=50), False)
+    wake = POLICY.next_wake(seen, EPOCH)
+    assert (wake.refresh_at, wake.short) == (EPOCH + timedelta(seconds=50), False)
+    assert wake.due_from == POLICY.due_at(EPOCH + timedelta(seconds=200))
     short = [Observation(EPOCH + timedelta(seconds=100), refreshed=True)]
-    assert POLICY.next_due(short, EPOCH) == (EPOCH + timedelta(seconds=50), True)
-    assert POLICY.next_due([], EPOCH) == (None, False)
+    wake = POLICY.next_wake(short, EPOCH)
+    assert (wake.refresh_at, wake.short) == (EPOCH + timedelta(seconds=50), True)
+    assert POLICY.next_wake([], EPOCH) == WakeUp(None, None, False)
 
 
 @pytest.mark.parametrize(

@@ -195,6 +195,27 @@ def test_a_token_as_fresh_as_promised_is_not_blamed_on_the_scheduler(
     assert "should have refreshed" not in result.stderr
 
 
+def test_a_refusal_names_both_promises_as_it_cannot_know_how_the_store_is_kept(
+    synced: Path, tmp_path: Path, run_cli: Run
+) -> None:
+    """100 s left is as fresh as a scheduled sync promises (90 s), not as `sync --watch`
+    (138 s): a reader cannot tell which keeps the store, so it says both, and claims no more
+    than it knows (it used to quote only the scheduled floor)."""
+    set_expiry(tmp_path, datetime.now(UTC) + timedelta(seconds=100))
+    result = run_cli("get", "-c", str(synced), "-e", "sandbox", "--min-remaining", "2m")
+    assert result.code == 1
+    assert "a scheduled sync keeps at least 1m 30s" in result.stderr
+    assert "sync --watch keeps at least 2m 18s" in result.stderr
+    assert "as fresh as a scheduled sync promises, not as sync --watch" in result.stderr
+    assert "as fresh as promised" not in result.stderr
+    # Less than either promise: the refresher is to blame, whichever it is.
+    set_expiry(tmp_path, datetime.now(UTC) + timedelta(seconds=60))
+    late = run_cli("get", "-c", str(synced), "-e", "sandbox", "--min-remaining", "70s")
+    assert late.code == 1
+    assert "should have refreshed" in late.stderr
+    assert "every minute, or `sync --watch`" in late.stderr
+
+
 @pytest.mark.parametrize("command", ["get", "token", "verify"])
 def test_a_command_that_takes_one_token_refuses_a_second_scope(
     synced: Path, run_cli: Run, command: str

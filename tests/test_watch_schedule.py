@@ -20,7 +20,7 @@ import pytest
 from harbor_secrets.cli_params import ListenAddress
 from harbor_secrets.config import Job, load_config
 from harbor_secrets.errors import IssuerUnavailableError, StoreError
-from harbor_secrets.freshness import DUE_MARGIN, RefreshPolicy
+from harbor_secrets.freshness import DUE_MARGIN, RefreshPolicy, WakeRole, WakeUp
 from harbor_secrets.health import StatusServer, Verdict, judge
 from harbor_secrets.metrics import SyncMetrics, error_reason
 from harbor_secrets.registry import Registry
@@ -63,27 +63,36 @@ def high(a: float, b: float) -> float:
     return b
 
 
-def policy(**changes: float) -> WatchPacing:
+WRITER, STANDBY = WakeRole.WRITER, WakeRole.STANDBY
+
+
+def policy(refresh_before: float = 150.0, **changes: float) -> WatchPacing:
+    """Pacing around ``RefreshPolicy(refresh_before)``: its wake-up windows are the
+    writer's (0, W/2) and a standby's (W, 2W), W a tenth of refresh_before (at most 5 s)."""
     values = {
         "max_sleep": 600.0,
         "min_sleep": 1.0,
-        "max_jitter": 5.0,
         "backoff_base": 1.0,
         "backoff_cap": 30.0,
         "grace": 40.0,
     }
     values.update(changes)
-    return WatchPacing(refresh=RefreshPolicy(refresh_before=150.0), **values)
+    return WatchPacing(refresh=RefreshPolicy(refresh_before=refresh_before), **values)
 
 
-def next_due(
-    done: SyncReport, refresh_before: float, now: datetime
-) -> tuple[datetime | None, bool]:
-    return RefreshPolicy(refresh_before=refresh_before).next_due(observations(done), now)
+def next_wake(done: SyncReport, refresh_before: float, now: datetime) -> WakeUp:
+    return RefreshPolicy(refresh_before=refresh_before).next_wake(observations(done), now)
 
 
 def at(seconds: float) -> datetime:
     return NOW + timedelta(seconds=seconds)
+
+
+def wake(seconds: float) -> WakeUp:
+    """What the policy says for a token whose deadline is ``seconds`` from NOW."""
+    refresh = RefreshPolicy()
+    expires_at = at(seconds) + timedelta(seconds=refresh.refresh_before)
+    return WakeUp(refresh.deadline(expires_at), refresh.due_at(expires_at))
 
 
 def report(*jobs: JobResult) -> SyncReport:
@@ -100,8 +109,8 @@ def test_default_policy_wakes_within_the_schedule_period_and_backs_off_inside_th
     assert chosen.min_sleep == 1
     # W = a tenth of refresh_before, at most 5 s: the writer within W/2, a standby W to 2W.
     assert chosen.refresh.wake_spread == 5
-    assert chosen.max_jitter == 2.5
-    assert chosen.standby_delay == 5
+    assert chosen.refresh.wake_window(WRITER) == (0, 2.5)
+    assert chosen.refresh.wake_window(STANDBY) == (5, 10)
     # Well below lifetime − refresh_before (150 s): a recovering issuer is retried in time.
     assert chosen.backoff_cap == 30
     # A standby's lateness (2W + margin) + one token request with its retries (30 s) + 5 s.
@@ -112,8 +121,8 @@ def test_short_lived_policy_scales_every_bound_to_the_window() -> None:
     text = BASE_CONFIG + '[refresh]\nrefresh_before = "2s"\ntoken_lifetime = "4s"\n'
     chosen = WatchPacing.for_config(load_config(text=text, environ={}))
     assert chosen.min_sleep == pytest.approx(0.2)
-    assert chosen.max_jitter == pytest.approx(0.1)
-    assert chosen.standby_delay == pytest.approx(0.2)
+    assert chosen.refresh.wake_window(WRITER) == pytest.approx((0, 0.1))
+    assert chosen.refresh.wake_window(STANDBY) == pytest.approx((0.2, 0.4))
     assert chosen.backoff_cap == pytest.approx(0.4)
     assert chosen.grace == pytest.approx(1.0)  # half the window at most
 
@@ -122,60 +131,85 @@ def test_short_lived_policy_scales_every_bound_to_the_window() -> None:
 
 
 def test_sleeps_until_due_plus_at_most_5_percent_jitter() -> None:
-    wait = 60 + DUE_MARGIN
-    assert policy().wake_delay(at(60), NOW, 0, low) == pytest.approx(wait)
-    assert policy().wake_delay(at(60), NOW, 0, high) == pytest.approx(wait * 1.05)
+    # 5 % of a 40 s sleep (2 s) is inside the writer's window (W/2 = 2.5 s): it rules.
+    wait = 40 + DUE_MARGIN
+    assert policy().wake_delay(wake(40), NOW, 0, low) == pytest.approx(wait)
+    assert policy().wake_delay(wake(40), NOW, 0, high) == pytest.approx(wait * 1.05)
 
 
 def test_a_standby_wakes_one_to_two_spreads_after_the_writer_would() -> None:
-    chosen = policy(max_sleep=600.0, max_jitter=2.5, standby_delay=5.0)
+    chosen = policy(max_sleep=600.0)
     wait = 60 + DUE_MARGIN
-    assert chosen.wake_delay(at(60), NOW, 0, low, standby=True) == pytest.approx(wait + 5)
-    assert chosen.wake_delay(at(60), NOW, 0, high, standby=True) == pytest.approx(wait + 10)
+    assert chosen.wake_delay(wake(60), NOW, 0, low, role=STANDBY) == pytest.approx(wait + 5)
+    assert chosen.wake_delay(wake(60), NOW, 0, high, role=STANDBY) == pytest.approx(wait + 10)
     # ... which is after the writer's latest wake-up by half a spread at least.
-    writer_latest = chosen.wake_delay(at(60), NOW, 0, high)
-    assert chosen.wake_delay(at(60), NOW, 0, low, standby=True) - writer_latest >= 2.5
+    writer_latest = chosen.wake_delay(wake(60), NOW, 0, high)
+    assert chosen.wake_delay(wake(60), NOW, 0, low, role=STANDBY) - writer_latest >= 2.5
 
 
 def test_a_capped_wake_up_never_lands_in_the_due_window_before_the_turn() -> None:
     """The engine rewrites a token from 1 s before its deadline; a replica woken there by
     max_sleep would ask out of turn (the collision the failover test caught after a
     restart), so the sleep then runs on to its turn."""
-    chosen = policy(max_sleep=5.0, standby_delay=2.0, max_jitter=1.0)
+    chosen = policy(refresh_before=20.0, max_sleep=5.0)  # W = 2 s
     # Deadline in 5.5 s: a 5 s cap would wake it 0.5 s before the deadline, due already.
-    assert chosen.wake_delay(at(5.5), NOW, 0, low, standby=True) == pytest.approx(7.55)
-    assert chosen.wake_delay(at(5.5), NOW, 0, high, standby=True) == pytest.approx(9.55)
-    assert chosen.wake_delay(at(4.5), NOW, 0, low) == pytest.approx(4.55)
+    assert chosen.wake_delay(wake(5.5), NOW, 0, low, role=STANDBY) == pytest.approx(7.55)
+    assert chosen.wake_delay(wake(5.5), NOW, 0, high, role=STANDBY) == pytest.approx(9.55)
+    assert chosen.wake_delay(wake(4.5), NOW, 0, low) == pytest.approx(4.55)
     # Deadline in 6.5 s: the cap wakes it before the due window: the cap holds.
-    assert chosen.wake_delay(at(6.5), NOW, 0, low, standby=True) == 5.0
+    assert chosen.wake_delay(wake(6.5), NOW, 0, low, role=STANDBY) == 5.0
     # Failing: the backoff still rules.
-    assert chosen.wake_delay(at(5.5), NOW, 3, high, standby=True) == 4.0
+    assert chosen.wake_delay(wake(5.5), NOW, 3, high, role=STANDBY) == 4.0
 
 
 def test_a_standby_backs_off_and_is_capped_like_the_writer() -> None:
-    chosen = policy(max_sleep=60.0, standby_delay=5.0, backoff_cap=30.0)
-    assert chosen.wake_delay(at(100), NOW, 3, high, standby=True) == 4.0
-    assert chosen.wake_delay(at(1000), NOW, 0, high, standby=True) == 60.0
+    chosen = policy(max_sleep=60.0, backoff_cap=30.0)
+    assert chosen.wake_delay(wake(100), NOW, 3, high, role=STANDBY) == 4.0
+    assert chosen.wake_delay(wake(1000), NOW, 0, high, role=STANDBY) == 60.0
 
 
 def test_the_policy_floor_counts_the_latest_standby() -> None:
     refresh = RefreshPolicy(refresh_before=150.0)
     chosen = WatchPacing.for_config(load_config(text=BASE_CONFIG, environ={}))
-    latest = chosen.wake_delay(at(0), NOW, 0, high, standby=True)
+    latest = chosen.wake_delay(wake(0), NOW, 0, high, role=STANDBY)
     assert refresh.watch_lateness() == pytest.approx(latest)
+    writer_latest = chosen.wake_delay(wake(0), NOW, 0, high, role=WRITER)
+    # The writer's 5 %-of-the-sleep jitter is less than its window on a short sleep.
     assert refresh.watch_lateness(wrote_last=True) == pytest.approx(DUE_MARGIN + 2.5)
+    assert writer_latest <= refresh.watch_lateness(wrote_last=True)
+
+
+@pytest.mark.parametrize("refresh_before", [2.0, 20.0, 150.0, 600.0])
+def test_the_pacing_draws_each_role_from_the_policys_wake_window(refresh_before: float) -> None:
+    """One home for the turns: the pacing's earliest and latest wake-up of each role are the
+    ends of RefreshPolicy.wake_window, and watch_lateness (the reader floors) is its end."""
+    chosen = policy(refresh_before=refresh_before, max_sleep=10_000.0)
+    refresh = chosen.refresh
+    base = 1000 + DUE_MARGIN  # a long sleep: 5 % of it is more than any window
+    for role in (WRITER, STANDBY):
+        earliest, latest = refresh.wake_window(role)
+        assert chosen.wake_delay(wake(1000), NOW, 0, low, role=role) == pytest.approx(
+            base + earliest
+        )
+        assert chosen.wake_delay(wake(1000), NOW, 0, high, role=role) == pytest.approx(
+            base + latest
+        )
+    assert refresh.watch_lateness(wrote_last=True) == DUE_MARGIN + refresh.wake_window(WRITER)[1]
+    assert refresh.watch_lateness() == DUE_MARGIN + refresh.wake_window(STANDBY)[1]
+    # A standby never looks before the writer's latest wake-up.
+    assert refresh.wake_window(STANDBY)[0] > refresh.wake_window(WRITER)[1]
 
 
 def test_jitter_is_capped_in_seconds_so_it_never_eats_the_window() -> None:
-    delay = policy(max_jitter=2.0).wake_delay(at(500), NOW, 0, high)
-    assert delay == pytest.approx(500 + DUE_MARGIN + 2.0)
+    delay = policy().wake_delay(wake(500), NOW, 0, high)
+    assert delay == pytest.approx(500 + DUE_MARGIN + 2.5)  # W/2, not 5 % of 500 s
 
 
 def test_never_sleeps_past_the_cap_nor_below_the_floor() -> None:
     chosen = policy(max_sleep=60.0, min_sleep=1.0)
-    assert chosen.wake_delay(at(1000), NOW, 0, high) == 60.0
-    assert chosen.wake_delay(None, NOW, 0, high) == 60.0
-    assert chosen.wake_delay(at(-30), NOW, 0, high) == 1.0  # already due: no busy loop
+    assert chosen.wake_delay(wake(1000), NOW, 0, high) == 60.0
+    assert chosen.wake_delay(WakeUp(), NOW, 0, high) == 60.0
+    assert chosen.wake_delay(wake(-30), NOW, 0, high) == 1.0  # already due: no busy loop
 
 
 def test_backoff_doubles_to_its_cap_and_keeps_growing_through_jitter() -> None:
@@ -190,35 +224,37 @@ def test_backoff_doubles_to_its_cap_and_keeps_growing_through_jitter() -> None:
 
 def test_failures_wake_on_the_backoff_but_never_after_a_healthy_token_falls_due() -> None:
     chosen = policy(backoff_cap=30.0)
-    assert chosen.wake_delay(at(100), NOW, 3, high) == 4.0
-    assert chosen.wake_delay(at(2), NOW, 6, low) == pytest.approx(2 + DUE_MARGIN)
+    assert chosen.wake_delay(wake(100), NOW, 3, high) == 4.0
+    assert chosen.wake_delay(wake(2), NOW, 6, low) == pytest.approx(2 + DUE_MARGIN)
 
 
 # -- what falls due next -----------------------------------------------------------------------
 
 
-def test_next_due_is_the_earliest_healthy_sink_and_ignores_failed_ones() -> None:
+def test_next_wake_is_the_earliest_healthy_sink_and_ignores_failed_ones() -> None:
     job = JobResult(JOB, token_expires_at=at(300))
     job.sinks = [
         SinkResult("a", "memory", "k", WRITTEN, expires_at=at(300)),
         SinkResult("b", "memory", "k", FAILED, reason="write-failed", expires_at=at(10)),
     ]
     other = JobResult(OTHER, sinks=[SinkResult("a", "memory", "k2", FRESH, expires_at=at(200))])
-    due, short = next_due(report(job, other), 150, NOW)
-    assert due == at(50)
-    assert not short
+    woken = next_wake(report(job, other), 150, NOW)
+    assert woken.refresh_at == at(50)
+    assert not woken.short
 
 
 def test_a_sink_that_kept_a_newer_token_is_due_no_earlier_than_the_fetched_one() -> None:
     job = JobResult(JOB, token_expires_at=at(300))
     job.sinks = [SinkResult("a", "memory", "k", KEPT_NEWER, expires_at=at(100))]
-    assert next_due(report(job), 150, NOW) == (at(150), False)
+    woken = next_wake(report(job), 150, NOW)
+    assert (woken.refresh_at, woken.short) == (at(150), False)
 
 
 def test_a_token_due_on_arrival_is_refreshed_at_half_its_remaining_life() -> None:
     job = JobResult(JOB, token_expires_at=at(60))
     job.sinks = [SinkResult("a", "memory", "k", WRITTEN, expires_at=at(60))]
-    assert next_due(report(job), 150, NOW) == (at(30), True)
+    woken = next_wake(report(job), 150, NOW)
+    assert (woken.refresh_at, woken.short) == (at(30), True)
 
 
 def test_failed_entirely_only_when_nothing_succeeded() -> None:

@@ -13,6 +13,7 @@ from harbor_secrets.errors import EXIT_OK
 from harbor_secrets.invocation import Globals
 from harbor_secrets.output import settings_text, to_json
 from harbor_secrets.runtime import Runtime
+from harbor_secrets.writer import writer_name
 
 
 def effective_config(runtime: Runtime) -> dict[str, Any]:
@@ -21,6 +22,9 @@ def effective_config(runtime: Runtime) -> dict[str, Any]:
     refresh = config.refresh
     return {
         "source": config.source,
+        # What this refresher writes into records (HARBOR_SECRETS_WRITER or the host name);
+        # a bad HARBOR_SECRETS_WRITER exits 2 here, as sync would.
+        "writer": writer_name(runtime.environ),
         "refresh": {
             "refresh_before_seconds": refresh.refresh_before,
             "schedule_period_seconds": refresh.schedule_period,
@@ -205,6 +209,7 @@ def config_check_command(g: Globals, *, skip_references: bool) -> int:
         f"{format_duration(refresh['refresh_before_seconds'])} is left; schedule every "
         f"{format_duration(refresh['schedule_period_seconds'])}",
         *urls,
+        f"records written by: {data['writer']} ($HARBOR_SECRETS_WRITER, else the host name)",
         "credentials:",
     ]
     for name, c in data["credentials"].items():

@@ -150,19 +150,42 @@ def _too_old(
             f"the token for {found.job.label} in {where} has only {format_duration(left)} "
             f"left, less than --min-remaining {format_duration(min_remaining)}"
         )
-    floor = policy.reader_floor()
-    if left >= floor > 0:
-        # As fresh as the schedule promises: the request asked for more than it keeps.
+    # A reader cannot know how the store is kept fresh, so it names both promises.
+    floors = {
+        "a scheduled sync": policy.reader_floor(),
+        "sync --watch": policy.reader_floor(watching=True),
+    }
+    promises = "; ".join(
+        f"{how} keeps at least {format_duration(floor)} on a token"
+        if floor > 0
+        else f"{how} cannot keep any (refresh_before is too short for it)"
+        for how, floor in floors.items()
+    )
+    basis = (
+        f"refresh_before {format_duration(policy.refresh_before)}, schedule period "
+        f"{format_duration(policy.schedule_period)}"
+    )
+    kept = [how for how, floor in floors.items() if 0 < floor <= left]
+    missed = [how for how, floor in floors.items() if floor > left]
+    if kept:
+        # As fresh as (at least one way of running) promises: the request asked for more.
+        least = format_duration(min(floor for floor in floors.values() if floor > 0))
+        if missed:
+            verdict = (
+                f"this one is as fresh as {kept[0]} promises, not as {missed[0]}: if that keeps "
+                "this store, check it with `harbor-secrets status`; otherwise"
+            )
+        else:
+            verdict = "this one is as fresh as promised:"
         hint = (
-            f"the schedule keeps at least {format_duration(floor)} on a token (refresh_before "
-            f"{format_duration(policy.refresh_before)} minus the schedule period "
-            f"{format_duration(policy.schedule_period)}), so this one is as fresh as promised: "
-            f"ask for at most --min-remaining {format_duration(floor)}, or raise refresh_before"
+            f"{promises} ({basis}); {verdict} ask for at most --min-remaining {least}, "
+            "or raise refresh_before"
         )
     else:
         hint = (
-            "the scheduled `harbor-secrets sync` should have refreshed it: check that it "
-            "runs (every minute) with `harbor-secrets status`, or run `harbor-secrets sync` now"
+            f"the refresher should have refreshed it ({promises}; {basis}): check that it "
+            "runs (every minute, or `sync --watch`) with `harbor-secrets status`, or run "
+            "`harbor-secrets sync` now"
         )
     return TokenUnavailableError(message + others, hint=hint)
 

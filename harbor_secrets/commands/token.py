@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import click
@@ -43,7 +42,6 @@ def token_command(g: Globals, target: Target) -> int:
     with Runtime(config) as runtime:
         issued = _fetch(runtime, job)
     if g.output == "json":
-        expires_at = issued.issued_at + timedelta(seconds=issued.expires_in)
         click.echo(
             to_json(
                 {
@@ -52,7 +50,7 @@ def token_command(g: Globals, target: Target) -> int:
                     "scope": job.scope,
                     "environment": job.environment,
                     "expires_in": issued.expires_in,
-                    "expires_at": format_time(expires_at),
+                    "expires_at": format_time(issued.expires_at),
                 }
             )
         )

@@ -3,12 +3,16 @@
 :class:`FakeTime` serves monotonic-clock code (the token client's retries): a sleep is
 recorded and moves the clock instead of waiting. :class:`FakeClock` serves wall-clock code
 (the sync engine, watch mode): its ``now`` returns a UTC datetime moved only by the test.
+:class:`ClockedSource` issues tokens stamped with such a clock.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+
+from harbor_secrets.secrets import Secret
+from harbor_secrets.token_client import IssuedToken
 
 #: A fixed, whole-second starting point for simulations.
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -42,3 +46,34 @@ class FakeClock:
     def advance(self, seconds: float) -> datetime:
         self.seconds += seconds
         return self.now()
+
+
+class ClockedSource:
+    """A token source for the sync engine (``client_factory=source.factory``) that issues
+    tokens of :attr:`lifetime` seconds stamped with ``clock`` (a :class:`FakeClock`), as
+    the real client stamps them with the host's; :attr:`fetches` counts the requests."""
+
+    def __init__(self, clock: FakeClock, lifetime: int = 300, prefix: str = "tok-clock") -> None:
+        self.clock = clock
+        self.lifetime = lifetime
+        self.prefix = prefix
+        self.fetches = 0
+
+    def factory(self, *_: object) -> ClockedSource:
+        """A ``client_factory``: every (credentials, environment) gets this one source."""
+        return self
+
+    def fetch(self, scope: str) -> IssuedToken:
+        self.fetches += 1
+        return IssuedToken(
+            access_token=Secret(f"{self.prefix}-{self.fetches:04d}-padding", ephemeral=True),
+            token_type="Bearer",
+            expires_in=self.lifetime,
+            granted_scope=scope,
+            refresh_token=None,
+            issued_at=self.clock.now(),
+            attempts=1,
+        )
+
+    def close(self) -> None:
+        pass

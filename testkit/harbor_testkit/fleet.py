@@ -10,7 +10,10 @@ suffer when they wake together.
 
 Replicas can be killed (gone until started again, with a fresh process's memory), stopped
 like SIGSTOP (frozen, then carrying on), and the store or the issuer can be taken away for a
-while. :class:`FleetResult` holds the figures: token requests, the least lifetime any reader
+while. A replica's clock can be wrong (``skews``): its engine, its pacing and its token
+client's send and receive stamps then read the time that many seconds off, while the
+issuer's ``Date`` (whole seconds) and every figure below stay in true time.
+:class:`FleetResult` holds the figures: token requests, the least lifetime any reader
 could have found in the store, store operations per replica, the writes' order.
 
 Written for the availability tests and ``bench/availability.py``; the model, stated so it
@@ -44,6 +47,7 @@ from harbor_secrets import (
 from harbor_secrets.config import Config, CredentialsConfig, load_config
 from harbor_secrets.environments import Environment
 from harbor_secrets.errors import IssuerUnavailableError
+from harbor_secrets.freshness import WakeRole, WakeUp
 from harbor_secrets.registry import Registry
 from harbor_secrets.runtime import Runtime
 from harbor_secrets.sync import TokenSource
@@ -176,7 +180,8 @@ class FleetProvider(Provider):
 
 
 class _Issuer:
-    """Issues tokens living ``lifetime`` seconds from the simulated moment of the request."""
+    """Issues tokens living ``lifetime`` seconds from the simulated moment of the request,
+    answering with its ``Date`` (true time, whole seconds)."""
 
     def __init__(self, clock: _Clock, lifetime: int) -> None:
         self.clock = clock
@@ -186,14 +191,17 @@ class _Issuer:
         #: (simulated time, writer) per request.
         self.log: list[tuple[float, str]] = []
 
-    def source(self, writer: str) -> TokenSource:
-        return _Source(self, writer)
+    def source(self, writer: str, skew: float = 0.0) -> TokenSource:
+        return _Source(self, writer, skew)
 
 
 class _Source:
-    def __init__(self, issuer: _Issuer, writer: str) -> None:
+    """One replica's token client: it stamps requests with its own clock (``skew`` off)."""
+
+    def __init__(self, issuer: _Issuer, writer: str, skew: float) -> None:
         self.issuer = issuer
         self.writer = writer
+        self.skew = timedelta(seconds=skew)
 
     def fetch(self, scope: str) -> IssuedToken:
         issuer = self.issuer
@@ -201,14 +209,17 @@ class _Source:
         issuer.log.append((issuer.clock.seconds, self.writer))
         if issuer.clock.seconds < issuer.down_until:
             raise IssuerUnavailableError("simulated issuer is down")
+        now = issuer.clock.now()
         return IssuedToken(
             access_token=Secret(f"simulated-{issuer.requests:08d}"),
             token_type="Bearer",
             expires_in=issuer.lifetime,
             granted_scope=scope,
             refresh_token=None,
-            issued_at=issuer.clock.now(),
+            issued_at=now + self.skew,
             attempts=1,
+            received_at=now + self.skew,
+            issuer_date=now.replace(microsecond=0),
         )
 
     def close(self) -> None:
@@ -305,10 +316,13 @@ class Fleet:
         seed: int = 15,
         scopes: Sequence[str] = SCOPES,
         standby: bool = True,
+        skews: Sequence[float] = (),
     ) -> None:
         """``standby=False`` paces every replica as a writer (the pacing before replicas
-        took turns), to compare against."""
+        took turns), to compare against. ``skews[n]`` is how many seconds replica n's clock
+        runs ahead of true time (negative: behind); replicas beyond it have a right clock."""
         self.size = replicas
+        self.skews = tuple(skews)
         self.cycle_time = cycle_time
         self.rng = random.Random(seed)  # noqa: S311 - a reproducible simulation
         self.clock = _Clock()
@@ -339,17 +353,23 @@ class Fleet:
         name = f"replica-{index}"
         environ = {SECRET_VARIABLE: "fleet-secret", WRITER_ENV_VAR: name}
         runtime = Runtime(self.config, registry=self.registry, environ=environ)
-        source = self.issuer.source(name)
+        skew = self.skews[index] if index < len(self.skews) else 0.0
+        source = self.issuer.source(name, skew)
 
         def factory(
             config: Config, environment: Environment, credentials: CredentialsConfig, _: Secret
         ) -> TokenSource:
             return source
 
+        off = timedelta(seconds=skew)
         watcher = Watcher(
-            runtime, client_factory=factory, now=self._pacing_now, uniform=self.rng.uniform
+            runtime,
+            client_factory=factory,
+            now=lambda: self._pacing_now() + off,
+            uniform=self.rng.uniform,
         )
-        watcher.engine.now = self._engine_now  # reads and the token at the cycle's start
+        # Reads and the token request happen at the cycle's start.
+        watcher.engine.clock.local = lambda: self._engine_now() + off
         if not self.standby:
             watcher.pacing = _everyone_writes(watcher.pacing)
         replica = _Replica(name, runtime, watcher, next(self._generations), next_at=at)
@@ -460,14 +480,14 @@ class _EveryoneWrites(WatchPacing):
 
     def wake_delay(
         self,
-        due_at: datetime | None,
+        wake: WakeUp,
         now: datetime,
         failures: int,
         uniform: Uniform,
         *,
-        standby: bool = False,
+        role: WakeRole = WakeRole.WRITER,
     ) -> float:
-        return super().wake_delay(due_at, now, failures, uniform, standby=False)
+        return super().wake_delay(wake, now, failures, uniform, role=WakeRole.WRITER)
 
 
 def _everyone_writes(pacing: WatchPacing) -> WatchPacing:

@@ -47,8 +47,8 @@ from lightkube import ApiError, Client, KubeConfig
 from lightkube.resources.core_v1 import Secret as KubeSecret
 
 from harbor_secrets import TokenRecord, format_time, parse_time
-from harbor_secrets.config import load_config
-from harbor_secrets.freshness import Availability
+from harbor_secrets.config import Config, load_config
+from harbor_secrets.freshness import Availability, RefreshPolicy
 from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.writer import WRITER_ENV_VAR
 from harbor_testkit.environ import clean_environ
@@ -125,12 +125,21 @@ def config_text(issuer_url: str, sink: Mapping[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def budget() -> Availability:
-    """The freshness policy's availability budget for this configuration, in watch mode."""
-    config = load_config(
+def _config() -> Config:
+    return load_config(
         text=config_text("http://127.0.0.1:1", {"provider": "memory"}),
         environ={"HARBOR_CLIENT_SECRET": "x"},
     )
+
+
+def policy() -> RefreshPolicy:
+    """The freshness policy every replica of this configuration runs."""
+    return _config().refresh
+
+
+def budget() -> Availability:
+    """The freshness policy's availability budget for this configuration, in watch mode."""
+    config = _config()
     return config.refresh.availability(watching=True, request_budget=config.http.total_budget)
 
 
@@ -786,9 +795,10 @@ class FailoverRun:
         return found
 
     def deadline(self) -> float:
-        """When the stored tokens fall due next (unix time)."""
+        """The stored tokens' deadline (unix time): when the writer refreshes them next."""
         latest = self.wait_for(lambda: self.latest(), 60, "a stored token")
-        return float(latest.expires_at) - REFRESH_BEFORE
+        expires_at = datetime.fromtimestamp(latest.expires_at, UTC)
+        return policy().deadline(expires_at).timestamp()
 
     def sleep_until(self, moment: float) -> None:
         time.sleep(max(0.0, moment - time.time()))
