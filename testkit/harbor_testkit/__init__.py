@@ -15,6 +15,11 @@ Modules, each imported directly (``from harbor_testkit.proxy import FaultProxy``
 - :mod:`~harbor_testkit.fleet` — watch-mode replicas sharing one store in simulated time
   (the real watch loop and engine; kills, stops, outages), for the availability tests and
   bench.
+- :mod:`~harbor_testkit.failover` — real ``sync --watch`` processes sharing one real store
+  (OpenBao or the stand-in API server), killed, hung and cut off, with readers polling all
+  along: the failover test's and the availability bench's one harness;
+- :mod:`~harbor_testkit.canaries` — secret values that must appear in no output;
+- :mod:`~harbor_testkit.cli_text` — TOML values for generated configs, JSON log lines back.
 
 The provider contract suite third-party providers run is *not* here: it ships with the core
 as :mod:`harbor_secrets.testing`.

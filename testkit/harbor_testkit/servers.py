@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Self
 
+import hvac
+
 from harbor_testkit.environ import clean_environ
 
 #: How much of a server's log an error message carries.
@@ -264,6 +266,18 @@ class OpenBaoDevServer(_LocalServer):
             if time.monotonic() > deadline:
                 raise ServerStartError(f"{self.name} did not print its unseal key")
             time.sleep(0.05)
+
+
+class Bao(OpenBaoDevServer):
+    """An OpenBao dev server with an hvac client at hand, as the reliability suite and the
+    availability bench reach it; ``root_token`` is a canary that must never print."""
+
+    @property
+    def address(self) -> str:
+        return self.url
+
+    def client(self, token: str | None = None) -> hvac.Client:
+        return hvac.Client(url=self.address, token=token or self.root_token)
 
 
 class MotoServer(_LocalServer):

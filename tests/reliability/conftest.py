@@ -18,10 +18,12 @@ import pytest
 
 from conftest import CLIENT_ID, CLIENT_SECRET
 from harbor_secrets.stand_in_issuer import StandInIssuer
+from harbor_testkit.canaries import Canaries
+from harbor_testkit.servers import Bao
 
 from . import report as reliability
-from .servers import REGION, Bao, Moto, start_bao, start_moto
-from .support import Canaries, Lab
+from .servers import REGION, Moto, start_bao, start_moto
+from .support import Lab
 
 
 @pytest.fixture(scope="session")

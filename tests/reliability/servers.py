@@ -10,11 +10,10 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-import hvac
 import pytest
 
 from harbor_testkit.environ import clean_environ
-from harbor_testkit.servers import MotoServer, OpenBaoDevServer, ServerStartError
+from harbor_testkit.servers import Bao, MotoServer, ServerStartError
 
 READY_TIMEOUT = 30.0
 REGION = "us-east-1"
@@ -23,17 +22,6 @@ REGION = "us-east-1"
 def server_environ(home: Path) -> dict[str, str]:
     """This process's environment without any Vault, OpenBao or AWS settings."""
     return clean_environ(home=home)
-
-
-class Bao(OpenBaoDevServer):
-    """A running ``bao server -dev``; ``root_token`` is a canary that must never print."""
-
-    @property
-    def address(self) -> str:
-        return self.url
-
-    def client(self, token: str | None = None) -> hvac.Client:
-        return hvac.Client(url=self.address, token=token or self.root_token)
 
 
 Moto = MotoServer

@@ -19,9 +19,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -39,11 +39,14 @@ from harbor_secrets.logs import configure as configure_logging
 from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.sync import run_sync
 from harbor_secrets.testing import sink_from_options
+from harbor_testkit.canaries import Canaries
+from harbor_testkit.cli_text import json_log_lines, toml_value
 from harbor_testkit.environ import clean_environ
 from harbor_testkit.proxy import FaultProxy
+from harbor_testkit.servers import Bao
 
 from .report import ReliabilityLog, Row
-from .servers import REGION, Bao
+from .servers import REGION
 
 # Time a CLI process needs beyond the configured budget: interpreter start, imports, the
 # stores' own requests. Generous on purpose: a loaded 2-CPU CI box is slow.
@@ -129,47 +132,6 @@ def run_cli(
     )
     elapsed = time.monotonic() - started
     return Run(tuple(args), completed.returncode, completed.stdout, completed.stderr, elapsed)
-
-
-def json_log_lines(stderr: str) -> list[dict[str, Any]]:
-    """Every stderr line of a ``--log-format json`` run, parsed (a bad line fails the test)."""
-    lines = []
-    for line in stderr.splitlines():
-        if line.startswith("{"):
-            parsed = json.loads(line)
-            assert isinstance(parsed, dict)
-            lines.append(parsed)
-    return lines
-
-
-# -- canaries ------------------------------------------------------------------------------
-
-
-@dataclass
-class Canaries:
-    """Secret values that must appear in no output; named so a failure does not print one."""
-
-    values: dict[str, str] = field(default_factory=dict)
-
-    def add(self, label: str, value: str) -> None:
-        self.values[label] = value
-        # A leak of part of a JWT is still a leak: also watch its signature segment.
-        head, _, signature = value.rpartition(".")
-        if head and len(signature) >= 16:
-            self.values[f"{label} (signature)"] = signature
-
-    def add_tokens(self, label: str, tokens: Iterable[str]) -> None:
-        for index, token in enumerate(sorted(tokens)):
-            self.add(f"{label} #{index}", token)
-
-    def leaks(self, texts: Mapping[str, str]) -> list[str]:
-        """``"<canary label> in <where>"`` for every canary found; empty when clean."""
-        return [
-            f"{label} in {where}"
-            for where, text in texts.items()
-            for label, value in self.values.items()
-            if value and value in text
-        ]
 
 
 # -- stores --------------------------------------------------------------------------------
@@ -415,18 +377,6 @@ class SsmStore:
 # -- configuration -------------------------------------------------------------------------
 
 
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(item) for item in value) + "]"
-    raise TypeError(f"no TOML for {type(value).__name__}")
-
-
 def config_text(
     *,
     accounts_url: str,
@@ -439,30 +389,30 @@ def config_text(
     environments = sorted({job.environment for job in jobs})
     scopes = sorted({job.scope for job in jobs})
     lines = ["[refresh]", 'refresh_before = "150s"', f"max_workers = {max_workers}", ""]
-    lines += ["[http]", *(f"{k} = {_toml(v)}" for k, v in (http or HTTP).items()), ""]
+    lines += ["[http]", *(f"{k} = {toml_value(v)}" for k, v in (http or HTTP).items()), ""]
     for environment in environments:
         lines += [
             f"[environments.{environment}]",
-            f"accounts_url = {_toml(accounts_url)}",
-            f"api_url = {_toml(accounts_url)}",
+            f"accounts_url = {toml_value(accounts_url)}",
+            f"api_url = {toml_value(accounts_url)}",
             "",
         ]
     lines += [
         "[credentials.main]",
-        f"client_id = {_toml(client_id)}",
+        f"client_id = {toml_value(client_id)}",
         'client_secret = "env:HARBOR_CLIENT_SECRET"',
         "",
     ]
     for store in stores:
         lines.append(f"[sinks.{store.sink}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in store.options().items()]
+        lines += [f"{k} = {toml_value(v)}" for k, v in store.options().items()]
         lines.append("")
     lines += [
         "[[targets]]",
         'credentials = "main"',
-        f"environments = {_toml(environments)}",
-        f"scopes = {_toml(scopes)}",
-        f"sinks = {_toml([store.sink for store in stores])}",
+        f"environments = {toml_value(environments)}",
+        f"scopes = {toml_value(scopes)}",
+        f"sinks = {toml_value([store.sink for store in stores])}",
     ]
     return "\n".join(lines) + "\n"
 

@@ -3,11 +3,12 @@
 On compressed time (30 s tokens, refresh_before 20 s, so a refresh every ~10 s), three
 replica processes keep two tokens fresh in one real store, OpenBao KV v2 and the stand-in
 Kubernetes API server, both at once. Readers poll all along through the store's own client
-and through ``harbor-secrets get --min-remaining FLOOR``. The scenario (failover.py has the
-harness): every replica up for three refreshes; kill -9 the replica that wrote last and
-start it again; SIGSTOP the next writer just after its tokens fall due (hung before or in
-the middle of its cycle) and let it go on once another replica has refreshed; take the store
-away for four seconds right after a write; every replica up again for three refreshes.
+and through ``harbor-secrets get --min-remaining FLOOR``. The scenario (the harness is
+testkit/harbor_testkit/failover.py): every replica up for three refreshes; kill -9 the
+replica that wrote last and start it again; SIGSTOP the next writer just after its tokens
+fall due (hung before or in the middle of its cycle) and let it go on once another replica
+has refreshed; take the store away for four seconds right after a write; every replica up
+again for three refreshes.
 
 What must hold, whatever the machine's load: no reader ever reads an expired token or one
 below the floor the freshness policy promises for this configuration (one replica lost, each
@@ -27,8 +28,8 @@ from pathlib import Path
 import pytest
 
 from conftest import CLIENT_SECRET
-
-from .failover import (
+from harbor_testkit.canaries import Canaries
+from harbor_testkit.failover import (
     SCOPES,
     Backend,
     FailoverRun,
@@ -37,9 +38,10 @@ from .failover import (
     OpenBaoBackend,
     budget,
 )
+from harbor_testkit.servers import Bao
+
 from .report import ReliabilityLog
-from .servers import Bao
-from .support import Canaries, in_parallel
+from .support import in_parallel
 
 #: The issue's aim: with every replica up, token requests within 1.1x of one replica's.
 AIM = 1.1

@@ -29,9 +29,10 @@ from harbor_secrets_vault.errors import Operation
 from harbor_secrets import TokenRecord
 from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_testkit.proxy import FaultProxy, ProxyFault
+from harbor_testkit.servers import Bao
 
 from .conftest import AWS_TEST_ENV
-from .servers import Bao, Moto, start_bao
+from .servers import Moto, start_bao
 from .support import (
     AWS_ATTEMPTS,
     AWS_READ_TIMEOUT,

@@ -27,20 +27,21 @@ from dotenv import dotenv_values
 
 from harbor_secrets import parse_time
 from harbor_secrets.stand_in_issuer import StandInIssuer
+from harbor_testkit.canaries import Canaries
+from harbor_testkit.cli_text import json_log_lines
 from harbor_testkit.proxy import ProxyFault
+from harbor_testkit.servers import Bao
 
 from .conftest import AWS_TEST_ENV
 from .report import ReliabilityLog
-from .servers import Bao, Moto
+from .servers import Moto
 from .support import (
-    Canaries,
     EnvFileStore,
     JobKey,
     Lab,
     SsmStore,
     VaultStore,
     base_environ,
-    json_log_lines,
 )
 
 WAVE = 6  # processes per wave; two waves

@@ -16,9 +16,10 @@ so a refresh comes every ten seconds instead of every two and a half minutes. Me
 :class:`Figures` is what a run found: the least lifetime any reader read, whether a store
 ever went back to an older token, token requests against refreshes (per window in which
 every replica was up), health answers, ``on_write`` runs per replica, and secrets in any
-output. test_failover.py runs a short scripted scenario in ``make test``;
-bench/availability.py runs many failovers and writes docs/AVAILABILITY.md. The floor both
-hold to is the freshness policy's, computed from this configuration.
+output. tests/reliability/test_failover.py runs a short scripted scenario in ``make test``;
+bench/availability.py runs many failovers and writes docs/AVAILABILITY.md. Both use this one
+harness, which is why it lives in the test kit. The floor both hold to is the freshness
+policy's, computed from this configuration.
 """
 
 from __future__ import annotations
@@ -51,13 +52,12 @@ from harbor_secrets.config import Config, load_config
 from harbor_secrets.freshness import Availability, RefreshPolicy
 from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.writer import WRITER_ENV_VAR
+from harbor_testkit.canaries import Canaries
+from harbor_testkit.cli_text import json_log_lines, toml_value
 from harbor_testkit.environ import clean_environ
 from harbor_testkit.kube_apiserver import KubeApiServer, Rule
 from harbor_testkit.proxy import FaultProxy, ProxyFault
-from harbor_testkit.servers import free_port
-
-from .servers import Bao
-from .support import Canaries, _toml, json_log_lines
+from harbor_testkit.servers import Bao, free_port
 
 #: Compressed time: Harbor's 300 s tokens live 30 s here, refresh_before 150 s becomes 20 s
 #: (a refresh every ~10 s), and the schedule period (watch mode's longest sleep) 5 s.
@@ -103,23 +103,23 @@ def config_text(issuer_url: str, sink: Mapping[str, object]) -> str:
         f'schedule_period = "{SCHEDULE_PERIOD}s"',
         "",
         "[http]",
-        *(f"{key} = {_toml(value)}" for key, value in HTTP.items()),
+        *(f"{key} = {toml_value(value)}" for key, value in HTTP.items()),
         "",
         f"[environments.{ENVIRONMENT}]",
-        f"accounts_url = {_toml(issuer_url)}",
-        f"api_url = {_toml(issuer_url)}",
+        f"accounts_url = {toml_value(issuer_url)}",
+        f"api_url = {toml_value(issuer_url)}",
         "",
         "[credentials.main]",
-        f"client_id = {_toml(CLIENT_ID)}",
+        f"client_id = {toml_value(CLIENT_ID)}",
         'client_secret = "env:HARBOR_CLIENT_SECRET"',
         "",
         "[sinks.store]",
-        *(f"{key} = {_toml(value)}" for key, value in sink.items()),
+        *(f"{key} = {toml_value(value)}" for key, value in sink.items()),
         "",
         "[[targets]]",
         'credentials = "main"',
         f'environments = ["{ENVIRONMENT}"]',
-        f"scopes = {_toml(SCOPES)}",
+        f"scopes = {toml_value(SCOPES)}",
         'sinks = ["store"]',
     ]
     return "\n".join(lines) + "\n"
