@@ -41,7 +41,12 @@ class FakeClock:
         self.seconds = 0.0
 
     def now(self) -> datetime:
-        return self.start + timedelta(seconds=self.seconds)
+        return self.at(self.seconds)
+
+    def at(self, seconds: float) -> datetime:
+        """The wall-clock time ``seconds`` after :attr:`start` (a simulation's other clocks,
+        such as a replica's cycle start, are kept as such offsets)."""
+        return self.start + timedelta(seconds=seconds)
 
     def advance(self, seconds: float) -> datetime:
         self.seconds += seconds

@@ -54,7 +54,7 @@ from harbor_secrets.sync import TokenSource
 from harbor_secrets.token_client import IssuedToken
 from harbor_secrets.watch import Cycle, Uniform, Watcher, WatchPacing
 from harbor_secrets.writer import WRITER_ENV_VAR
-from harbor_testkit.clock import EPOCH
+from harbor_testkit.clock import FakeClock
 
 __all__ = ["Event", "Fleet", "FleetResult", "fleet_config"]
 
@@ -79,16 +79,6 @@ class Event:
             raise ValueError(f"unknown event kind {self.kind!r}")
 
 
-class _Clock:
-    """The simulated wall clock, in seconds since :data:`EPOCH`."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def now(self) -> datetime:
-        return EPOCH + timedelta(seconds=self.seconds)
-
-
 class FleetStore:
     """One shared store: writes land ``latency`` after they are sent, in the order sent.
 
@@ -99,7 +89,7 @@ class FleetStore:
     _stores: ClassVar[dict[str, FleetStore]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, name: str, clock: _Clock) -> None:
+    def __init__(self, name: str, clock: FakeClock) -> None:
         self.name = name
         self.clock = clock
         self.latency = 0.0
@@ -111,7 +101,7 @@ class FleetStore:
         self.writes: dict[str, int] = {}
 
     @classmethod
-    def create(cls, name: str, clock: _Clock) -> FleetStore:
+    def create(cls, name: str, clock: FakeClock) -> FleetStore:
         with cls._lock:
             store = cls._stores[name] = cls(name, clock)
             return store
@@ -183,7 +173,7 @@ class _Issuer:
     """Issues tokens living ``lifetime`` seconds from the simulated moment of the request,
     answering with its ``Date`` (true time, whole seconds)."""
 
-    def __init__(self, clock: _Clock, lifetime: int) -> None:
+    def __init__(self, clock: FakeClock, lifetime: int) -> None:
         self.clock = clock
         self.lifetime = lifetime
         self.requests = 0
@@ -325,7 +315,7 @@ class Fleet:
         self.skews = tuple(skews)
         self.cycle_time = cycle_time
         self.rng = random.Random(seed)  # noqa: S311 - a reproducible simulation
-        self.clock = _Clock()
+        self.clock = FakeClock()
         self.store_name = f"fleet-{next(self._names)}"
         self.store = FleetStore.create(self.store_name, self.clock)
         self.issuer = _Issuer(self.clock, token_lifetime)
@@ -377,10 +367,10 @@ class Fleet:
         self._push(at, "cycle", index, replica.generation)
 
     def _engine_now(self) -> datetime:
-        return EPOCH + timedelta(seconds=self._cycle_start)
+        return self.clock.at(self._cycle_start)
 
     def _pacing_now(self) -> datetime:
-        return EPOCH + timedelta(seconds=self._cycle_end)
+        return self.clock.at(self._cycle_end)
 
     def _push(self, at: float, kind: str, index: int, generation: int = 0) -> None:
         heapq.heappush(self._queue, (at, next(self._order), kind, index, generation))
@@ -456,10 +446,10 @@ class Fleet:
         for key, history in self.store.landings.items():
             landings[key] = [(at, r.expires_at, r.written_by) for at, r in history]
             for (_, before), (landed, _) in itertools.pairwise(history):
-                least = min(least, (before.expires_at - EPOCH).total_seconds() - landed)
+                least = min(least, (before.expires_at - self.clock.start).total_seconds() - landed)
             if history:
                 last = history[-1][1]
-                least = min(least, (last.expires_at - EPOCH).total_seconds() - seconds)
+                least = min(least, (last.expires_at - self.clock.start).total_seconds() - seconds)
         return FleetResult(
             seconds=seconds,
             replicas=self.size,
