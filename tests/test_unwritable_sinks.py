@@ -9,7 +9,6 @@ is still tried, and a sink that can be written still gets its token.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from conftest import Result, envfile_config
 from harbor_secrets.stand_in_issuer import StandInIssuer
+from harbor_testkit.tmpfs import tmpfs
 
 Run = Callable[..., Result]
 
@@ -34,16 +34,8 @@ def write_config(tmp_path: Path, issuer: StandInIssuer, sinks: str, names: str) 
 
 @pytest.fixture
 def read_only_mount(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "read-only"
-    mount.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)],
-        check=True,  # needs root (as every tmpfs test here): fails loudly otherwise
-    )
-    try:
+    with tmpfs(tmp_path / "read-only", size=64 << 10, read_only=True) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount)], check=True)
 
 
 def test_a_missing_directory_costs_no_token_request(

@@ -1,7 +1,8 @@
-"""A small tmpfs, mounted for one test: a real file system that really fills up.
+"""A small tmpfs, mounted for one test: a real file system that really fills up, or is
+really read-only.
 
-Disk-full cases must run against a file system, not a mock: mounting needs root (the
-development machine and CI run tests as root). Mounting fails loudly, never skips.
+Disk-full and read-only cases must run against a file system, not a mock: mounting needs
+root (the development machine and CI run tests as root). Mounting fails loudly, never skips.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ PAGE = os.sysconf("SC_PAGE_SIZE")  # tmpfs allocates file data a page at a time
 
 
 @contextmanager
-def tmpfs(mount_point: Path, *, size: int = 1 << 20) -> Iterator[Path]:
-    """Mount a tmpfs of ``size`` bytes on ``mount_point`` (created if missing) for the block."""
+def tmpfs(mount_point: Path, *, size: int = 1 << 20, read_only: bool = False) -> Iterator[Path]:
+    """Mount a tmpfs of ``size`` bytes on ``mount_point`` (created if missing) for the block;
+    ``read_only`` mounts it ``ro``, so every write fails with EROFS, even root's."""
     mount_point.mkdir(parents=True, exist_ok=True)
-    options = f"size={size},mode=0755"
+    options = f"{'ro,' if read_only else ''}size={size},mode=0755"
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
         capture_output=True,
