@@ -14,6 +14,7 @@ import pytest
 
 from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.testing.memory import reset_memory_stores
+from harbor_testkit.cli_text import issuer_sections
 from harbor_testkit.environ import clean_environ
 
 CLIENT_ID = "harbor-test-client"
@@ -54,21 +55,14 @@ def envfile_config(
     environments: str = '["production", "sandbox"]',
     extra: str = "",
 ) -> str:
+    issuer = issuer_sections(
+        issuer_url, CLIENT_ID, environments=("production", "sandbox"), secret_ref=secret_ref
+    )
     return f"""
 [refresh]
 refresh_before = "150s"
 
-[environments.production]
-accounts_url = "{issuer_url}"
-api_url = "{issuer_url}"
-
-[environments.sandbox]
-accounts_url = "{issuer_url}"
-api_url = "{issuer_url}"
-
-[credentials.main]
-client_id = "{CLIENT_ID}"
-client_secret = "{secret_ref}"
+{issuer}
 
 [sinks.local]
 provider = "envfile"
@@ -81,6 +75,44 @@ scopes = ["service_provider", "tower_access"]
 sinks = ["local"]
 {extra}
 """
+
+
+def minimal_config(
+    *,
+    secret: str = "env:SECRET",
+    sinks: str = "",
+    target: str = 'environments = ["sandbox"]',
+) -> str:
+    """The smallest configuration the loader accepts (one credential, one env-file sink
+    ``local``, one target on the built-in sandbox), for tests about one setting: ``secret``
+    is the client_secret reference, ``sinks`` more [sinks.*] tables, ``target`` the body of
+    the one [[targets]] table."""
+    return f"""
+[credentials.main]
+client_id = "id"
+client_secret = "{secret}"
+
+[sinks.local]
+provider = "envfile"
+path = "harbor.env"
+{sinks}
+[[targets]]
+{target}
+"""
+
+
+def help_text(*command: str) -> str:
+    """What ``harbor-secrets COMMAND --help`` prints, from a real process (the help the
+    docs are checked against); a failing --help fails the test with its stderr."""
+    result = subprocess.run(
+        [sys.executable, "-m", "harbor_secrets", *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 @dataclass

@@ -21,6 +21,7 @@ from doc_blocks import Block
 
 from conftest import CLIENT_ID, CLIENT_SECRET
 from harbor_secrets.stand_in_issuer import StandInIssuer
+from harbor_testkit.cli_text import issuer_sections
 from harbor_testkit.environ import clean_environ
 from harbor_testkit.servers import MotoServer, OpenBaoDevServer, ServerStartError
 
@@ -89,13 +90,7 @@ def _synced(
     config = directory / "harbor.toml"
     config.write_text(
         f"""
-[environments.sandbox]
-accounts_url = "{issuer.url}"
-api_url = "{issuer.url}"
-
-[credentials.main]
-client_id = "{CLIENT_ID}"
-client_secret = "env:HARBOR_CLIENT_SECRET"
+{issuer_sections(issuer.url, CLIENT_ID)}
 
 [sinks.local]
 provider = "envfile"

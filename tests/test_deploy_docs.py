@@ -8,11 +8,11 @@ the Dockerfile passes must be one the CLI accepts.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import help_text
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -72,18 +72,6 @@ def test_lambda_is_one_terraform_apply_away() -> None:
     text = README.read_text(encoding="utf-8")
     assert "](aws/README.md)" in text
     assert "terraform init && terraform apply" in text
-
-
-def help_text(*command: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "harbor_secrets", *command, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def invocations() -> list[tuple[str, list[str]]]:

@@ -48,7 +48,7 @@ from doc_servers import Stores, run_block
 from dotenv import dotenv_values
 from kube_manifests import KUBERNETES_VERSIONS  # the manifests' own validation
 
-from conftest import CLIENT_SECRET
+from conftest import CLIENT_SECRET, help_text
 from harbor_secrets.cli import cli
 from harbor_secrets.commands.config_check import effective_config
 from harbor_secrets.config import parse_config
@@ -942,16 +942,8 @@ def _commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[
 @pytest.mark.parametrize("path", list(_commands(cli)), ids=lambda p: " ".join(p) or "(root)")
 def test_every_help_example_is_sound(path: tuple[str, ...]) -> None:
     """--help's examples are documentation too: each parses, and asks only what works."""
-    help_text = subprocess.run(
-        [sys.executable, "-m", "harbor_secrets", *path, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    examples = (
-        help_text.split("Examples:", 1)[1].split("\n\n", 1)[0] if "Examples:" in help_text else ""
-    )
+    shown = help_text(*path)
+    examples = shown.split("Examples:", 1)[1].split("\n\n", 1)[0] if "Examples:" in shown else ""
     if path and not examples:
         pytest.fail(f"harbor-secrets {' '.join(path)} --help has no examples")
     code = "\n".join(line.strip() for line in examples.splitlines())

@@ -23,7 +23,6 @@ from watch_helpers import (
     SCOPES,
     SECRETS,
     Samples,
-    free_port,
     healthz_ok,
     http_get,
     parse_metrics,
@@ -45,6 +44,7 @@ from harbor_secrets.stand_in_issuer import Fault, StandInIssuer
 from harbor_secrets.sync import FRESH, KEPT_NEWER, WRITTEN
 from harbor_secrets.watch import Cycle, Watcher
 from harbor_testkit.environ import clean_environ
+from harbor_testkit.servers import free_port
 
 Run = Callable[..., Result]
 WRITES = "harbor_secrets_writes_total"

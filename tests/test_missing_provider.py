@@ -18,22 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import minimal_config
 from harbor_secrets import registry
 from harbor_secrets.cli import main
 from harbor_secrets.registry import install_hint
-
-CONFIG = """
-[credentials.main]
-client_id = "id"
-client_secret = "{secret}"
-
-[sinks.local]
-provider = "envfile"
-path = "harbor.env"
-{sinks}
-[[targets]]
-environments = ["sandbox"]
-"""
 
 VAULT_SINK = """
 [sinks.vault]
@@ -69,7 +57,7 @@ def run(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
 
 def write(tmp_path: Path, *, secret: str = "env:SECRET", sinks: str = "") -> Path:
     path = tmp_path / "harbor.toml"
-    path.write_text(CONFIG.format(secret=secret, sinks=sinks), encoding="utf-8")
+    path.write_text(minimal_config(secret=secret, sinks=sinks), encoding="utf-8")
     return path
 
 
@@ -125,7 +113,7 @@ def test_a_misspelt_provider_gets_a_guess(
 ) -> None:
     config = tmp_path / "harbor.toml"
     config.write_text(
-        CONFIG.format(secret="env:SECRET", sinks="").replace('"envfile"', '"env-file"'),
+        minimal_config().replace('"envfile"', '"env-file"'),
         encoding="utf-8",
     )
     code, _, err = run("config", "check", "-c", str(config), "--skip-references", capsys=capsys)

@@ -15,26 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Result, envfile_config
+from conftest import Result, envfile_config, minimal_config
 from harbor_secrets.config import load_config
 from harbor_secrets.errors import ConfigError
 from harbor_secrets.options import Options
 from harbor_secrets.suggest import pick
 
 Run = Callable[..., Result]
-
-TARGET = """
-[credentials.main]
-client_id = "id"
-client_secret = "env:SECRET"
-
-[sinks.local]
-provider = "envfile"
-path = "harbor.env"
-
-[[targets]]
-{target}
-"""
 
 
 def config_error(text: str, tmp_path: Path) -> ConfigError:
@@ -99,17 +86,17 @@ def test_a_misspelt_key_is_named_before_the_error_it_causes(
 ) -> None:
     """Without the typo the target would have had what it now lacks: say so, not "names no
     environment" (or "unknown credentials") about a key the user did write."""
-    error = config_error(TARGET.format(target=target), tmp_path)
+    error = config_error(minimal_config(target=target), tmp_path)
     assert error.key == key, str(error)
     assert f"did you mean {guess}?" in str(error)
 
 
 def test_the_configuration_guesses_as_the_commands_do(tmp_path: Path) -> None:
-    error = config_error(TARGET.format(target='environments = ["sandbx"]'), tmp_path)
+    error = config_error(minimal_config(target='environments = ["sandbx"]'), tmp_path)
     assert error.key == "targets[0].environments"
     assert "'sandbx' is not one of the environments; did you mean sandbox?" in str(error)
     sinks = config_error(
-        TARGET.format(target='environments = ["sandbox"]\nsinks = ["locl"]'), tmp_path
+        minimal_config(target='environments = ["sandbox"]\nsinks = ["locl"]'), tmp_path
     )
     assert sinks.key == "targets[0].sinks"
     assert "did you mean local?" in str(sinks)
@@ -133,7 +120,7 @@ def test_every_table_names_its_misspelt_key_first() -> None:
 
 
 def test_a_value_error_in_http_waits_for_the_misspelt_key(tmp_path: Path) -> None:
-    text = '[http]\nconnect_timout = "5s"\nread_timeout = "0s"\n' + TARGET.format(
+    text = '[http]\nconnect_timout = "5s"\nread_timeout = "0s"\n' + minimal_config(
         target='environments = ["sandbox"]'
     )
     error = config_error(text, tmp_path)

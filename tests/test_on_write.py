@@ -15,6 +15,7 @@ from dotenv import dotenv_values
 
 from conftest import CLIENT_ID, CLIENT_SECRET, Result
 from harbor_secrets.stand_in_issuer import StandInIssuer
+from harbor_testkit.cli_text import issuer_sections
 
 Run = Callable[..., Result]
 TOKEN = "HARBOR_SANDBOX_SERVICE_PROVIDER_ACCESS_TOKEN"
@@ -46,13 +47,7 @@ def config(
 ) -> Path:
     scopes_list = json.dumps(list(scopes))
     text = f"""
-[environments.sandbox]
-accounts_url = "{issuer.url}"
-api_url = "{issuer.url}"
-
-[credentials.main]
-client_id = "{CLIENT_ID}"
-client_secret = "env:HARBOR_CLIENT_SECRET"
+{issuer_sections(issuer.url, CLIENT_ID)}
 
 [sinks.a]
 provider = "envfile"

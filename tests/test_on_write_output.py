@@ -25,6 +25,7 @@ from harbor_secrets import secrets
 from harbor_secrets.hooks import MAX_OUTPUT, Change, HookError, OnWrite, run_hook
 from harbor_secrets.secrets import Secret, scrub_excerpt
 from harbor_secrets.stand_in_issuer import StandInIssuer
+from harbor_testkit.cli_text import issuer_sections
 from harbor_testkit.tmpfs import free_bytes, tmpfs
 
 Run = Callable[..., Result]
@@ -202,13 +203,7 @@ def test_the_cli_prints_no_piece_of_the_token_a_hook_echoes(
     config = tmp_path / "harbor.toml"
     config.write_text(
         f"""
-[environments.sandbox]
-accounts_url = "{issuer.url}"
-api_url = "{issuer.url}"
-
-[credentials.main]
-client_id = "{CLIENT_ID}"
-client_secret = "env:HARBOR_CLIENT_SECRET"
+{issuer_sections(issuer.url, CLIENT_ID)}
 
 [sinks.tokens]
 provider = "files"

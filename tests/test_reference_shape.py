@@ -14,29 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Result
+from conftest import Result, minimal_config
 from harbor_secrets.errors import ConfigError
 from harbor_secrets.references import ReferenceResolver
 
 Run = Callable[..., Result]
 
-CONFIG = """
-[credentials.main]
-client_id = "id"
-client_secret = "{secret}"
-
-[sinks.local]
-provider = "envfile"
-path = "harbor.env"
-
-[[targets]]
-environments = ["sandbox"]
-"""
-
 
 def check(tmp_path: Path, run_cli: Run, secret: str) -> Result:
     path = tmp_path / "harbor.toml"
-    path.write_text(CONFIG.format(secret=secret), encoding="utf-8")
+    path.write_text(minimal_config(secret=secret), encoding="utf-8")
     return run_cli("config", "check", "-c", str(path), "-o", "json")
 
 
@@ -56,7 +43,7 @@ def test_a_scheme_no_provider_resolves_is_not_repeated_and_the_known_ones_are_li
     tmp_path: Path, run_cli: Run, skip: bool
 ) -> None:
     path = tmp_path / "harbor.toml"
-    path.write_text(CONFIG.format(secret="qwertyzx:Zp3Wn6Rt1Ys5"), encoding="utf-8")
+    path.write_text(minimal_config(secret="qwertyzx:Zp3Wn6Rt1Ys5"), encoding="utf-8")
     result = run_cli("config", "check", "-c", str(path), *(["--skip-references"] if skip else []))
     assert result.code == 2
     assert "is not a reference any installed provider resolves" in result.stderr

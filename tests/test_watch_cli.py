@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from watch_helpers import (
     SCOPES,
-    free_port,
     healthz_ok,
     http_get,
     read_env_file,
@@ -30,6 +29,7 @@ from watch_helpers import (
 
 from conftest import CLIENT_ID, CLIENT_SECRET, Result
 from harbor_secrets.stand_in_issuer import StandInIssuer
+from harbor_testkit.servers import free_port
 
 Run = Callable[..., Result]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from conftest import CLIENT_ID, CLIENT_SECRET
 from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.record import parse_time
 from harbor_secrets.watch import Watcher, WatchPacing
+from harbor_testkit.cli_text import issuer_sections
 from harbor_testkit.environ import clean_environ
 
 SCOPES = ("service_provider", "tower_access")
@@ -82,13 +82,7 @@ max_attempts = {max_attempts}
 read_timeout = "2s"
 connect_timeout = "1s"
 
-[environments.sandbox]
-accounts_url = "{issuer_url}"
-api_url = "{issuer_url}"
-
-[credentials.main]
-client_id = "{CLIENT_ID}"
-client_secret = "env:HARBOR_CLIENT_SECRET"
+{issuer_sections(issuer_url, CLIENT_ID)}
 
 {sink_table}
 [[targets]]
@@ -113,12 +107,6 @@ def start_cli(*args: str, cwd: Path, runner: Path | None = None) -> subprocess.P
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,14 @@
-"""Text to and from the CLI as the scenarios drive it: configuration values in, JSON logs out.
+"""Text to and from the CLI as tests drive it: configurations in, JSON logs out.
 
-The reliability scenarios and the failover harness each write configurations for real
-``harbor-secrets`` processes and read those processes' ``--log-format json`` lines back;
-both directions are one rule each, kept here.
+Tests, the reliability scenarios and the failover harness write configurations for real
+``harbor-secrets`` runs against a local issuer, and read those runs' ``--log-format json``
+lines back; each of those rules is kept here once.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -26,6 +27,28 @@ def toml_value(value: object) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
     raise TypeError(f"no TOML for {type(value).__name__}")
+
+
+def issuer_sections(
+    issuer_url: str,
+    client_id: str,
+    *,
+    environments: Sequence[str] = ("sandbox",),
+    secret_ref: str = "env:HARBOR_CLIENT_SECRET",
+) -> str:
+    """The ``[environments.*]`` tables, every one served by the issuer at ``issuer_url`` (the
+    stand-in), and the ``main`` credentials with the client secret read from ``secret_ref``:
+    how a test configuration starts. No trailing newline: it drops into a template as a line.
+    """
+    url = toml_value(issuer_url)
+    tables = [
+        f"[environments.{name}]\naccounts_url = {url}\napi_url = {url}\n" for name in environments
+    ]
+    credentials = (
+        f"[credentials.main]\nclient_id = {toml_value(client_id)}\n"
+        f"client_secret = {toml_value(secret_ref)}"
+    )
+    return "\n".join([*tables, credentials])
 
 
 def json_log_lines(stderr: str) -> list[dict[str, Any]]:

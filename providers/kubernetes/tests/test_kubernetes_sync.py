@@ -27,6 +27,7 @@ from harbor_secrets.registry import Registry
 from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.sync import SyncReport, run_sync
 from harbor_secrets.testing import MemoryProvider, MemoryStore
+from harbor_testkit.cli_text import issuer_sections
 from harbor_testkit.kube_apiserver import Fault, Rule
 from harbor_testkit.records import make_record
 
@@ -60,13 +61,7 @@ def config_text(
 [refresh]
 refresh_before = "210s"
 
-[environments.sandbox]
-accounts_url = "{issuer.url}"
-api_url = "{issuer.url}"
-
-[credentials.main]
-client_id = "{CLIENT_ID}"
-client_secret = "env:HARBOR_CLIENT_SECRET"
+{issuer_sections(issuer.url, CLIENT_ID)}
 
 [sinks.{SINK}]
 provider = "kubernetes"
