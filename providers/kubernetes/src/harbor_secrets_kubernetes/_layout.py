@@ -28,7 +28,6 @@ EXPIRES_ANNOTATION = "harbor-secrets/expires-at"
 WRITTEN_BY_ANNOTATION = "harbor-secrets/written-by"
 RECORD_KEY = "record.json"
 TOKEN_KEY = "access_token"
-DATA_KEYS = (TOKEN_KEY, "expires_at", "token_type", RECORD_KEY)
 SECRET_TYPE = "Opaque"
 
 
