@@ -37,11 +37,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import availability_doc
+from availability_results import Chaos, CountResult, SimulatedDay
 
 from harbor_testkit.canaries import Canaries
 from harbor_testkit.environ import clean_environ
@@ -49,11 +49,10 @@ from harbor_testkit.failover import (
     SCOPES,
     Backend,
     FailoverRun,
-    Figures,
     KubernetesBackend,
     OpenBaoBackend,
 )
-from harbor_testkit.fleet import Event, Fleet, FleetResult
+from harbor_testkit.fleet import Event, Fleet
 from harbor_testkit.servers import Bao
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,16 +61,6 @@ CLIENT_SECRET = "availability-bench-client-secret-canary"
 DAY = 86_400.0
 #: The harness runs Harbor's 300 s tokens as 30 s tokens: ten times faster.
 COMPRESSION = 10
-
-
-@dataclass
-class Chaos:
-    """What one long run did: each failover, and the figures at the end."""
-
-    backend: str
-    failovers: list[tuple[float, str]] = field(default_factory=list)
-    error: str | None = None
-    figures: Figures | None = None
 
 
 def _start_bao(directory: Path) -> Bao:
@@ -153,12 +142,6 @@ def chaos(backend: Callable[[], Backend], directory: Path, minutes: float, seed:
     return result
 
 
-@dataclass(frozen=True)
-class CountResult:
-    replicas: int
-    figures: Figures
-
-
 def replica_counts(bao: Bao, directory: Path, refreshes: int) -> list[CountResult]:
     """1, 2, 3, 5 replicas on OpenBao, every one up for ``refreshes`` refreshes."""
     results = []
@@ -191,15 +174,6 @@ def replica_counts(bao: Bao, directory: Path, refreshes: int) -> list[CountResul
         finally:
             backend.close()
     return results
-
-
-@dataclass(frozen=True)
-class SimulatedDay:
-    one: FleetResult
-    counts: dict[int, FleetResult]
-    failovers: FleetResult
-    failover_events: int
-    without_turns: FleetResult
 
 
 def simulated_day(seed: int = 15) -> SimulatedDay:
@@ -240,7 +214,9 @@ def machine() -> list[tuple[str, str]]:
 
 #: Modules whose classes measurements saved by an older bench name, and where those classes
 #: live now: the failover harness moved from tests/reliability/ into the test kit, and a
-#: --save taken before the move must still --render.
+#: --save taken before the move must still --render. (Such a file also names Chaos,
+#: CountResult and SimulatedDay as this script's, ``__main__``: it imports them, so they
+#: are found here.)
 MOVED_MODULES = {"tests.reliability.failover": "harbor_testkit.failover"}
 
 

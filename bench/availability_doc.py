@@ -8,12 +8,10 @@ numbers are Kubernetes' own timings, named below with where they come from.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+
+from availability_results import Chaos, CountResult, SimulatedDay
 
 from harbor_secrets.freshness import DEFAULT_MIN_REMAINING, RefreshPolicy
-
-if TYPE_CHECKING:
-    from availability import Chaos, CountResult, SimulatedDay
 
 #: Kubernetes marks a node that stops answering not ready after node-monitor-grace-period
 #: (40 s before 1.32, 50 s since), then evicts its pods after their not-ready/unreachable
