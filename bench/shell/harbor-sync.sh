@@ -69,14 +69,14 @@ for environment in $environments; do
     # readers cannot tell the difference); the token goes file to file, never via argv.
     jq -e --arg scope "$scope" --arg environment "$environment" \
       --arg client_id "$HARBOR_CLIENT_ID" --arg issuer "$token_url" \
-      --argjson issued "$issued" '
+      --arg written_by "${HARBOR_SECRETS_WRITER:-$HOSTNAME}" --argjson issued "$issued" '
       if (.access_token | type) != "string" or .access_token == ""
          or (.expires_in | type) != "number" or .expires_in <= 0
       then error("unusable token response") else . end
       | {access_token, token_type: "Bearer", scope: $scope, environment: $environment,
          expires_at: ($issued + .expires_in | todate), issued_at: ($issued | todate),
          expires_in, client_id: $client_id, issuer: $issuer,
-         managed_by: "harbor-secrets", schema: 1}' "$work/response.json" >"$work/record.json"
+         managed_by: "harbor-secrets", schema: 1, written_by: $written_by}' "$work/response.json" >"$work/record.json"
 
     "$bao" kv put -mount="$kv_mount" "harbor/$environment/$scope" "@$work/record.json" >/dev/null
     "$aws" ssm put-parameter --name "/harbor/$environment/$scope" --type SecureString \
