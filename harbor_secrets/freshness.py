@@ -42,7 +42,7 @@ import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from harbor_secrets.record import TokenRecord
 
@@ -64,6 +64,10 @@ DEFAULT_MIN_REMAINING = 30.0
 #: the clocks of hosts writing one store disagree by a little. Small next to
 #: ``refresh_before``, so a token believed this much too fresh is still rewritten in time.
 CLOCK_ALLOWANCE = 30.0
+#: An issuer ``Date`` outside these years is no clock anyone runs (a device without a
+#: real-time clock says 1970; a broken proxy anything): it times nothing and measures no skew.
+#: A host clock outside them, against a ``Date`` inside, is corrected as any other.
+USABLE_DATES = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
 class TokenState(enum.StrEnum):
@@ -328,7 +332,7 @@ class RefreshPolicy:
         the send time is corrected by ``known_skew`` (what an earlier answer measured, 0 if
         none), so every record a process writes is timed by the same clock.
         """
-        if issuer_date is None:
+        if issuer_date is None or not USABLE_DATES[0] <= issuer_date < USABLE_DATES[1]:
             return IssueTiming(sent_at + timedelta(seconds=known_skew), None)
         arrived = sent_at if received_at is None or received_at < sent_at else received_at
         earliest = sent_at - DUE_SLACK  # Date is truncated to the second
@@ -342,11 +346,30 @@ class RefreshPolicy:
             return IssueTiming(sent_at)
         return IssueTiming(issuer_date, seconds_between(earliest, issuer_date))
 
-    def judged(self, record: TokenRecord, now: Callable[[], datetime]) -> TokenRecord:
+    def judged(
+        self,
+        record: TokenRecord,
+        now: Callable[[], datetime],
+        local: Callable[[], datetime] | None = None,
+    ) -> TokenRecord:
         """``record``, carrying this policy's judgement for the store that writes it: a
-        stored record that is implausible when the write compares (``now()`` then) does not
-        stop it (:meth:`TokenRecord.is_newer_than`). The sync engine writes only these."""
-        return dataclasses.replace(record, trusts=lambda stored: self.plausible(stored, now()))
+        stored record that is implausible when the write compares does not stop it
+        (:meth:`TokenRecord.is_newer_than`). The sync engine writes only these.
+
+        Implausible by *both* clocks: the issuer-corrected ``now`` and this host's own
+        ``local`` (None: the same clock). A ``Date`` can be wrong too (an issuer, or a proxy
+        with a bad clock): a record that is plausible by this host's clock keeps the
+        never-go-backwards rule, so a wrong ``Date`` alone cannot send a store backwards.
+        A host whose clock is wrong still replaces what its wrong clock doubts: its own
+        record, timed by the issuer, is truly newer and passes the plain comparison.
+        """
+
+        clocks = (now,) if local is None else (now, local)
+
+        def trusts(stored: TokenRecord) -> bool:
+            return any(self.plausible(stored, clock()) for clock in clocks)
+
+        return dataclasses.replace(record, trusts=trusts)
 
     # -- verdicts -----------------------------------------------------------------------
 

@@ -290,7 +290,7 @@ class SyncEngine:
             self._run_hooks(results)
         # Both ends by the clock as it is now: a run that learns this host's clock is wrong
         # must not report the correction as its duration.
-        finished = self.clock.now()
+        finished = self.clock.time()
         report = SyncReport(
             results=results,
             started_at=finished - timedelta(seconds=time.monotonic() - began),
@@ -340,7 +340,9 @@ class SyncEngine:
         force: bool,
         dry_run: bool,
     ) -> None:
-        now = self.clock.now()
+        environment = self.config.environments[job.environment]
+        issuer = environment.token_url
+        now = self.clock.now(issuer)  # each issuer's tokens expire by its clock
         sinks = [self.runtime.sinks[name] for name in job.sinks]
         result.sinks = [
             SinkResult(sink=sink.name, provider=sink.provider.name, key="", action="")
@@ -359,7 +361,6 @@ class SyncEngine:
             return
         credentials = self.config.credentials[job.credentials]
         secret = local_secrets.get(job.credentials) or self.runtime.client_secret(credentials)
-        environment = self.config.environments[job.environment]
         client = self._client(job, secret)
         began = time.monotonic()
         try:
@@ -372,9 +373,12 @@ class SyncEngine:
         # The policy says which clock times the token (the issuer's, when this host's is
         # wrong); from then on this process judges stored records by the same time.
         timing = self.config.refresh.time_issue(
-            token.issued_at, token.received_at, token.issuer_date, known_skew=self.clock.skew
+            token.issued_at,
+            token.received_at,
+            token.issuer_date,
+            known_skew=self.clock.skew(issuer),
         )
-        self.clock.learn(timing, issuer=environment.token_url)
+        self.clock.learn(timing, issuer=issuer)
         issued = TokenRecord.issue(
             access_token=token.access_token.reveal(),
             issued_at=timing.issued_at,
@@ -388,7 +392,9 @@ class SyncEngine:
         )
         # Stores compare with what they hold at write time; the policy, with this run's
         # clock, tells them which stored records are not to be believed.
-        record = self.config.refresh.judged(issued, self.clock.now)
+        record = self.config.refresh.judged(
+            issued, lambda: self.clock.now(issuer), self.clock.local
+        )
         result.token_expires_at = record.expires_at
         result.token_lifetime = record.granted_lifetime
         self._each(lambda item: self._write(job, item[0], item[1], item[2], record), due)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from harbor_secrets._serving import handle_signals
-from harbor_secrets.config import Config
+from harbor_secrets.config import Config, Job
 from harbor_secrets.errors import EXIT_FAILURE, EXIT_OK, HarborSecretsError, describe_error
 from harbor_secrets.freshness import (
     DUE_MARGIN,
@@ -158,8 +158,11 @@ def _moment(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
-def observations(report: SyncReport) -> list[Observation]:
-    """What one run saw of each sink that did not fail (failed sinks are left to backoff)."""
+def observations(
+    report: SyncReport, framed: Callable[[Job, datetime], datetime] | None = None
+) -> list[Observation]:
+    """What one run saw of each sink that did not fail (failed sinks are left to backoff);
+    ``framed`` puts each job's expiry, by its issuer's clock, in the caller's frame."""
     seen = []
     for job in report.results:
         for sink in job.sinks:
@@ -168,7 +171,10 @@ def observations(report: SyncReport) -> list[Observation]:
             observed = observed_expiry(job, sink)
             if observed is not None:
                 refreshed = sink.action != FRESH
-                seen.append(Observation(observed.expires_at, refreshed, observed.lifetime))
+                expires_at = observed.expires_at
+                if framed is not None:
+                    expires_at = framed(job.job, expires_at)
+                seen.append(Observation(expires_at, refreshed, observed.lifetime))
     return seen
 
 
@@ -349,7 +355,7 @@ class Watcher:
             self.metrics.record(report)
             if failed_entirely(report):
                 error = _first_error(report)
-            wake = self.pacing.refresh.next_wake(observations(report), now)
+            wake = self.pacing.refresh.next_wake(observations(report, self._framed), now)
             role = WRITER if wrote_every_token(report, self._written) else STANDBY
             self._remember_writes(report)
             if wake.short and not self._warned_short:
@@ -378,7 +384,9 @@ class Watcher:
         return judge(
             now=self._now(),
             expected=self.metrics.expected,
-            expiry={key: _moment(when) for key, when in snapshot.expiry.items()},
+            expiry={
+                key: self._framed_in(key[1], _moment(when)) for key, when in snapshot.expiry.items()
+            },
             policy=self.pacing.refresh,
             grace=self.pacing.grace,
             cycles=cycles,
@@ -389,9 +397,19 @@ class Watcher:
         )
 
     def _now(self) -> datetime:
-        """The time this loop judges by: its clock, corrected by the issuer's as the engine
-        has measured it (the engine's own judgements read the same correction)."""
+        """The time this loop judges by: its clock, in the frame the engine's issuer clock
+        gives (the issuers' time when they agree); expiries are put in it by
+        :meth:`_framed`, so tokens from issuers whose clocks disagree compare alike."""
         return self.engine.clock.corrected(self.now())
+
+    def _framed(self, job: Job, expires_at: datetime) -> datetime:
+        return self._framed_in(job.environment, expires_at)
+
+    def _framed_in(self, environment: str, expires_at: datetime) -> datetime:
+        """An expiry of ``environment``'s tokens (by its issuer's clock) in :meth:`_now`'s
+        frame."""
+        issuer = self.engine.config.environments[environment].token_url
+        return self.engine.clock.framed(expires_at, issuer)
 
     def _remember_writes(self, report: SyncReport) -> None:
         for job in report.results:

@@ -30,7 +30,8 @@ def writer_name(environ: Mapping[str, str]) -> str:
     """This refresher's name; a bad ``HARBOR_SECRETS_WRITER`` is a usage error (exit 2)."""
     given = environ.get(WRITER_ENV_VAR)
     if given is None:
-        return socket.gethostname() or "unknown-host"
+        host = socket.gethostname()
+        return host if is_writer_name(host) else "unknown-host"
     name = given.strip()
     if not is_writer_name(name):
         raise ConfigError(

@@ -78,10 +78,12 @@ def test_an_answer_without_a_date_is_timed_by_the_skew_measured_before() -> None
     is timed by the same, corrected clock, and the answer without one changes nothing."""
     clock = IssuerClock(lambda: T)
     clock.learn(IssueTiming(T, 600.0), issuer="https://with-date.example")
-    timing = RefreshPolicy.time_issue(at(0.4), at(0.6), None, known_skew=clock.skew)
+    without = "https://without-date.example"
+    timing = RefreshPolicy.time_issue(at(0.4), at(0.6), None, known_skew=clock.skew(without))
     assert timing == IssueTiming(at(600.4), None)
-    clock.learn(timing, issuer="https://without-date.example")
-    assert clock.skew == 600.0
+    clock.learn(timing, issuer=without)
+    assert clock.skew(without) == 600.0
+    assert clock.now(without) == clock.now("https://with-date.example") == at(600)
 
 
 def test_the_corrected_time_is_never_earlier_than_the_issuers() -> None:
@@ -96,7 +98,7 @@ def test_the_corrected_time_is_never_earlier_than_the_issuers() -> None:
             timing = RefreshPolicy.time_issue(local_sent, local_received, stamped)
             clock = IssuerClock(lambda: local_sent)  # noqa: B023 - used right here
             clock.learn(timing, issuer="https://issuer.example")
-            late = (clock.now() - issuer_now).total_seconds()
+            late = (clock.now("https://issuer.example") - issuer_now).total_seconds()
             assert 0 <= late <= answer_took + 1, (sent_fraction, answer_took, late)
             assert timing.issued_at <= issuer_now + timedelta(seconds=answer_took)
 
@@ -107,19 +109,20 @@ def test_a_skew_is_warned_about_once_per_change(caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.INFO, logger="harbor_secrets.issuer_clock"):
         clock.learn(IssueTiming(T, 600.4), issuer=url)
         clock.learn(IssueTiming(T, 601.2), issuer=url)  # the same skew, measured again
-        assert clock.now() == T + timedelta(seconds=601.2)
+        assert clock.now(url) == T + timedelta(seconds=601.2)
         clock.learn(IssueTiming(T), issuer=url)  # fixed
-        assert clock.now() == T
+        assert clock.now(url) == T
         clock.learn(IssueTiming(T, -600.0), issuer=url)
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 3, messages
     assert messages[0].startswith(
-        "this host's clock is 600 s behind the issuer's "
-        "(the Date header of accounts.sandbox.harborlockers.com)"
+        "this host's clock and the issuer's (the Date header of "
+        "accounts.sandbox.harborlockers.com) disagree by 600 s: this host is behind it, or "
+        "the issuer's side (a proxy) sends a wrong Date"
     )
     assert "chronyc tracking, timedatectl" in messages[0]
     assert "agrees with the issuer's" in messages[1]
-    assert "600 s ahead of the issuer's" in messages[2]
+    assert "disagree by 600 s: this host is ahead of it" in messages[2]
 
 
 # -- replicas with wrong clocks on one store, in simulated time (the real watch loop) ---------
@@ -255,7 +258,7 @@ def test_hosts_ten_minutes_off_over_http_never_send_the_store_backwards(
     # finds its token fresh already); after that, both find the tokens fresh by Harbor's time.
     assert 2 + 1 + 1 <= issuer.token_requests <= 2 + 2 + 2
     # Named once per host, within a second or two (Date's truncation and the request).
-    named = re.findall(r"this host's clock is (\d+) s (behind|ahead of) the issuer's", caplog.text)
+    named = re.findall(r"disagree by (\d+) s: this host is (behind|ahead of) it", caplog.text)
     assert sorted(direction for _, direction in named) == ["ahead of", "behind"], caplog.text
     assert all(abs(int(seconds) - TEN_MINUTES) <= 3 for seconds, _ in named), named
 

@@ -10,6 +10,7 @@ through the real `config check`, and the crontab line parsed and then run twice 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 from doc_blocks import snippet
 
+from harbor_secrets.freshness import RefreshPolicy
 from harbor_testkit.environ import clean_environ
 
 REPO = Path(__file__).resolve().parents[1]
@@ -366,3 +368,28 @@ def test_the_second_hosts_cron_line_is_the_first_half_a_minute_later() -> None:
     delay, _, rest = second_command.partition(" && ")
     assert delay == f"sleep {SCHEDULE_PERIOD // 2}"
     assert rest == command
+
+
+def test_the_two_host_figures_are_the_freshness_policys() -> None:
+    """deploy/README.md's "Two hosts" numbers come from the policy, not from prose: the
+    reader floor with a run every 30 s and with one host lost, and the token requests two
+    offset hosts make against one host's."""
+    one_host = RefreshPolicy()
+    two_hosts = dataclasses.replace(one_host, schedule_period=one_host.schedule_period / 2)
+    section = " ".join(
+        (REPO / "deploy" / "README.md")
+        .read_text(encoding="utf-8")
+        .split("## Two hosts", 1)[1]
+        .split("\n## ", 1)[0]
+        .split()
+    )
+    both, lost = two_hosts.reader_floor(), one_host.reader_floor()
+    assert f"{one_host.refresh_before:g} − {two_hosts.schedule_period:g} = {both:g} s" in section
+    assert f"the one-host {lost:g} s while either is lost" in section
+    assert f"readers survive about {lost:g} s" in section
+    ratio = one_host.write_interval / two_hosts.write_interval
+    assert (
+        f"every {two_hosts.write_interval:g} s instead of every {one_host.write_interval:g} s"
+        in section
+    )
+    assert f"{ratio:g} times the token requests of one host" in section

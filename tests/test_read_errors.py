@@ -72,15 +72,20 @@ def test_an_unreadable_env_file_gets_reading_advice(
     assert_reading_advice(result, env_file)
 
 
-@pytest.fixture
-def files_store(tmp_path: Path, issuer: StandInIssuer) -> tuple[Path, Path]:
+@pytest.fixture(params=["sandbox", "sandbox/service_provider"])
+def files_store(
+    tmp_path: Path, issuer: StandInIssuer, request: pytest.FixtureRequest
+) -> tuple[Path, Path]:
+    """The environment's directory (the per-token ones below it cannot be searched), or
+    one per-token directory itself (the case the fault round reported)."""
     tokens = tmp_path / "tokens"
     tokens.mkdir()
     config = tmp_path / "harbor.toml"
     config.write_text(files_config(issuer.url, tokens), encoding="utf-8")
     assert run_as_reader("-c", str(config), "sync", cwd=tmp_path).returncode == 0
-    (tokens / "sandbox").chmod(0o000)  # the per-token directories below it cannot be searched
-    return config, tokens / "sandbox"
+    unsearchable = tokens / request.param
+    unsearchable.chmod(0o000)
+    return config, unsearchable
 
 
 @pytest.mark.parametrize("command", [["get", "-e", "sandbox"], ["status"]])

@@ -251,12 +251,14 @@ def test_each_replicas_cycle_says_who_wrote_and_how_it_wakes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The replica that wrote wakes as the writer; the one that found the token fresh says
-    who wrote it, stands by, and reports no write of its own."""
+    who wrote it, stands by, reports no write of its own, and its metrics count a success
+    (a skip, a fresh last-success time, the expiry it found) so no alert blames it."""
     MemoryStore.reset_all()
     registry = Registry(extra={"memory": MemoryProvider})
     source = BarrierSource()
     source.barrier = threading.Barrier(1)  # no race here: one replica after the other
     cycles = {}
+    snapshots = {}
     with caplog.at_level(logging.INFO, logger="harbor_secrets"):
         for name in ("replica-a", "replica-b"):
             environ = {"SECRET": "s", WRITER_ENV_VAR: name}
@@ -265,6 +267,7 @@ def test_each_replicas_cycle_says_who_wrote_and_how_it_wakes(
                 watcher = Watcher(runtime, client_factory=source.factory, now=lambda: NOW)
                 cycles[name] = watcher.run_cycle()
                 assert watcher.health().ok
+                snapshots[name] = watcher.metrics.snapshot()
     assert (cycles["replica-a"].role, cycles["replica-b"].role) == ("writer", "standby")
     assert cycles["replica-b"].report is not None
     assert cycles["replica-b"].report.count(WRITTEN) == 0
@@ -274,3 +277,9 @@ def test_each_replicas_cycle_says_who_wrote_and_how_it_wakes(
     assert getattr(lines[1], "written_by", None) == ["replica-a"]
     assert "1 fresh (written by replica-a)" in lines[1].getMessage()
     assert lines[1].getMessage().endswith("as standby")
+    (key,) = snapshots["replica-b"].expiry
+    for name, writes, skips in (("replica-a", 1, 0), ("replica-b", 0, 1)):
+        snapshot = snapshots[name]
+        assert (snapshot.writes.get(key, 0), snapshot.skips.get(key, 0)) == (writes, skips), name
+        assert snapshot.last_success[key] == NOW.timestamp(), name
+        assert snapshot.expiry[key] == (NOW + timedelta(seconds=301)).timestamp(), name

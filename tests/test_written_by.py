@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from harbor_secrets.runtime import Runtime
 from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_secrets.testing.memory import MemoryProvider, MemoryStore
 from harbor_secrets.watch import Watcher
-from harbor_secrets.writer import MAX_LENGTH
+from harbor_secrets.writer import MAX_LENGTH, writer_name
 from harbor_testkit.records import make_record
 
 Run = Callable[..., Result]
@@ -142,3 +143,18 @@ def test_config_check_shows_the_writer_name(tmp_path: Path, run_cli: Run) -> Non
     assert "records written by: host-a" in text.stdout
     data = json.loads(run_cli("-c", str(config), "config", "check", "-o", "json", env=env).stdout)
     assert data["writer"] == "host-a"
+
+
+@pytest.mark.parametrize("host", ["", "bad host", "vm\nforged"])
+def test_a_host_name_that_breaks_the_rule_is_not_written(
+    host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without HARBOR_SECRETS_WRITER the host name is used, through the same rule: a name
+    this tool would read back as unknown (or print raw) is never stored."""
+    monkeypatch.setattr(socket, "gethostname", lambda: host)
+    assert writer_name({}) == "unknown-host"
+
+
+def test_a_good_host_name_is_the_writer_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "watch-7f9c-2")
+    assert writer_name({}) == "watch-7f9c-2"
