@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLIENT_SECRET, Result, envfile_config
-from harbor_secrets.config import Config, CredentialsConfig, load_config
+from harbor_secrets.config import Config, load_config
 from harbor_secrets.environments import Environment
 from harbor_secrets.errors import IssuerUnavailableError
 from harbor_secrets.freshness import CLOCK_ALLOWANCE, IssueTiming, RefreshPolicy
@@ -35,9 +35,9 @@ from harbor_secrets.record import TokenRecord
 from harbor_secrets.runtime import Runtime
 from harbor_secrets.secrets import Secret
 from harbor_secrets.stand_in_issuer import Fault, StandInIssuer
-from harbor_secrets.sync import WRITTEN, SyncEngine, TokenSource
+from harbor_secrets.sync import WRITTEN, SyncEngine
 from harbor_secrets.token_client import ClientCredentials, RetryPolicy, TokenClient
-from harbor_testkit.clock import FakeTime
+from harbor_testkit.clock import FakeTime, clocked_token_clients
 from harbor_testkit.fleet import Event, Fleet
 
 Run = Callable[..., Result]
@@ -177,20 +177,10 @@ class Host:
     def now(self) -> datetime:
         return datetime.now(UTC) + self.skew
 
-    def factory(
-        self, config: Config, environment: Environment, credentials: CredentialsConfig, s: Secret
-    ) -> TokenSource:
-        return TokenClient(
-            environment,
-            ClientCredentials(credentials.client_id, s, credentials.auth_method),
-            retry=config.http,
-            wall_clock=self.now,
-        )
-
     def new_engine(self) -> SyncEngine:
         """A process of its own: what a scheduled (one-shot) run is."""
         runtime = self.stack.enter_context(Runtime(self.config, environ=ENVIRON))
-        engine = SyncEngine(runtime, client_factory=self.factory, now=self.now)
+        engine = SyncEngine(runtime, client_factory=clocked_token_clients(self.now), now=self.now)
         self.stack.callback(engine.close)
         return engine
 

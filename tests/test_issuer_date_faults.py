@@ -19,17 +19,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harbor_secrets.config import Config, CredentialsConfig, load_config
-from harbor_secrets.environments import Environment
+from harbor_secrets.config import Config, load_config
 from harbor_secrets.freshness import RefreshPolicy
 from harbor_secrets.registry import Registry
 from harbor_secrets.runtime import Runtime
-from harbor_secrets.secrets import Secret
 from harbor_secrets.stand_in_issuer import StandInIssuer
-from harbor_secrets.sync import KEPT_NEWER, WRITTEN, ClientFactory, SyncEngine, TokenSource
+from harbor_secrets.sync import KEPT_NEWER, WRITTEN, SyncEngine
 from harbor_secrets.testing.memory import MemoryProvider, MemoryStore
-from harbor_secrets.token_client import ClientCredentials, TokenClient
 from harbor_secrets.watch import Watcher
+from harbor_testkit.clock import clocked_token_clients
 
 SECRET = "issuer-date-canary-secret-5d1e"
 ENVIRON = {"SECRET": SECRET}
@@ -67,28 +65,12 @@ def test_a_date_no_clock_runs_at_times_nothing_and_measures_no_skew(date: dateti
     assert timing.skew is None
 
 
-def clocked_client(now: Callable[[], datetime]) -> ClientFactory:
-    """Token clients that stamp their requests with ``now`` (this host's clock)."""
-
-    def factory(
-        config: Config, environment: Environment, credentials: CredentialsConfig, s: Secret
-    ) -> TokenSource:
-        return TokenClient(
-            environment,
-            ClientCredentials(credentials.client_id, s, credentials.auth_method),
-            retry=config.http,
-            wall_clock=now,
-        )
-
-    return factory
-
-
 def runtime(config: Config) -> Runtime:
     return Runtime(config, registry=Registry(extra={"memory": MemoryProvider}), environ=ENVIRON)
 
 
 def engine(config: Config, now: Callable[[], datetime]) -> SyncEngine:
-    return SyncEngine(runtime(config), client_factory=clocked_client(now), now=now)
+    return SyncEngine(runtime(config), client_factory=clocked_token_clients(now), now=now)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +155,7 @@ def test_issuers_whose_clocks_disagree_do_not_make_each_other_fetch(
         )
         watcher = Watcher(
             runtime(config),
-            client_factory=clocked_client(host_now),
+            client_factory=clocked_token_clients(host_now),
             now=host_now,
             uniform=lambda low, high: low,
         )

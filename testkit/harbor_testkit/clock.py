@@ -3,16 +3,22 @@
 :class:`FakeTime` serves monotonic-clock code (the token client's retries): a sleep is
 recorded and moves the clock instead of waiting. :class:`FakeClock` serves wall-clock code
 (the sync engine, watch mode): its ``now`` returns a UTC datetime moved only by the test.
-:class:`ClockedSource` issues tokens stamped with such a clock.
+:class:`ClockedSource` issues tokens stamped with such a clock;
+:func:`clocked_token_clients` gives the engine real token clients (real HTTP to an issuer)
+that stamp their requests with a host clock of the test's choosing.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from harbor_secrets.config import Config, CredentialsConfig
+from harbor_secrets.environments import Environment
 from harbor_secrets.secrets import Secret
-from harbor_secrets.token_client import IssuedToken
+from harbor_secrets.sync import ClientFactory, TokenSource
+from harbor_secrets.token_client import ClientCredentials, IssuedToken, TokenClient
 
 #: A fixed, whole-second starting point for simulations.
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -82,3 +88,20 @@ class ClockedSource:
 
     def close(self) -> None:
         pass
+
+
+def clocked_token_clients(now: Callable[[], datetime]) -> ClientFactory:
+    """A ``client_factory`` of real token clients whose host clock is ``now`` (a host whose
+    clock is wrong, or a simulation's): it stamps each request's send and receive time."""
+
+    def factory(
+        config: Config, environment: Environment, credentials: CredentialsConfig, s: Secret
+    ) -> TokenSource:
+        return TokenClient(
+            environment,
+            ClientCredentials(credentials.client_id, s, credentials.auth_method),
+            retry=config.http,
+            wall_clock=now,
+        )
+
+    return factory
