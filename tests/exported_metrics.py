@@ -80,7 +80,10 @@ def unknown_names(expression: str, known: dict[str, frozenset[str]]) -> list[str
     """What ``expression`` selects that harbor-secrets does not export; empty when all is."""
     problems = []
     for name, labels in selectors(expression):
-        if name not in known:
+        if name == "up":  # Prometheus's own, for every target: it has only target labels
+            if labels - TARGET_LABELS:
+                problems.append(f"label {sorted(labels - TARGET_LABELS)} of up")
+        elif name not in known:
             problems.append(f"metric {name}")
         elif labels - known[name] - TARGET_LABELS:
             problems.append(f"label {sorted(labels - known[name] - TARGET_LABELS)} of {name}")
