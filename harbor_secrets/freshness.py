@@ -330,7 +330,8 @@ class RefreshPolicy:
         at most the request's duration and a second): time corrected by it may run a little
         late, never early, so tokens fall due early. Without a ``Date`` nothing is measured:
         the send time is corrected by ``known_skew`` (what an earlier answer measured, 0 if
-        none), so every record a process writes is timed by the same clock.
+        none), so every record a process writes is timed by the same clock. Once a skew is
+        known, the clocks count as agreeing again only within half the allowance.
         """
         if issuer_date is None or not USABLE_DATES[0] <= issuer_date < USABLE_DATES[1]:
             return IssueTiming(sent_at + timedelta(seconds=known_skew), None)
@@ -342,7 +343,10 @@ class RefreshPolicy:
             disagreement = seconds_between(issuer_date, earliest)
         else:
             disagreement = 0.0
-        if disagreement <= CLOCK_ALLOWANCE:
+        # Hysteresis: once a skew is known, the clocks agree again only within half the
+        # allowance, so a host off by about the allowance does not flip with every answer.
+        agree_within = CLOCK_ALLOWANCE / 2 if known_skew else CLOCK_ALLOWANCE
+        if disagreement <= agree_within:
             return IssueTiming(sent_at)
         return IssueTiming(issuer_date, seconds_between(earliest, issuer_date))
 

@@ -309,3 +309,21 @@ def test_a_retry_after_date_is_read_by_the_issuers_clock() -> None:
                 pytest.fail(f"gave up instead of waiting 3 s: {exc}")
     [delay] = fake.slept
     assert 1.0 < delay <= 4.0  # HTTP-dates have whole seconds
+
+
+def test_a_host_off_by_about_the_allowance_does_not_flip_with_every_answer() -> None:
+    """Date is truncated to the second, so a host 30.5 s behind measures a little more or a
+    little less than the allowance from one answer to the next. Once a skew is known it is
+    kept until the clocks agree within half the allowance (a clock that was fixed)."""
+    skew = 0.0
+    skews = []
+    for date in (30.0, 31.0, 30.0, 31.0, 30.0):  # Dates of answers sent at 0.4 s, back at 0.6 s
+        timing = RefreshPolicy.time_issue(at(0.4), at(0.6), at(date), known_skew=skew)
+        assert timing.skew is not None
+        skew = timing.skew
+        skews.append(skew)
+    assert skews[0] == 0.0  # first answer: within the allowance, this host is believed
+    assert all(measured > CLOCK_ALLOWANCE - 1 for measured in skews[1:]), skews
+    fixed = RefreshPolicy.time_issue(at(0.4), at(0.6), at(0.0), known_skew=skew)
+    assert fixed.skew == 0.0
+    assert fixed.issued_at == at(0.4)
