@@ -342,7 +342,10 @@ class SyncEngine:
     ) -> None:
         environment = self.config.environments[job.environment]
         issuer = environment.token_url
-        now = self.clock.now(issuer)  # each issuer's tokens expire by its clock
+        # Each issuer's tokens expire by its clock; the skew this job judges by is kept, to
+        # judge again if its token response shows a different one.
+        judged_skew = self.clock.skew(issuer)
+        now = self.clock.local() + timedelta(seconds=judged_skew)
         sinks = [self.runtime.sinks[name] for name in job.sinks]
         result.sinks = [
             SinkResult(sink=sink.name, provider=sink.provider.name, key="", action="")
@@ -353,11 +356,13 @@ class SyncEngine:
             lambda pair: self._read(job, pair[0], pair[1], now, force=force),
             list(zip(sinks, result.sinks, strict=True)),
         )
+        found = {sink.name: stored for sink, _, _, stored in reads}
         due: list[tuple[Sink, str, SinkResult]] = [
-            (sink, key, sink_result) for sink, key, sink_result in reads if key is not None
+            (sink, key, sink_result) for sink, key, sink_result, _ in reads if key is not None
         ]
         due = self._writable(job, due)
         if not due or dry_run:
+            self._warn_implausible(job, due, found)
             return
         credentials = self.config.credentials[job.credentials]
         secret = local_secrets.get(job.credentials) or self.runtime.client_secret(credentials)
@@ -379,6 +384,14 @@ class SyncEngine:
             known_skew=self.clock.skew(issuer),
         )
         self.clock.learn(timing, issuer=issuer)
+        if self.clock.skew(issuer) != judged_skew:
+            # This answer showed this host's clock wrong: what it called implausible may be
+            # fresh by the issuer's time, and then it is not rewritten (a scheduled run is a
+            # new process each minute: without this, every run would rewrite every token).
+            due = self._rejudged(job, due, found, self.clock.now(issuer))
+        self._warn_implausible(job, due, found)
+        if not due:
+            return
         issued = TokenRecord.issue(
             access_token=token.access_token.reveal(),
             issued_at=timing.issued_at,
@@ -449,22 +462,68 @@ class SyncEngine:
 
     def _read(
         self, job: Job, sink: Sink, sink_result: SinkResult, now: datetime, *, force: bool
-    ) -> tuple[Sink, str | None, SinkResult]:
-        """Read one sink and decide; the key is returned only when the sink is to be written."""
+    ) -> tuple[Sink, str | None, SinkResult, TokenRecord | None]:
+        """Read one sink and decide; the key is returned only when the sink is to be written,
+        the stored record (None: none, or unreadable) always."""
         try:
             key = sink.key_for(job)
             sink_result.key = key
             stored = sink.provider.read(key)
         except Exception as exc:
             self._sink_failed(job, sink_result, "read-failed", exc)
-            return sink, None, sink_result
+            return sink, None, sink_result, None
         if stored is not None:
             sink_result.expires_at = stored.expires_at
             sink_result.lifetime = stored.granted_lifetime
             sink_result.written_by = stored.written_by or None
         state = self.config.refresh.assess(stored, now).state
-        if state is TokenState.IMPLAUSIBLE:
-            assert stored is not None
+        if force and stored is not None:
+            sink_result.reason = "forced"
+        elif state.needs_refresh:
+            sink_result.reason = state.value
+        else:
+            sink_result.action = FRESH
+            sink_result.reason = state.value
+            return sink, None, sink_result, stored
+        sink_result.action = WOULD_WRITE
+        return sink, key, sink_result, stored
+
+    def _rejudged(
+        self,
+        job: Job,
+        due: list[tuple[Sink, str, SinkResult]],
+        found: Mapping[str, TokenRecord | None],
+        now: datetime,
+    ) -> list[tuple[Sink, str, SinkResult]]:
+        """The due sinks still due at ``now`` (the issuer's time, just learned): a record
+        found implausible by this host's wrong clock may be fresh by the issuer's."""
+        still = []
+        for sink, key, sink_result in due:
+            stored = found.get(sink.name)
+            state = self.config.refresh.assess(stored, now).state
+            if sink_result.reason == TokenState.IMPLAUSIBLE and not state.needs_refresh:
+                sink_result.action = FRESH
+                sink_result.reason = state.value
+                log.info(
+                    "%s -> %s: fresh by the issuer's clock (this host's is wrong): kept",
+                    job.label,
+                    sink.name,
+                    extra={"event": "sink.fresh_by_issuer", "job": job.label, "sink": sink.name},
+                )
+            else:
+                still.append((sink, key, sink_result))
+        return still
+
+    def _warn_implausible(
+        self,
+        job: Job,
+        due: list[tuple[Sink, str, SinkResult]],
+        found: Mapping[str, TokenRecord | None],
+    ) -> None:
+        for sink, _, sink_result in due:
+            stored = found.get(sink.name)
+            if sink_result.reason != TokenState.IMPLAUSIBLE or stored is None:
+                continue
             log.warning(
                 "%s -> %s: the stored token expires at %s, further ahead than a token lives; "
                 "it was written under a clock that was wrong (this host's or its writer's), "
@@ -474,16 +533,6 @@ class SyncEngine:
                 format_time(stored.expires_at),
                 extra={"event": "sink.implausible", "job": job.label, "sink": sink.name},
             )
-        if force and stored is not None:
-            sink_result.reason = "forced"
-        elif state.needs_refresh:
-            sink_result.reason = state.value
-        else:
-            sink_result.action = FRESH
-            sink_result.reason = state.value
-            return sink, None, sink_result
-        sink_result.action = WOULD_WRITE
-        return sink, key, sink_result
 
     def _write(
         self, job: Job, sink: Sink, key: str, sink_result: SinkResult, record: TokenRecord

@@ -35,7 +35,7 @@ from harbor_secrets.record import TokenRecord
 from harbor_secrets.runtime import Runtime
 from harbor_secrets.secrets import Secret
 from harbor_secrets.stand_in_issuer import Fault, StandInIssuer
-from harbor_secrets.sync import WRITTEN, SyncEngine
+from harbor_secrets.sync import FRESH, WRITTEN, SyncEngine
 from harbor_secrets.token_client import ClientCredentials, RetryPolicy, TokenClient
 from harbor_testkit.clock import FakeTime, clocked_token_clients
 from harbor_testkit.fleet import Event, Fleet
@@ -256,9 +256,12 @@ def test_hosts_ten_minutes_off_over_http_never_send_the_store_backwards(
     # the schedule (at most one request per token and run), and never a step backwards.
     for _ in range(2):
         before = issuer.token_requests
-        behind.new_engine().run()
+        report = behind.new_engine().run()
         check("a scheduled run, behind")
         assert issuer.token_requests - before <= 2
+        # What its wrong clock called implausible is fresh by Harbor's: not rewritten.
+        actions = {sink.action for job in report.results for sink in job.sinks}
+        assert actions == {FRESH}, report.to_dict()
 
     # Readers with a right clock, as real processes.
     status = run_cli("-c", str(files_config), "status", "-o", "json")
