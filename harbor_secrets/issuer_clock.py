@@ -12,17 +12,18 @@ clock that is fixed (or breaks) while the process runs is followed.
 
 The skew is kept **per issuer** (its host and port): each issuer's tokens expire by its own
 clock, and two issuers that disagree (one behind a proxy with a wrong ``Date``) must not
-make each other's records look wrong. A job is judged by its own issuer's time
-(:meth:`IssuerClock.now`). What watch mode and ``/healthz`` compare across issuers is put in
-one frame first (:meth:`IssuerClock.framed`): the process's time (:meth:`IssuerClock.time`),
-which is the issuers' when they all agree, and this host's own when they do not.
+make each other's records look wrong. An issuer that has sent no usable ``Date`` is believed
+to agree with this host (skew 0): no skew is borrowed from another. A job is judged by its
+own issuer's time (:meth:`IssuerClock.now`); what watch mode and ``/healthz`` compare across
+issuers is put in this host's time first (:meth:`IssuerClock.to_local`), the one frame every
+other time of the process (cycle start, last success) is read in.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -53,36 +54,23 @@ class IssuerClock:
         self._lock = threading.Lock()
 
     def skew(self, issuer: str) -> float:
-        """How far ``issuer``'s clock runs ahead of this host's, in seconds (0: agreeing).
-        An issuer that has sent no usable ``Date`` yet gets :attr:`agreed_skew`: what the
-        others measured is this host's error, as far as anyone can tell."""
+        """How far ``issuer``'s clock runs ahead of this host's, in seconds (0: agreeing, or
+        no usable ``Date`` from it yet)."""
         with self._lock:
-            measured = self._skews.get(issuer_host(issuer))
-            return _agreed(self._skews.values()) if measured is None else measured
+            return self._skews.get(issuer_host(issuer), 0.0)
 
-    @property
-    def agreed_skew(self) -> float:
-        """The skew every issuer measured (within the allowance; the largest, so corrected
-        time errs late and tokens fall due early), or 0 when they disagree: then this host
-        cannot tell whose clock is wrong, and keeps its own."""
-        with self._lock:
-            return _agreed(self._skews.values())
+    def reading(self, issuer: str) -> tuple[datetime, float]:
+        """The current time by ``issuer``'s clock, and the skew it was read with."""
+        skew = self.skew(issuer)
+        return self.local() + timedelta(seconds=skew), skew
 
     def now(self, issuer: str) -> datetime:
         """The current time by ``issuer``'s clock, as far as this process knows it."""
-        return self.local() + timedelta(seconds=self.skew(issuer))
+        return self.reading(issuer)[0]
 
-    def time(self) -> datetime:
-        """The process's time: the frame in which watch mode and ``/healthz`` judge."""
-        return self.corrected(self.local())
-
-    def corrected(self, moment: datetime) -> datetime:
-        """``moment`` read from this host's clock, in the process's frame."""
-        return moment + timedelta(seconds=self.agreed_skew)
-
-    def framed(self, moment: datetime, issuer: str) -> datetime:
-        """``moment`` by ``issuer``'s clock (a stored expiry), in the process's frame."""
-        return moment + timedelta(seconds=self.agreed_skew - self.skew(issuer))
+    def to_local(self, moment: datetime, issuer: str) -> datetime:
+        """``moment`` by ``issuer``'s clock (a stored expiry), in this host's time."""
+        return moment - timedelta(seconds=self.skew(issuer))
 
     def learn(self, timing: IssueTiming, *, issuer: str) -> None:
         """Take the skew one token response from ``issuer`` (its URL) measured.
@@ -99,7 +87,7 @@ class IssuerClock:
             before = self._skews.get(host, 0.0)
             self._skews[host] = after
             skews = dict(self._skews)
-        disagreeing = len(skews) > 1 and not _agreed(skews.values()) and any(skews.values())
+        disagreeing = len(skews) > 1 and max(skews.values()) - min(skews.values()) > CLOCK_ALLOWANCE
         if after and (not before or abs(after - before) > CLOCK_ALLOWANCE):
             direction = "behind" if after > 0 else "ahead of"
             log.warning(
@@ -117,7 +105,7 @@ class IssuerClock:
             if disagreeing:
                 log.warning(
                     "the issuers' clocks disagree with each other (%s): each issuer's "
-                    "tokens are judged by its own clock; watch mode paces by this host's",
+                    "tokens are timed and judged by its own clock",
                     ", ".join(f"{name} {skew:+.0f} s" for name, skew in skews.items()),
                     extra={"event": "clock.issuers_disagree"},
                 )
@@ -127,10 +115,3 @@ class IssuerClock:
                 host,
                 extra={"event": "clock.agrees", "issuer": host},
             )
-
-
-def _agreed(skews: Iterable[float]) -> float:
-    values = list(skews)
-    if not values or max(values) - min(values) > CLOCK_ALLOWANCE:
-        return 0.0
-    return float(max(values))

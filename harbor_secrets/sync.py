@@ -131,6 +131,9 @@ class JobResult:
     token_expires_at: datetime | None = None
     #: The lifetime that token was granted.
     token_lifetime: float | None = None
+    #: How far this job's issuer's clock runs ahead of this host's (IssuerClock.skew): its
+    #: sinks' "expires in" are told by the issuer's clock, as the job was judged.
+    skew: float = 0.0
 
     @property
     def failed(self) -> bool:
@@ -145,7 +148,7 @@ class JobResult:
             "attempts": self.attempts,
             "ok": not self.failed,
             "duration_seconds": round(self.duration, 3),
-            "sinks": [s.to_dict(now) for s in self.sinks],
+            "sinks": [s.to_dict(now + timedelta(seconds=self.skew)) for s in self.sinks],
         }
         if self.error:
             data["error"] = self.error
@@ -290,7 +293,7 @@ class SyncEngine:
             self._run_hooks(results)
         # Both ends by the clock as it is now: a run that learns this host's clock is wrong
         # must not report the correction as its duration.
-        finished = self.clock.time()
+        finished = self.clock.local()
         report = SyncReport(
             results=results,
             started_at=finished - timedelta(seconds=time.monotonic() - began),
@@ -344,8 +347,8 @@ class SyncEngine:
         issuer = environment.token_url
         # Each issuer's tokens expire by its clock; the skew this job judges by is kept, to
         # judge again if its token response shows a different one.
-        judged_skew = self.clock.skew(issuer)
-        now = self.clock.local() + timedelta(seconds=judged_skew)
+        now, judged_skew = self.clock.reading(issuer)
+        result.skew = judged_skew
         sinks = [self.runtime.sinks[name] for name in job.sinks]
         result.sinks = [
             SinkResult(sink=sink.name, provider=sink.provider.name, key="", action="")
@@ -384,7 +387,8 @@ class SyncEngine:
             known_skew=self.clock.skew(issuer),
         )
         self.clock.learn(timing, issuer=issuer)
-        if self.clock.skew(issuer) != judged_skew:
+        result.skew = self.clock.skew(issuer)
+        if result.skew != judged_skew:
             # This answer showed this host's clock wrong: what it called implausible may be
             # fresh by the issuer's time, and then it is not rewritten (a scheduled run is a
             # new process each minute: without this, every run would rewrite every token).
@@ -496,12 +500,13 @@ class SyncEngine:
         now: datetime,
     ) -> list[tuple[Sink, str, SinkResult]]:
         """The due sinks still due at ``now`` (the issuer's time, just learned): a record
-        found implausible by this host's wrong clock may be fresh by the issuer's."""
+        this host's wrong clock called implausible (behind), expired or due (ahead) may be
+        fresh by the issuer's. A forced write stays forced."""
         still = []
         for sink, key, sink_result in due:
             stored = found.get(sink.name)
             state = self.config.refresh.assess(stored, now).state
-            if sink_result.reason == TokenState.IMPLAUSIBLE and not state.needs_refresh:
+            if sink_result.reason != "forced" and not state.needs_refresh:
                 sink_result.action = FRESH
                 sink_result.reason = state.value
                 log.info(

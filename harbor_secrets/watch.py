@@ -397,19 +397,18 @@ class Watcher:
         )
 
     def _now(self) -> datetime:
-        """The time this loop judges by: its clock, in the frame the engine's issuer clock
-        gives (the issuers' time when they agree); expiries are put in it by
-        :meth:`_framed`, so tokens from issuers whose clocks disagree compare alike."""
-        return self.engine.clock.corrected(self.now())
+        """The time this loop judges by: this host's clock. Expiries, stored by their
+        issuers' clocks, are put in it by :meth:`_framed`, so a host whose clock is wrong and
+        issuers whose clocks disagree compare alike."""
+        return self.now()
 
     def _framed(self, job: Job, expires_at: datetime) -> datetime:
         return self._framed_in(job.environment, expires_at)
 
     def _framed_in(self, environment: str, expires_at: datetime) -> datetime:
-        """An expiry of ``environment``'s tokens (by its issuer's clock) in :meth:`_now`'s
-        frame."""
+        """An expiry of ``environment``'s tokens (by its issuer's clock) in this host's."""
         issuer = self.engine.config.environments[environment].token_url
-        return self.engine.clock.framed(expires_at, issuer)
+        return self.engine.clock.to_local(expires_at, issuer)
 
     def _remember_writes(self, report: SyncReport) -> None:
         for job in report.results:

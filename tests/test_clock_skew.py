@@ -73,17 +73,22 @@ def test_the_issuers_date_times_a_record_when_this_hosts_clock_disagrees(
     assert timing.skew == (None if skew is None else pytest.approx(skew))
 
 
-def test_an_answer_without_a_date_is_timed_by_the_skew_measured_before() -> None:
-    """One issuer (or a proxy) sends Date, another does not: every record a process writes
-    is timed by the same, corrected clock, and the answer without one changes nothing."""
+def test_an_answer_without_a_date_is_timed_by_the_skew_its_issuer_measured_before() -> None:
+    """An issuer that sent a Date once and none now (a proxy in between on some answers):
+    its records are still timed by the corrected clock. Another issuer that never sent a
+    usable one is believed to agree with this host: no skew is borrowed across issuers (a
+    wrong Date in front of one must not move another's records)."""
     clock = IssuerClock(lambda: T)
-    clock.learn(IssueTiming(T, 600.0), issuer="https://with-date.example")
-    without = "https://without-date.example"
-    timing = RefreshPolicy.time_issue(at(0.4), at(0.6), None, known_skew=clock.skew(without))
+    issuer, other = "https://with-date.example", "https://without-date.example"
+    clock.learn(IssueTiming(T, 600.0), issuer=issuer)
+    timing = RefreshPolicy.time_issue(at(0.4), at(0.6), None, known_skew=clock.skew(issuer))
     assert timing == IssueTiming(at(600.4), None)
-    clock.learn(timing, issuer=without)
-    assert clock.skew(without) == 600.0
-    assert clock.now(without) == clock.now("https://with-date.example") == at(600)
+    clock.learn(timing, issuer=issuer)
+    assert clock.skew(issuer) == 600.0
+    assert clock.now(issuer) == at(600)
+    assert clock.skew(other) == 0.0
+    assert clock.now(other) == T
+    assert clock.to_local(at(900), issuer) == at(300)  # an expiry by the issuer's clock
 
 
 def test_the_corrected_time_is_never_earlier_than_the_issuers() -> None:
@@ -255,13 +260,21 @@ def test_hosts_ten_minutes_off_over_http_never_send_the_store_backwards(
     # Scheduled runs: every run is a new process that learns its clock again. Bounded by
     # the schedule (at most one request per token and run), and never a step backwards.
     for _ in range(2):
-        before = issuer.token_requests
-        report = behind.new_engine().run()
-        check("a scheduled run, behind")
-        assert issuer.token_requests - before <= 2
-        # What its wrong clock called implausible is fresh by Harbor's: not rewritten.
-        actions = {sink.action for job in report.results for sink in job.sinks}
-        assert actions == {FRESH}, report.to_dict()
+        for host in (behind, ahead):
+            before = issuer.token_requests
+            report = host.new_engine().run()
+            check(f"a scheduled run, {host.skew}")
+            assert issuer.token_requests - before <= 2
+            # What its wrong clock called implausible (behind) or expired (ahead) is fresh
+            # by Harbor's: not rewritten, and said to expire as Harbor's clock has it.
+            actions = {sink.action for job in report.results for sink in job.sinks}
+            assert actions == {FRESH}, report.to_dict()
+            left = [
+                sink["expires_in_seconds"]
+                for job in report.to_dict()["jobs"]
+                for sink in job["sinks"]
+            ]
+            assert all(0 < seconds <= 300 for seconds in left), left
 
     # Readers with a right clock, as real processes.
     status = run_cli("-c", str(files_config), "status", "-o", "json")

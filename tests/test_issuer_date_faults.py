@@ -8,6 +8,11 @@ one readers found expired, or crashed the run; and one skew shared by every issu
 environments whose issuers disagree look wrong to each other, so watch mode fetched both on
 every cycle. Now a ``Date`` outside any clock anyone runs times nothing, a record plausible
 by this host's own clock keeps the never-go-backwards rule, and each issuer's skew is its own.
+
+What no refresher can fix: an issuer whose clock really runs behind issues tokens that
+expire by its clock. Here the good token is kept (never backwards) while the bad issuer
+answers; once it expires, what that issuer grants is expired for right-clock readers too
+(README, "Clocks"). The test checks the moment the stored token falls due.
 """
 
 from __future__ import annotations
@@ -177,3 +182,37 @@ def test_issuers_whose_clocks_disagree_do_not_make_each_other_fetch(
     assert "written under a clock that was wrong" not in caplog.text
     # Every token, by its own issuer's clock, is rewritten with the watch floor left.
     assert least_left >= POLICY.reader_floor(watching=True), least_left
+
+
+@pytest.mark.parametrize("production_off", [-600.0, 600.0])
+def test_one_issuers_wrong_date_does_not_move_another_issuers_records(
+    production_off: float,
+) -> None:
+    """Production's issuer (behind a proxy) sends a Date 10 minutes off; sandbox's sends one
+    no clock runs at (ignored, as if it sent none). This host's clock is right: sandbox's
+    records are timed by it, whatever production's Date says, and stay usable."""
+    start = datetime.now(UTC).replace(microsecond=0)
+    elapsed = [0.0]
+
+    def host_now() -> datetime:
+        return start + timedelta(seconds=elapsed[0])
+
+    production = StandInIssuer(
+        {"svc": SECRET}, clock=lambda: host_now().timestamp() + production_off
+    )
+    sandbox = StandInIssuer({"svc": SECRET}, clock=lambda: 0.0)
+    with production, sandbox:
+        config = load_config(
+            text=TWO_ISSUERS.format(production=production.url, sandbox=sandbox.url)
+        )
+        one_process = engine(config, host_now)
+        try:
+            while elapsed[0] <= 900:
+                assert one_process.run().exit_code == 0
+                stored = MemoryStore.get("two-issuers").records()[KEY]
+                verdict = POLICY.for_reader(stored, host_now(), min_remaining=30)
+                assert verdict.usable, (elapsed[0], verdict)
+                elapsed[0] += 100
+        finally:
+            one_process.close()
+            one_process.runtime.close()
