@@ -6,6 +6,7 @@ is used with a warning; a rewritten file keeps its group, and ``config check`` s
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -13,9 +14,12 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import harbor_secrets_envfile
 import pytest
 from harbor_secrets_envfile import EnvFileProvider, TokenFilesProvider
 
+import harbor_secrets
+import harbor_testkit
 from conftest import CLIENT_SECRET, Result, envfile_config
 from harbor_secrets.stand_in_issuer import StandInIssuer
 from harbor_testkit.records import make_record
@@ -89,6 +93,18 @@ def test_config_check_says_file_mode_decides_the_mode(
     )
 
 
+def importable_by_anyone(directory: Path) -> dict[str, str]:
+    """An environment in which another user's Python imports the code under test from a
+    copy in ``directory``: the checkout itself may be unreadable to that user (a clone made
+    with ``mktemp -d`` is 0700), and the editable installs point into it."""
+    for package in (harbor_secrets, harbor_secrets_envfile, harbor_testkit):
+        source = Path(package.__file__).parent
+        shutil.copytree(
+            source, directory / source.name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return {**os.environ, "PYTHONPATH": str(directory), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def test_a_group_the_writer_is_not_in_is_warned_about_and_the_write_still_happens(
     shared_directory: Path,
 ) -> None:
@@ -114,6 +130,7 @@ def test_a_group_the_writer_is_not_in_is_warned_about_and_the_write_still_happen
         text=True,
         timeout=60,
         check=False,
+        env=importable_by_anyone(shared_directory / "code"),
     )
     assert done.returncode == 0, done.stderr
     assert f"belongs to group {GROUP}, which the user running harbor-secrets is not in" in (
