@@ -98,6 +98,7 @@ def importable_by_anyone(directory: Path) -> dict[str, str]:
     copy in ``directory``: the checkout itself may be unreadable to that user (a clone made
     with ``mktemp -d`` is 0700), and the editable installs point into it."""
     for package in (harbor_secrets, harbor_secrets_envfile, harbor_testkit):
+        assert package.__file__ is not None
         source = Path(package.__file__).parent
         shutil.copytree(
             source, directory / source.name, ignore=shutil.ignore_patterns("__pycache__")
