@@ -59,6 +59,20 @@ ClientFactory = Callable[[Config, Environment, CredentialsConfig, Secret], Token
 def default_client_factory(
     config: Config, environment: Environment, credentials: CredentialsConfig, secret: Secret
 ) -> TokenSource:
+    return token_client(config, environment, credentials, secret)
+
+
+def token_client(
+    config: Config,
+    environment: Environment,
+    credentials: CredentialsConfig,
+    secret: Secret,
+    *,
+    wall_clock: Callable[[], datetime] | None = None,
+) -> TokenSource:
+    """The real token client for one (environment, credentials); ``wall_clock`` (this
+    host's clock, by default the system's) stamps each request, so a test can run it as a
+    host whose clock is wrong."""
     from harbor_secrets.token_client import ClientCredentials, TokenClient
 
     return TokenClient(
@@ -66,6 +80,7 @@ def default_client_factory(
         ClientCredentials(credentials.client_id, secret, credentials.auth_method),
         retry=config.http,
         default_expires_in=int(config.refresh.token_lifetime),
+        wall_clock=wall_clock or (lambda: datetime.now(UTC)),
     )
 
 

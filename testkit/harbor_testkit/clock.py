@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from harbor_secrets.config import Config, CredentialsConfig
 from harbor_secrets.environments import Environment
 from harbor_secrets.secrets import Secret
-from harbor_secrets.sync import ClientFactory, TokenSource
-from harbor_secrets.token_client import ClientCredentials, IssuedToken, TokenClient
+from harbor_secrets.sync import ClientFactory, TokenSource, token_client
+from harbor_secrets.token_client import IssuedToken
 
 #: A fixed, whole-second starting point for simulations.
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -97,11 +97,6 @@ def clocked_token_clients(now: Callable[[], datetime]) -> ClientFactory:
     def factory(
         config: Config, environment: Environment, credentials: CredentialsConfig, s: Secret
     ) -> TokenSource:
-        return TokenClient(
-            environment,
-            ClientCredentials(credentials.client_id, s, credentials.auth_method),
-            retry=config.http,
-            wall_clock=now,
-        )
+        return token_client(config, environment, credentials, s, wall_clock=now)
 
     return factory
